@@ -1,0 +1,104 @@
+// Package store defines the contract every database adapter (postgres,
+// mssql) fulfils, so the failover wrapper and the sync engine can use either
+// database in either role. storetest holds the one contract test suite.
+package store
+
+import (
+	"context"
+	"time"
+
+	"dualsync/internal/domain"
+)
+
+// Role is the part a database plays; it fixes the parity of the ids it
+// allocates so rows created on both sides never collide.
+type Role string
+
+const (
+	RolePrimary  Role = "primary"  // allocates odd ids: 1, 3, 5, ...
+	RoleFallback Role = "fallback" // allocates even ids: 2, 4, 6, ...
+)
+
+// Page selects live rows with id > After, at most Limit of them, by id.
+type Page struct {
+	After int64
+	Limit int
+}
+
+// OutboxEntry is a change that must reach the other database. A row is
+// written in the same transaction as the change it describes. Version is the
+// changed row's updatedAt: the row is acknowledged (deleted) once sync has
+// made both databases agree on a version at least that new.
+type OutboxEntry struct {
+	Seq       int64
+	Entity    domain.Entity
+	ID        int64
+	Version   time.Time
+	CreatedAt time.Time
+	SentAt    *time.Time // last time a message was enqueued for it; nil if never
+}
+
+// PutResult says what a sync write did to the target row.
+type PutResult string
+
+const (
+	PutCreated   PutResult = "created"   // the row did not exist
+	PutUpdated   PutResult = "updated"   // an older row was overwritten
+	PutDeleted   PutResult = "deleted"   // an older live row became a tombstone
+	PutUnchanged PutResult = "unchanged" // the target was already as new (or newer)
+)
+
+// DB is one database in one role. Errors carry domain kinds: NotFound for a
+// missing or tombstoned row, Conflict for a duplicate email, Unavailable when
+// the database cannot be reached or times out (the caller may fail over),
+// Internal otherwise. All times are UTC milliseconds.
+type DB interface {
+	// API operations: they never show or change tombstoned rows, and each
+	// change writes its outbox row in the same transaction.
+	ListProducts(ctx context.Context, p Page) ([]domain.Product, error)
+	GetProduct(ctx context.Context, id int64) (domain.Product, error)
+	CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error)
+	UpdateProduct(ctx context.Context, id int64, c domain.ProductChange) (domain.Product, error)
+	DeleteProduct(ctx context.Context, id int64) error
+
+	ListUsers(ctx context.Context, p Page) ([]domain.User, error)
+	GetUser(ctx context.Context, id int64) (domain.User, error)
+	CreateUser(ctx context.Context, c domain.UserChange) (domain.User, error)
+	UpdateUser(ctx context.Context, id int64, c domain.UserChange) (domain.User, error)
+	DeleteUser(ctx context.Context, id int64) error
+
+	// Sync operations see tombstones and write no outbox rows (a synced
+	// change must not echo back).
+	//
+	// LoadProduct returns the row, tombstone included; ok is false if absent.
+	LoadProduct(ctx context.Context, id int64) (p domain.Product, ok bool, err error)
+	// PutProduct writes p with its own id and timestamps if the target row is
+	// absent, older (UpdatedAt before p's), or equal in time and overwriteTie.
+	PutProduct(ctx context.Context, p domain.Product, overwriteTie bool) (PutResult, error)
+	LoadUser(ctx context.Context, id int64) (u domain.User, ok bool, err error)
+	// PutUser is PutProduct for users; an email held by another live user
+	// gives a Conflict error and changes nothing.
+	PutUser(ctx context.Context, u domain.User, overwriteTie bool) (PutResult, error)
+	// IDs lists ids of the entity, tombstones included, > after, ascending.
+	IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error)
+
+	// Outbox.
+	//
+	// PendingOutbox lists entries never sent and created before notSentBefore,
+	// or last sent before resendBefore, oldest first.
+	PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]OutboxEntry, error)
+	// MarkOutboxSent records that a message was enqueued at `at` for the
+	// entity's entries whose Version <= upTo.
+	MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error
+	// AckOutbox deletes the entity's entries whose Version <= upTo.
+	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error
+	// OutboxDepth counts the entries not yet acknowledged.
+	OutboxDepth(ctx context.Context) (int64, error)
+
+	// Ping checks the database answers a trivial query.
+	Ping(ctx context.Context) error
+	// Role returns the role this DB was opened in; Driver "postgres" or "sqlserver".
+	Role() Role
+	Driver() string
+	Close()
+}
