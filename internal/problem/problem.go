@@ -57,7 +57,6 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	Write(w, d)
 }
 
-
 // Write sends d, filling Type and Title from the status when empty.
 func Write(w http.ResponseWriter, d Details) {
 	if d.Type == "" {

@@ -130,4 +130,3 @@ func dial(addr string) bool {
 	c.Close()
 	return true
 }
-
