@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"dualsync/internal/domain"
@@ -18,6 +19,11 @@ const (
 	RolePrimary  Role = "primary"  // allocates odd ids: 1, 3, 5, ...
 	RoleFallback Role = "fallback" // allocates even ids: 2, 4, 6, ...
 )
+
+// ErrUnreached is in the chain of an Unavailable error when the database
+// certainly applied nothing (no connection, or the transaction failed before
+// COMMIT was sent), so the failover wrapper may redo a write elsewhere.
+var ErrUnreached = errors.New("database not reached; nothing was changed")
 
 // Page selects live rows with id > After, at most Limit of them, by id.
 type Page struct {
@@ -94,6 +100,12 @@ type DB interface {
 	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error
 	// OutboxDepth counts the entries not yet acknowledged.
 	OutboxDepth(ctx context.Context) (int64, error)
+
+	// Migrate applies the embedded schema migrations; running it again, or
+	// concurrently, is harmless.
+	Migrate(ctx context.Context) error
+	// Seed loads the sample data; running it again creates nothing new.
+	Seed(ctx context.Context) error
 
 	// Ping checks the database answers a trivial query.
 	Ping(ctx context.Context) error

@@ -1,0 +1,19 @@
+// Parameters for infra/main.bicep, read from the environment so that the same file serves
+// `azd up` (azd exports its environment's values) and `az deployment sub create` (export them
+// yourself; docs/deploy.md lists them). Secrets are never written here.
+using './main.bicep'
+
+param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'dualsync')
+param location = readEnvironmentVariable('AZURE_LOCATION', 'swedencentral')
+param resourceGroupName = readEnvironmentVariable('AZURE_RESOURCE_GROUP', '')
+param principalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
+param principalName = readEnvironmentVariable('AZURE_PRINCIPAL_NAME', '')
+param principalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', 'User')
+param createDatabases = bool(readEnvironmentVariable('CREATE_DATABASES', 'false'))
+param clientIpAddress = readEnvironmentVariable('CLIENT_IP_ADDRESS', '')
+
+// Distinct names from the local PRIMARY_DATABASE_URL/FALLBACK_DATABASE_URL, so a local
+// development URL can never end up in Azure by accident.
+param primaryDatabaseUrl = readEnvironmentVariable('AZURE_PRIMARY_DATABASE_URL', '')
+param fallbackDatabaseUrl = readEnvironmentVariable('AZURE_FALLBACK_DATABASE_URL', '')
+param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD', '')

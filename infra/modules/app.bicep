@@ -1,0 +1,442 @@
+// The Function App and everything it needs: a user-assigned identity, a storage account without
+// shared keys (host storage, deployment container, the app's queues and tables), Application
+// Insights on Log Analytics with Entra-only ingestion, a Key Vault holding the two database URLs,
+// the Flex Consumption plan and app, and the role assignments that make identity-based access work.
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('Suffix that makes the names unique.')
+param resourceToken string
+
+@description('Object id of the person or pipeline deploying (Key Vault Secrets Officer, Storage Table Data Reader, Storage Queue Data Reader). Empty: no assignments.')
+param principalId string
+
+@description('Kind of principalId: User, Group or ServicePrincipal.')
+param principalType string
+
+@description('true: the database URLs are built for the databases created by databases.bicep.')
+param createDatabases bool
+
+@description('Created Azure SQL server host name (createDatabases).')
+param sqlServerFqdn string
+
+@description('Created Azure SQL database name (createDatabases).')
+param sqlDatabaseName string
+
+@description('Created PostgreSQL server host name (createDatabases).')
+param postgresFqdn string
+
+@description('Created PostgreSQL database name (createDatabases).')
+param postgresDatabaseName string
+
+@description('PostgreSQL administrator login (createDatabases).')
+param postgresAdminLogin string
+
+@secure()
+@description('PostgreSQL administrator password (createDatabases).')
+param postgresAdminPassword string
+
+@secure()
+@description('Existing primary database URL (not createDatabases). Empty: leave the Key Vault secret as it is.')
+param primaryDatabaseUrl string
+
+@secure()
+@description('Existing fallback database URL (not createDatabases). Empty: leave the Key Vault secret as it is.')
+param fallbackDatabaseUrl string
+
+@description('NCRONTAB of NightlyProductSync (app setting NightlySyncSchedule).')
+param nightlySyncSchedule string
+
+@description('NCRONTAB of OutboxRelay (app setting OutboxRelaySchedule).')
+param outboxRelaySchedule string
+
+@description('App setting DB_CONNECT_TIMEOUT.')
+param dbConnectTimeout string
+
+@description('App setting DB_QUERY_TIMEOUT.')
+param dbQueryTimeout string
+
+@description('App setting BREAKER_COOLDOWN.')
+param breakerCooldown string
+
+@description('App setting OUTBOX_RESEND_AFTER.')
+param outboxResendAfter string
+
+@description('App setting LOG_LEVEL.')
+param logLevel string
+
+@description('Memory of one instance in MB.')
+param instanceMemoryMB int
+
+@description('Upper bound of instances.')
+param maximumInstanceCount int
+
+// Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageTableDataReaderRoleId = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var storageQueueDataReaderRoleId = '19e7f393-937e-4f77-808e-94535e297925'
+var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
+var keyVaultSecretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+
+// Names the app agrees on (docs/architecture.md): the queues, with the poison queues the host
+// moves failed messages to, and the tables.
+var queueNames = [
+  'sync-plan'
+  'sync-plan-poison'
+  'product-sync'
+  'product-sync-poison'
+]
+var tableNames = [
+  'SyncRuns'
+  'SyncResults'
+]
+
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package'
+var primarySecretName = 'primary-database-url'
+var fallbackSecretName = 'fallback-database-url'
+
+// With created databases: the primary is Azure SQL reached with the app's managed identity
+// (go-mssqldb fedauth, no secret in the URL); the fallback is PostgreSQL with the admin password.
+var primaryUrl = createDatabases ? 'sqlserver://${sqlServerFqdn}?database=${sqlDatabaseName}&encrypt=true&fedauth=ActiveDirectoryManagedIdentity&user%20id=${appIdentity.properties.clientId}' : primaryDatabaseUrl
+var fallbackUrl = createDatabases ? 'postgres://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgresFqdn}:5432/${postgresDatabaseName}?sslmode=require' : fallbackDatabaseUrl
+
+resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${resourceToken}'
+  location: location
+  tags: tags
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: 'st${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for tableName in tableNames: {
+    parent: tableService
+    name: tableName
+  }
+]
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    DisableLocalAuth: true
+  }
+}
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: 'kv-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+// A secret is written only when there is a value, so provisioning again without the URLs keeps
+// a secret that was rotated directly in Key Vault.
+resource primarySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (createDatabases || !empty(primaryDatabaseUrl)) {
+  parent: keyVault
+  name: primarySecretName
+  properties: {
+    value: primaryUrl
+    contentType: 'text/plain'
+  }
+}
+
+resource fallbackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (createDatabases || !empty(fallbackDatabaseUrl)) {
+  parent: keyVault
+  name: fallbackSecretName
+  properties: {
+    value: fallbackUrl
+    contentType: 'text/plain'
+  }
+}
+
+// Role assignments for the app's identity.
+
+resource appBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appIdentity.id, storageBlobDataOwnerRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appIdentity.id, storageQueueDataContributorRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appIdentity.id, storageTableDataContributorRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appIdentity.id, monitoringMetricsPublisherRoleId)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appKeyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, appIdentity.id, keyVaultSecretsUserRoleId)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: appIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Role assignments for the person deploying: rotate secrets, read sync results, peek at queues.
+
+resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(keyVault.id, principalId, keyVaultSecretsOfficerRoleId)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficerRoleId)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+resource deployerTableDataReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(storage.id, principalId, storageTableDataReaderRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReaderRoleId)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+resource deployerQueueDataReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+  name: guid(storage.id, principalId, storageQueueDataReaderRoleId)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataReaderRoleId)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${appIdentity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: appIdentity.id
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: appIdentity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+}
+
+// No publishing with user names and passwords: deployments use Entra tokens.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+// Every setting the handler and the host read (docs/architecture.md, local.settings.json),
+// in their Azure form: storage connections by identity, database URLs as Key Vault references.
+// Flex Consumption takes the runtime from functionAppConfig, so no FUNCTIONS_* settings.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: {
+    AzureWebJobsStorage__accountName: storage.name
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: appIdentity.properties.clientId
+    SyncStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+    SyncStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+    SyncStorage__credential: 'managedidentity'
+    SyncStorage__clientId: appIdentity.properties.clientId
+    PRIMARY_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${primarySecretName}/)'
+    FALLBACK_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${fallbackSecretName}/)'
+    NightlySyncSchedule: nightlySyncSchedule
+    OutboxRelaySchedule: outboxRelaySchedule
+    DB_CONNECT_TIMEOUT: dbConnectTimeout
+    DB_QUERY_TIMEOUT: dbQueryTimeout
+    BREAKER_COOLDOWN: breakerCooldown
+    OUTBOX_RESEND_AFTER: outboxResendAfter
+    LOG_LEVEL: logLevel
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
+  }
+  // The host and the Key Vault references need their roles from the first start.
+  dependsOn: [
+    appBlobDataOwner
+    appQueueDataContributor
+    appTableDataContributor
+    appMetricsPublisher
+    appKeyVaultSecretsUser
+    primarySecret
+    fallbackSecret
+    deploymentContainer
+    queues
+    tables
+  ]
+}
+
+output functionAppName string = functionApp.name
+output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
+output storageAccountName string = storage.name
+output keyVaultName string = keyVault.name
+output identityName string = appIdentity.name
+output identityClientId string = appIdentity.properties.clientId
+output applicationInsightsName string = appInsights.name
+output logAnalyticsWorkspaceName string = logAnalytics.name

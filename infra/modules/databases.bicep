@@ -1,0 +1,180 @@
+// The two databases, created only when main.bicep's createDatabases is true:
+// Azure SQL Database (primary) with Entra-only authentication (the app signs in with its identity);
+// Azure Database for PostgreSQL Flexible Server (fallback) with Entra authentication for people
+// and a password login for the app (pgx takes a static URL; the URL lives in Key Vault only).
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags object
+
+@description('Suffix that makes the names unique.')
+param resourceToken string
+
+@description('Object id of the Entra admin of both servers.')
+param principalId string
+
+@description('Sign-in name (UPN) or display name of principalId.')
+param principalName string
+
+@description('Kind of principalId: User, Group or ServicePrincipal.')
+param principalType string
+
+@description('Administrator login of the PostgreSQL server.')
+param postgresAdminLogin string
+
+@secure()
+@description('Password of postgresAdminLogin.')
+param postgresAdminPassword string
+
+@description('A public IP address let through both firewalls (migrations from your machine). Empty: none.')
+param clientIpAddress string
+
+@description('Name of the database on both servers.')
+param databaseName string = 'dualsync'
+
+resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
+  name: 'sql-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    minimalTlsVersion: '1.2'
+    publicNetworkAccess: 'Enabled'
+    administrators: {
+      administratorType: 'ActiveDirectory'
+      azureADOnlyAuthentication: true
+      login: principalName
+      sid: principalId
+      principalType: principalType == 'ServicePrincipal' ? 'Application' : principalType
+      tenantId: tenant().tenantId
+    }
+  }
+}
+
+// Basic (5 DTU, 2 GB): a flat few dollars a month. A serverless database would not save money
+// here: OutboxRelay reads the primary every minute, so it would never auto-pause.
+resource sqlDatabase 'Microsoft.Sql/servers/databases@2021-11-01' = {
+  parent: sqlServer
+  name: databaseName
+  location: location
+  tags: tags
+  sku: {
+    name: 'Basic'
+    tier: 'Basic'
+    capacity: 5
+  }
+  properties: {
+    maxSizeBytes: 2147483648
+    zoneRedundant: false
+    requestedBackupStorageRedundancy: 'Local'
+  }
+}
+
+// The Flex Consumption app has no fixed outbound address without a virtual network:
+// 0.0.0.0 is the documented rule for "Azure services".
+resource sqlAllowAzure 'Microsoft.Sql/servers/firewallRules@2021-11-01' = {
+  parent: sqlServer
+  name: 'AllowAllWindowsAzureIps'
+  properties: {
+    startIpAddress: '0.0.0.0'
+    endIpAddress: '0.0.0.0'
+  }
+}
+
+resource sqlAllowClient 'Microsoft.Sql/servers/firewallRules@2021-11-01' = if (!empty(clientIpAddress)) {
+  parent: sqlServer
+  name: 'AllowClientIp'
+  properties: {
+    startIpAddress: clientIpAddress
+    endIpAddress: clientIpAddress
+  }
+}
+
+resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
+  name: 'psql-${resourceToken}'
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard_B1ms'
+    tier: 'Burstable'
+  }
+  properties: {
+    version: '16'
+    administratorLogin: postgresAdminLogin
+    administratorLoginPassword: postgresAdminPassword
+    authConfig: {
+      activeDirectoryAuth: 'Enabled'
+      passwordAuth: 'Enabled'
+      tenantId: tenant().tenantId
+    }
+    storage: {
+      storageSizeGB: 32
+    }
+    backup: {
+      backupRetentionDays: 7
+      geoRedundantBackup: 'Disabled'
+    }
+    highAvailability: {
+      mode: 'Disabled'
+    }
+    network: {
+      publicNetworkAccess: 'Enabled'
+    }
+  }
+}
+
+// The server accepts one change at a time: the children below are chained with dependsOn.
+resource postgresDatabase 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
+  parent: postgres
+  name: databaseName
+  properties: {
+    charset: 'UTF8'
+    collation: 'en_US.utf8'
+  }
+}
+
+resource postgresAllowAzure 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = {
+  parent: postgres
+  name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
+  properties: {
+    startIpAddress: '0.0.0.0'
+    endIpAddress: '0.0.0.0'
+  }
+  dependsOn: [
+    postgresDatabase
+  ]
+}
+
+resource postgresAllowClient 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = if (!empty(clientIpAddress)) {
+  parent: postgres
+  name: 'AllowClientIp'
+  properties: {
+    startIpAddress: clientIpAddress
+    endIpAddress: clientIpAddress
+  }
+  dependsOn: [
+    postgresAllowAzure
+  ]
+}
+
+resource postgresEntraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+  parent: postgres
+  name: principalId
+  properties: {
+    principalName: principalName
+    principalType: principalType
+    tenantId: tenant().tenantId
+  }
+  dependsOn: [
+    postgresAllowAzure
+    postgresAllowClient
+  ]
+}
+
+output sqlServerName string = sqlServer.name
+output sqlServerFqdn string = sqlServer.properties.fullyQualifiedDomainName
+output sqlDatabaseName string = sqlDatabase.name
+output postgresServerName string = postgres.name
+output postgresFqdn string = postgres.properties.fullyQualifiedDomainName
+output postgresDatabaseName string = postgresDatabase.name

@@ -1,0 +1,180 @@
+package mssql
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"embed"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"dualsync/internal/database/sample"
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// idStart is the first id of the role's sequences: odd on the primary, even
+// on the fallback. It is substituted into migrations as {{id_start}}; being a
+// constant of ours, not input, it is safe in DDL (which takes no parameters).
+func idStart(r store.Role) int64 {
+	if r == store.RoleFallback {
+		return 2
+	}
+	return 1
+}
+
+// Batches splits a T-SQL script on lines holding only GO, as sqlcmd does;
+// the server itself does not know GO.
+func Batches(script string) []string {
+	var (
+		out []string
+		cur strings.Builder
+	)
+	flush := func() {
+		if s := strings.TrimSpace(cur.String()); s != "" {
+			out = append(out, s)
+		}
+		cur.Reset()
+	}
+	sc := bufio.NewScanner(strings.NewReader(script))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.EqualFold(strings.TrimSpace(line), "GO") {
+			flush()
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	flush()
+	return out
+}
+
+// Migrate applies the embedded migrations not yet recorded in
+// schema_migrations, in name order, in one transaction under an application
+// lock (sp_getapplock) so concurrent callers wait for each other. Each runs
+// once, so a sequence is created (with its role's start) once, never reset.
+func (db *DB) Migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return domain.Wrap(domain.KindInternal, err, "sqlserver: list migrations")
+	}
+	sort.Strings(names)
+	return db.inTx(ctx, "migrate", func(tx *sql.Tx) error {
+		var got int
+		if err := tx.QueryRowContext(ctx, `DECLARE @r INT;
+			EXEC @r = sp_getapplock @Resource = N'dualsync-migrate', @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 60000;
+			SELECT @r;`).Scan(&got); err != nil {
+			return err
+		}
+		if got < 0 {
+			return domain.Errorf(domain.KindUnavailable, "sqlserver: migration lock not granted (%d)", got)
+		}
+		if _, err := tx.ExecContext(ctx, `IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL
+			CREATE TABLE dbo.schema_migrations (
+				version NVARCHAR(100) NOT NULL CONSTRAINT schema_migrations_pk PRIMARY KEY,
+				applied_at DATETIME2(3) NOT NULL CONSTRAINT schema_migrations_applied_df DEFAULT SYSUTCDATETIME())`); err != nil {
+			return err
+		}
+		for _, name := range names {
+			version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+			var done int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM dbo.schema_migrations WHERE version = @p1", version).Scan(&done); err != nil {
+				return err
+			}
+			if done > 0 {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			script := strings.ReplaceAll(string(body), "{{id_start}}", strconv.FormatInt(idStart(db.role), 10))
+			for i, batch := range Batches(script) {
+				// No arguments: sent as a plain batch, not sp_executesql.
+				if _, err := tx.ExecContext(ctx, batch); err != nil {
+					return domain.Wrap(domain.KindInternal, err, "sqlserver: migration "+version+" batch "+strconv.Itoa(i+1)+" failed")
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", version); err != nil {
+				return err
+			}
+		}
+		return db.checkParity(ctx, tx)
+	})
+}
+
+// checkParity refuses a database whose sequences were created for the other
+// role: its ids would collide with the other database's.
+func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
+	for _, seq := range []string{"products_id_seq", "users_id_seq"} {
+		var start, inc int64
+		err := tx.QueryRowContext(ctx, `SELECT CAST(start_value AS BIGINT), CAST(increment AS BIGINT) FROM sys.sequences
+			WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&start, &inc)
+		if err != nil {
+			return err
+		}
+		if inc != 2 || start%2 != idStart(db.role)%2 {
+			return domain.Errorf(domain.KindInternal,
+				"sqlserver: sequence %s (start %d, increment %d) was created for the other role, but this database is opened as %s",
+				seq, start, inc, db.role)
+		}
+	}
+	return nil
+}
+
+// Seed inserts the sample rows whose ids are absent (see package sample),
+// skipping a sample user whose email a live user already holds. It writes no
+// outbox rows: every database gets the same rows. The primary's sequences
+// would hand out the sample ids, so they are moved past them, never back.
+func (db *DB) Seed(ctx context.Context) error {
+	return db.inTx(ctx, "seed", func(tx *sql.Tx) error {
+		for _, p := range sample.Products {
+			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.products WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1)
+				INSERT INTO dbo.products (id, name, description, price, created_at, updated_at)
+				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p5)`,
+				p.ID, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt)); err != nil {
+				return err
+			}
+		}
+		for _, u := range sample.Users {
+			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.users WITH (UPDLOCK, HOLDLOCK)
+					WHERE id = @p1 OR (email = @p3 AND deleted_at IS NULL))
+				INSERT INTO dbo.users (id, name, email, created_at, updated_at)
+				VALUES (@p1, @p2, @p3, @p4, @p4)`,
+				u.ID, u.Name, u.Email, dt(u.UpdatedAt)); err != nil {
+				return err
+			}
+		}
+		if idStart(db.role)%2 != sample.MaxID%2 {
+			return nil // this role's ids never meet the sample ids
+		}
+		for _, seq := range []string{"products_id_seq", "users_id_seq"} {
+			var cur, inc int64
+			var used bool
+			err := tx.QueryRowContext(ctx, `SELECT CAST(current_value AS BIGINT), CAST(increment AS BIGINT),
+					CAST(CASE WHEN last_used_value IS NULL THEN 0 ELSE 1 END AS BIT)
+				FROM sys.sequences WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&cur, &inc, &used)
+			if err != nil {
+				return err
+			}
+			next := cur
+			if used {
+				next = cur + inc
+			}
+			if next <= sample.MaxID {
+				// DDL takes no parameters; the value is our constant.
+				if _, err := tx.ExecContext(ctx, "ALTER SEQUENCE dbo."+seq+" RESTART WITH "+strconv.FormatInt(sample.MaxID+2, 10)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

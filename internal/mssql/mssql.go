@@ -1,0 +1,256 @@
+// Package mssql is the SQL Server adapter of store.DB (microsoft/go-mssqldb
+// through database/sql, T-SQL), with its schema migrations embedded.
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/golang-sql/civil"
+	mssqldb "github.com/microsoft/go-mssqldb"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// Options tune the connection pool; zero values take defaults.
+type Options struct {
+	ConnectTimeout time.Duration // per connection attempt; default 2s
+	Clock          domain.Clock  // default time.Now
+	MaxConns       int32         // default unlimited (database/sql's)
+}
+
+// DefaultConnectTimeout bounds a connection attempt: go-mssqldb otherwise
+// dials for 15 s and logs in without a limit, which would stall failover.
+const DefaultConnectTimeout = 2 * time.Second
+
+// DB is one SQL Server database in one role.
+type DB struct {
+	db   *sql.DB
+	role store.Role
+	now  domain.Clock
+}
+
+var _ store.DB = (*DB)(nil)
+
+// Open configures a connection pool; it does not connect (database/sql dials
+// lazily), so it returns at once even when the server is down.
+func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, error) {
+	if role != store.RolePrimary && role != store.RoleFallback {
+		return nil, domain.Errorf(domain.KindInternal, "sqlserver: unknown role %q", role)
+	}
+	dsn, err := WithTimeouts(rawURL, o.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := mssqldb.NewConnector(dsn)
+	if err != nil {
+		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
+	}
+	db := sql.OpenDB(conn)
+	if o.MaxConns > 0 {
+		db.SetMaxOpenConns(int(o.MaxConns))
+		db.SetMaxIdleConns(int(o.MaxConns))
+	}
+	// Connections broken by a failover or a restart are dropped rather than
+	// kept forever.
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	now := o.Clock
+	if now == nil {
+		now = time.Now
+	}
+	return &DB{db: db, role: role, now: now}, nil
+}
+
+// WithTimeouts returns rawURL with go-mssqldb's "dial timeout" and
+// "connection timeout" (whole seconds, rounded up) set to connectTimeout
+// (default 2s), unless the URL already sets them. It never echoes the URL in
+// an error.
+func WithTimeouts(rawURL string, connectTimeout time.Duration) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "sqlserver") || u.Host == "" {
+		return "", domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: expected sqlserver://user:password@host:port?database=name")
+	}
+	if connectTimeout <= 0 {
+		connectTimeout = DefaultConnectTimeout
+	}
+	secs := strconv.FormatInt(int64(math.Ceil(connectTimeout.Seconds())), 10)
+	q := u.Query()
+	for _, key := range []string{"dial timeout", "connection timeout"} {
+		if !hasKey(q, key) {
+			q.Set(key, secs)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func hasKey(q url.Values, key string) bool {
+	for k := range q {
+		if strings.EqualFold(strings.TrimSpace(k), key) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact removes rawURL's password from msg.
+func redact(msg, rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			msg = strings.ReplaceAll(msg, url.QueryEscape(pw), "xxxxx")
+		}
+	}
+	return msg
+}
+
+func (db *DB) Role() store.Role { return db.role }
+func (db *DB) Driver() string   { return "sqlserver" }
+func (db *DB) Close()           { _ = db.db.Close() }
+
+// Ping checks the server answers a trivial query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return classify(err, "ping", true)
+	}
+	return nil
+}
+
+func (db *DB) clock() time.Time { return domain.Millis(db.now()) }
+
+// dt encodes t as DATETIME2 (a bare time.Time would go as DATETIMEOFFSET).
+func dt(t time.Time) civil.DateTime { return civil.DateTimeOf(domain.Millis(t)) }
+
+// dtPtr is dt for a nullable time.
+func dtPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return dt(*t)
+}
+
+// inTx runs fn in a transaction and commits. Failures before COMMIT was sent
+// changed nothing (SQL Server rolls back an open transaction whose
+// connection drops), so they are reported as unreached.
+func (db *DB) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err, what, true)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return err
+		}
+		return classify(err, what, true)
+	}
+	if err := tx.Commit(); err != nil {
+		return classify(err, what, false) // the COMMIT may have been applied
+	}
+	return nil
+}
+
+// SQL Server error numbers the classification knows.
+const (
+	errUniqueIndex      = 2601  // duplicate key in a unique index
+	errUniqueConstraint = 2627  // duplicate key in a unique constraint
+	errNotNull          = 515   // NULL into a NOT NULL column
+	errCheck            = 547   // CHECK / FOREIGN KEY constraint
+	errOverflow         = 8115  // arithmetic overflow (e.g. DECIMAL(10,2))
+	errTruncated        = 8152  // string or binary data would be truncated
+	errTruncatedNew     = 2628  // the same, SQL Server 2019+
+	errLogin            = 18456 // login failed
+	errOpenDatabase     = 4060  // cannot open the database of the login
+)
+
+// unavailableNumbers are server errors that mean "not now": Azure SQL
+// transient errors (database paused, resuming, busy, failing over).
+var unavailableNumbers = map[int32]bool{
+	errLogin: true, errOpenDatabase: true, 18452: true, // authentication
+	40613: true, 40197: true, 40501: true, 40540: true, 40544: true, 40549: true, 40550: true,
+	49918: true, 49919: true, 49920: true, 10928: true, 10929: true, 4221: true, 615: true, 926: true,
+}
+
+// Classify gives err a domain kind; exported for tests of the mapping.
+// unreached says the operation certainly changed nothing if it failed for
+// connection reasons; driver.ErrBadConn (go-mssqldb's RetryableError) says
+// the same on its own.
+func Classify(err error, unreached bool) error { return classify(err, "operation", unreached) }
+
+func classify(err error, what string, unreached bool) error {
+	if err == nil {
+		return nil
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	var serverErr mssqldb.ServerError
+	if errors.As(err, &serverErr) {
+		// A fatal server error severs the connection; whether a write
+		// applied is unknown.
+		return unavailable(err, false)
+	}
+	var se mssqldb.Error
+	if errors.As(err, &se) {
+		switch n := se.Number; {
+		case n == errUniqueIndex || n == errUniqueConstraint:
+			if strings.Contains(se.Message, "users_email_live") {
+				return domain.Wrap(domain.KindConflict, err, "a user with this email already exists")
+			}
+			return domain.Wrap(domain.KindConflict, err, "the row conflicts with an existing one")
+		case n == errNotNull, n == errCheck, n == errOverflow, n == errTruncated, n == errTruncatedNew:
+			// Something a client sent: never a 500.
+			return domain.Wrap(domain.KindInvalid, err, "the database rejected a value")
+		case unavailableNumbers[n]:
+			// Refused at login or before the statement ran: nothing changed.
+			return unavailable(err, unreached || n == errLogin || n == errOpenDatabase || n == 18452)
+		}
+		return domain.Wrap(domain.KindInternal, err, "sqlserver: "+what+" failed")
+	}
+	if isConnectionError(err) {
+		return unavailable(err, unreached || errors.Is(err, driver.ErrBadConn))
+	}
+	return domain.Wrap(domain.KindInternal, err, "sqlserver: "+what+" failed")
+}
+
+func unavailable(err error, unreached bool) error {
+	if unreached {
+		err = fmt.Errorf("%w: %w", store.ErrUnreached, err)
+	}
+	return domain.Wrap(domain.KindUnavailable, err, "the database is unavailable")
+}
+
+// isConnectionError reports failures of reaching or talking to the server,
+// as opposed to errors the server returned.
+func isConnectionError(err error) bool {
+	var ne net.Error
+	var stream mssqldb.StreamError
+	switch {
+	case errors.As(err, &ne), errors.As(err, &stream),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, net.ErrClosed):
+		return true
+	}
+	// go-mssqldb reports some connect failures as plain text.
+	msg := err.Error()
+	return strings.Contains(msg, "unable to open tcp connection") || strings.Contains(msg, "login error") ||
+		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe")
+}

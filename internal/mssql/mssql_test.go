@@ -1,0 +1,212 @@
+package mssql_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mssqldb "github.com/microsoft/go-mssqldb"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/mssql"
+	"dualsync/internal/store"
+	"dualsync/internal/store/storetest"
+	"dualsync/internal/testenv"
+)
+
+// TestContract runs the store contract against a real SQL Server, one fresh
+// database per subtest, created on the server MSSQL_URL names (its login
+// needs CREATE DATABASE).
+func TestContract(t *testing.T) {
+	admin := os.Getenv("MSSQL_URL")
+	if admin == "" {
+		t.Skip("MSSQL_URL not set: SQL Server contract tests not run (no SQL Server on this machine)")
+	}
+	storetest.Run(t, func(t *testing.T, role store.Role) store.DB {
+		db, err := mssql.Open(context.Background(), createDatabase(t, admin), role, mssql.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	})
+}
+
+func createDatabase(t *testing.T, admin string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := sql.Open("sqlserver", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	name := "dualsync_test_" + testenv.RandomHex(6) // hex only: safe in brackets
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE ["+name+"]"); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := sql.Open("sqlserver", admin)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, err = c.ExecContext(ctx, "ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]")
+		if err != nil {
+			t.Logf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("database", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func TestWithTimeouts(t *testing.T) {
+	tests := []struct {
+		name, in string
+		timeout  time.Duration
+		want     map[string]string
+	}{
+		{"defaults added", "sqlserver://sa:pw@db.example:1433?database=app", 0,
+			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
+		{"rounded up to whole seconds", "sqlserver://sa:pw@db.example?database=app", 1500 * time.Millisecond,
+			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
+		{"URL's own values kept", "sqlserver://sa:pw@db.example?dial+timeout=7&Connection%20Timeout=9", time.Second,
+			map[string]string{"dial timeout": "7", "Connection Timeout": "9"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := mssql.WithTimeouts(tc.in, tc.timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			for k, v := range tc.want {
+				if got := q.Get(k); got != v {
+					t.Errorf("%q = %q, want %q (URL %s)", k, got, v, u.Redacted())
+				}
+			}
+			if len(q) != len(tc.want) {
+				t.Errorf("unexpected parameters: %v", q)
+			}
+			if pw, _ := u.User.Password(); pw != "pw" || u.Host == "" {
+				t.Errorf("credentials or host lost: %s", u.Redacted())
+			}
+		})
+	}
+	for _, bad := range []string{"postgres://u:pw@h/db", "sqlserver://", "::not a url", "sqlserver://u:Secr3t@h:bad port/"} {
+		_, err := mssql.WithTimeouts(bad, 0)
+		if err == nil {
+			t.Errorf("%q: no error", bad)
+		} else if strings.Contains(err.Error(), "Secr3t") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
+
+func TestBatches(t *testing.T) {
+	script := "CREATE TABLE a (x INT);\nGO\n  go  \nSELECT 1;\nSELECT 'GO';\nGO\n\nGOTO x;\n"
+	got := mssql.Batches(script)
+	want := []string{"CREATE TABLE a (x INT);", "SELECT 1;\nSELECT 'GO';", "GOTO x;"}
+	if len(got) != len(want) {
+		t.Fatalf("batches %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("batch %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestOpenIsLazy(t *testing.T) {
+	ctx := context.Background()
+	u := fmt.Sprintf("sqlserver://sa:pw@127.0.0.1:%d?database=x", testenv.FreePort(t))
+	db, err := mssql.Open(ctx, u, store.RoleFallback, mssql.Options{ConnectTimeout: time.Second, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Role() != store.RoleFallback || db.Driver() != "sqlserver" {
+		t.Fatalf("role %q driver %q", db.Role(), db.Driver())
+	}
+	// Nothing listens: every operation is unavailable, and nothing changed.
+	name, price := "a", domain.Money(1)
+	_, err = db.CreateProduct(ctx, domain.ProductChange{Name: &name, Description: &name, Price: &price})
+	if !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, store.ErrUnreached) {
+		t.Fatalf("create: %v, want unavailable and unreached", err)
+	}
+	if err := db.Migrate(ctx); !domain.IsKind(err, domain.KindUnavailable) {
+		t.Fatalf("migrate: %v, want unavailable", err)
+	}
+	if _, err := mssql.Open(ctx, u, store.Role("other"), mssql.Options{}); err == nil {
+		t.Fatal("unknown role: no error")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		unreached bool // passed in
+		kind      domain.Kind
+		wantUnr   bool
+	}{
+		{"email index", mssqldb.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.users' with unique index 'users_email_live'."}, true, domain.KindConflict, false},
+		{"primary key", mssqldb.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'products_pk'."}, true, domain.KindConflict, false},
+		{"truncation", mssqldb.Error{Number: 2628}, true, domain.KindInvalid, false},
+		{"old truncation", mssqldb.Error{Number: 8152}, true, domain.KindInvalid, false},
+		{"overflow", mssqldb.Error{Number: 8115}, true, domain.KindInvalid, false},
+		{"login failed", mssqldb.Error{Number: 18456}, false, domain.KindUnavailable, true},
+		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false},
+		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true},
+		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false},
+		{"syntax", mssqldb.Error{Number: 102}, true, domain.KindInternal, false},
+		{"dial refused", fmt.Errorf("unable to open tcp connection with host '127.0.0.1:1': %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, domain.KindUnavailable, false},
+		{"dial refused before anything", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, domain.KindUnavailable, true},
+		{"bad connection (driver says nothing sent)", driver.ErrBadConn, false, domain.KindUnavailable, true},
+		{"reset mid-commit", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, false, domain.KindUnavailable, false},
+		{"deadline", context.DeadlineExceeded, false, domain.KindUnavailable, false},
+		{"eof", fmt.Errorf("reading: %w", errors.New("EOF")), false, domain.KindInternal, false},
+		{"other", errors.New("boom"), true, domain.KindInternal, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mssql.Classify(tc.err, tc.unreached)
+			if got := domain.ErrorKind(err); got != tc.kind {
+				t.Fatalf("kind %s, want %s (%v)", got, tc.kind, err)
+			}
+			if got := errors.Is(err, store.ErrUnreached); got != tc.wantUnr {
+				t.Fatalf("unreached %v, want %v (%v)", got, tc.wantUnr, err)
+			}
+			// mssql.Error holds a slice, so errors.Is cannot compare it.
+			var se mssqldb.Error
+			if _, isSQL := tc.err.(mssqldb.Error); isSQL && !errors.As(err, &se) || !isSQL && !errors.Is(err, tc.err) {
+				t.Fatalf("the cause is lost: %v", err)
+			}
+		})
+	}
+	var de *domain.Error
+	if errors.As(mssql.Classify(tests[0].err, false), &de) && de.Message != "a user with this email already exists" {
+		t.Fatalf("email conflict message %q", de.Message)
+	}
+}

@@ -1,0 +1,73 @@
+package mssql
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// table maps an entity to its table; the name never comes from a client.
+func table(e domain.Entity) (string, error) {
+	switch e {
+	case domain.EntityProduct:
+		return "dbo.products", nil
+	case domain.EntityUser:
+		return "dbo.users", nil
+	}
+	return "", domain.Errorf(domain.KindInvalid, "unknown entity %q", e)
+}
+
+func (db *DB) IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error) {
+	t, err := table(e)
+	if err != nil {
+		return nil, err
+	}
+	return queryList(ctx, db.db, "list ids", "SELECT TOP (@p2) id FROM "+t+" WHERE id > @p1 ORDER BY id",
+		func(s scanner) (int64, error) {
+			var id int64
+			return id, s.Scan(&id)
+		}, after, limitOf(limit))
+}
+
+func scanOutbox(s scanner) (store.OutboxEntry, error) {
+	var (
+		e      store.OutboxEntry
+		entity string
+		sent   sql.NullTime
+	)
+	if err := s.Scan(&e.Seq, &entity, &e.ID, &e.Version, &e.CreatedAt, &sent); err != nil {
+		return e, err
+	}
+	e.Entity = domain.Entity(entity)
+	e.Version, e.CreatedAt, e.SentAt = utc(e.Version), utc(e.CreatedAt), nullTime(sent)
+	return e, nil
+}
+
+func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]store.OutboxEntry, error) {
+	return queryList(ctx, db.db, "pending outbox", `SELECT TOP (@p3) seq, entity, entity_id, version, created_at, sent_at FROM dbo.outbox
+		WHERE (sent_at IS NULL AND created_at < @p1) OR (sent_at IS NOT NULL AND sent_at < @p2)
+		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
+}
+
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error {
+	_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
+		string(e), id, dt(upTo), dt(at))
+	return classify(err, "mark outbox sent", false)
+}
+
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error {
+	_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
+		string(e), id, dt(upTo))
+	return classify(err, "ack outbox", false)
+}
+
+func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.db.QueryRowContext(ctx, "SELECT COUNT_BIG(*) FROM dbo.outbox").Scan(&n); err != nil {
+		return 0, classify(err, "outbox depth", true)
+	}
+	return n, nil
+}

@@ -1,0 +1,135 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"dualsync/internal/database/sample"
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateLock is the advisory lock key that serialises concurrent Migrate
+// calls (several handler instances may start at once).
+const migrateLock = 0x6475616c73796e63 // "dualsync"
+
+// idStart is the first id of the role's sequences: odd on the primary, even
+// on the fallback. It is substituted into migrations as {{id_start}}; being a
+// constant of ours, not input, it is safe in DDL (which takes no parameters).
+func idStart(r store.Role) int64 {
+	if r == store.RoleFallback {
+		return 2
+	}
+	return 1
+}
+
+// Migrate applies the embedded migrations not yet recorded in
+// schema_migrations, in name order, in one transaction under an advisory
+// lock. Each runs once, so a sequence is created (with its role's start) once
+// and never reset.
+func (db *DB) Migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return domain.Wrap(domain.KindInternal, err, "postgres: list migrations")
+	}
+	sort.Strings(names)
+	return db.inTx(ctx, "migrate", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLock)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		for _, name := range names {
+			version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+			var done bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", version).Scan(&done); err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			sql := strings.ReplaceAll(string(body), "{{id_start}}", strconv.FormatInt(idStart(db.role), 10))
+			// No arguments: pgx sends it with the simple protocol, which
+			// allows several statements.
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return domain.Wrap(domain.KindInternal, err, "postgres: migration "+version+" failed")
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", version); err != nil {
+				return err
+			}
+		}
+		return db.checkParity(ctx, tx)
+	})
+}
+
+// checkParity refuses a database whose sequences were created for the other
+// role: its ids would collide with the other database's.
+func (db *DB) checkParity(ctx context.Context, tx pgx.Tx) error {
+	for _, seq := range []string{"products_id_seq", "users_id_seq"} {
+		var start, inc int64
+		err := tx.QueryRow(ctx, `SELECT start_value, increment_by FROM pg_sequences
+			WHERE schemaname = current_schema() AND sequencename = $1`, seq).Scan(&start, &inc)
+		if err != nil {
+			return err
+		}
+		if inc != 2 || start%2 != idStart(db.role)%2 {
+			return domain.Errorf(domain.KindInternal,
+				"postgres: sequence %s (start %d, increment %d) was created for the other role, but this database is opened as %s",
+				seq, start, inc, db.role)
+		}
+	}
+	return nil
+}
+
+// Seed inserts the sample rows whose ids are absent (see package sample).
+// It writes no outbox rows: every database gets the same rows. The primary's
+// sequences would hand out the sample ids, so they are moved past them, never
+// backwards.
+func (db *DB) Seed(ctx context.Context) error {
+	return db.inTx(ctx, "seed", func(tx pgx.Tx) error {
+		for _, p := range sample.Products {
+			if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at)
+				VALUES ($1, $2, $3, $4::numeric, $5, $5) ON CONFLICT DO NOTHING`,
+				p.ID, p.Name, p.Description, p.Price.String(), domain.Millis(p.UpdatedAt)); err != nil {
+				return err
+			}
+		}
+		for _, u := range sample.Users {
+			// ON CONFLICT without a target also skips a user whose email a
+			// live user already holds.
+			if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
+				u.ID, u.Name, u.Email, domain.Millis(u.UpdatedAt)); err != nil {
+				return err
+			}
+		}
+		if idStart(db.role)%2 != sample.MaxID%2 {
+			return nil // this role's ids never meet the sample ids
+		}
+		for _, seq := range []string{"products_id_seq", "users_id_seq"} {
+			// The next value is last_value once called, else last_value itself.
+			_, err := tx.Exec(ctx, `SELECT setval($1::regclass, $2::bigint, true)
+				WHERE (SELECT CASE WHEN is_called THEN last_value + 2 ELSE last_value END FROM `+seq+`) <= $2::bigint`,
+				seq, sample.MaxID)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// table maps an entity to its table; the name never comes from a client.
+func table(e domain.Entity) (string, error) {
+	switch e {
+	case domain.EntityProduct:
+		return "products", nil
+	case domain.EntityUser:
+		return "users", nil
+	}
+	return "", domain.Errorf(domain.KindInvalid, "unknown entity %q", e)
+}
+
+func (db *DB) IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error) {
+	t, err := table(e)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, "SELECT id FROM "+t+" WHERE id > $1 ORDER BY id LIMIT $2", after, limitOf(limit))
+	if err != nil {
+		return nil, classify(err, "list ids", true)
+	}
+	defer rows.Close()
+	ids := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, classify(err, "list ids", true)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err, "list ids", true)
+	}
+	return ids, nil
+}
+
+func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]store.OutboxEntry, error) {
+	rows, err := db.pool.Query(ctx, `SELECT seq, entity, entity_id, version, created_at, sent_at FROM outbox
+		WHERE (sent_at IS NULL AND created_at < $1) OR (sent_at IS NOT NULL AND sent_at < $2)
+		ORDER BY seq LIMIT $3`, notSentBefore, resendBefore, limitOf(limit))
+	if err != nil {
+		return nil, classify(err, "pending outbox", true)
+	}
+	defer rows.Close()
+	out := []store.OutboxEntry{}
+	for rows.Next() {
+		var (
+			e      store.OutboxEntry
+			entity string
+		)
+		if err := rows.Scan(&e.Seq, &entity, &e.ID, &e.Version, &e.CreatedAt, &e.SentAt); err != nil {
+			return nil, classify(err, "pending outbox", true)
+		}
+		e.Entity = domain.Entity(entity)
+		e.Version, e.CreatedAt, e.SentAt = e.Version.UTC(), e.CreatedAt.UTC(), utcPtr(e.SentAt)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err, "pending outbox", true)
+	}
+	return out, nil
+}
+
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error {
+	_, err := db.pool.Exec(ctx, "UPDATE outbox SET sent_at = $4 WHERE entity = $1 AND entity_id = $2 AND version <= $3",
+		string(e), id, domain.Millis(upTo), domain.Millis(at))
+	return classify(err, "mark outbox sent", false)
+}
+
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error {
+	_, err := db.pool.Exec(ctx, "DELETE FROM outbox WHERE entity = $1 AND entity_id = $2 AND version <= $3",
+		string(e), id, domain.Millis(upTo))
+	return classify(err, "ack outbox", false)
+}
+
+func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
+		return 0, classify(err, "outbox depth", true)
+	}
+	return n, nil
+}

@@ -1,0 +1,815 @@
+// Package storetest is the one contract suite every store.DB adapter must
+// pass. Adapters' tests call Run with a function opening their database.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"dualsync/internal/database/sample"
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// Opener returns a DB in the given role on a fresh, empty database (no
+// schema); the suite migrates it. It closes the DB when the test ends.
+type Opener func(t *testing.T, role store.Role) store.DB
+
+// Run runs the contract suite; each subtest gets its own database.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open Opener)
+	}{
+		{"Migrate", testMigrate},
+		{"ProductCRUD", testProductCRUD},
+		{"UserCRUD", testUserCRUD},
+		{"ListPaging", testListPaging},
+		{"IDParityAndSequence", testIDParity},
+		{"NextVersionMonotonic", testNextVersion},
+		{"Outbox", testOutbox},
+		{"PutProduct", testPutProduct},
+		{"PutUser", testPutUser},
+		{"EmailUniqueness", testEmailUniqueness},
+		{"IDs", testIDs},
+		{"Seed", testSeed},
+		{"Money", testMoney},
+		{"Times", testTimes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// migrated opens a DB in role and migrates it.
+func migrated(t *testing.T, open Opener, role store.Role) store.DB {
+	t.Helper()
+	db := open(t, role)
+	if err := db.Migrate(ctx(t)); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return db
+}
+
+func must[T any](t *testing.T, what string) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+func wantKind(t *testing.T, what string, err error, k domain.Kind) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error, want %s", what, k)
+	}
+	if got := domain.ErrorKind(err); got != k {
+		t.Fatalf("%s: error kind %s, want %s (%v)", what, got, k, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func productChange(name, desc string, price domain.Money) domain.ProductChange {
+	return domain.ProductChange{Name: &name, Description: &desc, Price: &price}
+}
+
+func userChange(name, email string) domain.UserChange {
+	return domain.UserChange{Name: &name, Email: &email}
+}
+
+func checkTime(t *testing.T, what string, tm time.Time) {
+	t.Helper()
+	if tm.IsZero() {
+		t.Fatalf("%s is zero", what)
+	}
+	if tm.Location() != time.UTC {
+		t.Fatalf("%s = %v is not in UTC", what, tm)
+	}
+	if tm.Nanosecond()%int(time.Millisecond) != 0 {
+		t.Fatalf("%s = %v is not truncated to milliseconds", what, tm)
+	}
+}
+
+func wantParity(t *testing.T, role store.Role, id int64) {
+	t.Helper()
+	want := int64(1)
+	if role == store.RoleFallback {
+		want = 0
+	}
+	if id <= 0 || id%2 != want {
+		t.Fatalf("id %d has the wrong parity for the %s", id, role)
+	}
+}
+
+var roles = []store.Role{store.RolePrimary, store.RoleFallback}
+
+func testMigrate(t *testing.T, open Opener) {
+	db := open(t, store.RolePrimary)
+	c := ctx(t)
+	if db.Role() != store.RolePrimary {
+		t.Fatalf("Role() = %q", db.Role())
+	}
+	if d := db.Driver(); d != "postgres" && d != "sqlserver" {
+		t.Fatalf("Driver() = %q", d)
+	}
+	if err := db.Ping(c); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	// Concurrent first runs (several instances starting at once), then again.
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() { errs[i] = db.Migrate(c) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Migrate %d: %v", i, err)
+		}
+	}
+	p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("A", "", 100)))
+	if err := db.Migrate(c); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	// Re-running must not reset the sequence or touch data.
+	q := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("B", "", 100)))
+	if q.ID != p.ID+2 {
+		t.Fatalf("after re-migrating, next id = %d, want %d", q.ID, p.ID+2)
+	}
+	if _, err := db.GetProduct(c, p.ID); err != nil {
+		t.Fatalf("product lost after re-migrating: %v", err)
+	}
+}
+
+func testProductCRUD(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("Laptop", "Fast", 1299_99)))
+			wantParity(t, role, p.ID)
+			if p.Name != "Laptop" || p.Description != "Fast" || p.Price != 1299_99 || p.DeletedAt != nil {
+				t.Fatalf("created %+v", p)
+			}
+			checkTime(t, "CreatedAt", p.CreatedAt)
+			if !p.CreatedAt.Equal(p.UpdatedAt) {
+				t.Fatalf("new product: createdAt %v != updatedAt %v", p.CreatedAt, p.UpdatedAt)
+			}
+			got := must[domain.Product](t, "get")(db.GetProduct(c, p.ID))
+			if !productEqual(got, p) {
+				t.Fatalf("get = %+v, want %+v", got, p)
+			}
+
+			// A patch changes only its fields; createdAt stays.
+			u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Price: ptr(domain.Money(999_99))}))
+			if u.Name != "Laptop" || u.Description != "Fast" || u.Price != 999_99 || !u.CreatedAt.Equal(p.CreatedAt) || !u.UpdatedAt.After(p.UpdatedAt) {
+				t.Fatalf("updated %+v from %+v", u, p)
+			}
+			checkTime(t, "UpdatedAt", u.UpdatedAt)
+			got = must[domain.Product](t, "get")(db.GetProduct(c, p.ID))
+			if !productEqual(got, u) {
+				t.Fatalf("get after update = %+v, want %+v", got, u)
+			}
+
+			if err := db.DeleteProduct(c, p.ID); err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			_, err := db.GetProduct(c, p.ID)
+			wantKind(t, "get tombstone", err, domain.KindNotFound)
+			_, err = db.UpdateProduct(c, p.ID, productChange("X", "", 1))
+			wantKind(t, "update tombstone", err, domain.KindNotFound)
+			wantKind(t, "delete tombstone", db.DeleteProduct(c, p.ID), domain.KindNotFound)
+			list := must[[]domain.Product](t, "list")(db.ListProducts(c, store.Page{}))
+			if len(list) != 0 {
+				t.Fatalf("list shows tombstones: %+v", list)
+			}
+
+			// Sync still sees the tombstone, with deletedAt == updatedAt.
+			tomb, ok, err := db.LoadProduct(c, p.ID)
+			if err != nil || !ok {
+				t.Fatalf("load tombstone: ok=%v err=%v", ok, err)
+			}
+			if tomb.DeletedAt == nil || !tomb.DeletedAt.Equal(tomb.UpdatedAt) || !tomb.UpdatedAt.After(u.UpdatedAt) || tomb.Name != "Laptop" {
+				t.Fatalf("tombstone %+v", tomb)
+			}
+			checkTime(t, "DeletedAt", *tomb.DeletedAt)
+
+			for _, id := range []int64{p.ID + 1000, 0, -1} {
+				_, err = db.GetProduct(c, id)
+				wantKind(t, "get missing", err, domain.KindNotFound)
+				_, err = db.UpdateProduct(c, id, productChange("X", "", 1))
+				wantKind(t, "update missing", err, domain.KindNotFound)
+				wantKind(t, "delete missing", db.DeleteProduct(c, id), domain.KindNotFound)
+				if _, ok, err := db.LoadProduct(c, id); ok || err != nil {
+					t.Fatalf("load missing %d: ok=%v err=%v", id, ok, err)
+				}
+			}
+		})
+	}
+}
+
+func testUserCRUD(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			u := must[domain.User](t, "create")(db.CreateUser(c, userChange("Ann", "ann@example.com")))
+			wantParity(t, role, u.ID)
+			if u.Name != "Ann" || u.Email != "ann@example.com" || !u.CreatedAt.Equal(u.UpdatedAt) || u.DeletedAt != nil {
+				t.Fatalf("created %+v", u)
+			}
+			checkTime(t, "CreatedAt", u.CreatedAt)
+			got := must[domain.User](t, "get")(db.GetUser(c, u.ID))
+			if !userEqual(got, u) {
+				t.Fatalf("get = %+v, want %+v", got, u)
+			}
+			v := must[domain.User](t, "update")(db.UpdateUser(c, u.ID, domain.UserChange{Name: ptr("Anna")}))
+			if v.Name != "Anna" || v.Email != "ann@example.com" || !v.UpdatedAt.After(u.UpdatedAt) || !v.CreatedAt.Equal(u.CreatedAt) {
+				t.Fatalf("updated %+v", v)
+			}
+			if got := must[domain.User](t, "get")(db.GetUser(c, u.ID)); !userEqual(got, v) {
+				t.Fatalf("get after update = %+v, want %+v", got, v)
+			}
+			if err := db.DeleteUser(c, u.ID); err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			_, err := db.GetUser(c, u.ID)
+			wantKind(t, "get tombstone", err, domain.KindNotFound)
+			_, err = db.UpdateUser(c, u.ID, domain.UserChange{Name: ptr("B")})
+			wantKind(t, "update tombstone", err, domain.KindNotFound)
+			wantKind(t, "delete tombstone", db.DeleteUser(c, u.ID), domain.KindNotFound)
+			if list := must[[]domain.User](t, "list")(db.ListUsers(c, store.Page{})); len(list) != 0 {
+				t.Fatalf("list shows tombstones: %+v", list)
+			}
+			tomb, ok, err := db.LoadUser(c, u.ID)
+			if err != nil || !ok || tomb.DeletedAt == nil || !tomb.DeletedAt.Equal(tomb.UpdatedAt) {
+				t.Fatalf("load tombstone: %+v ok=%v err=%v", tomb, ok, err)
+			}
+			_, err = db.GetUser(c, u.ID+1000)
+			wantKind(t, "get missing", err, domain.KindNotFound)
+			if _, ok, err := db.LoadUser(c, u.ID+1000); ok || err != nil {
+				t.Fatalf("load missing: ok=%v err=%v", ok, err)
+			}
+		})
+	}
+}
+
+func testListPaging(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RoleFallback)
+	c := ctx(t)
+	var ids []int64
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		ids = append(ids, must[domain.Product](t, "create")(db.CreateProduct(c, productChange(n, "", 1))).ID)
+		must[domain.User](t, "create user")(db.CreateUser(c, userChange(n, n+"@example.com")))
+	}
+	if err := db.DeleteProduct(c, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	live := []int64{ids[0], ids[2], ids[3], ids[4]}
+	tests := []struct {
+		page store.Page
+		want []int64
+	}{
+		{store.Page{Limit: 2}, live[:2]},
+		{store.Page{After: live[1], Limit: 2}, live[2:]},
+		{store.Page{After: live[3], Limit: 2}, nil},
+		{store.Page{After: ids[0], Limit: 10}, live[1:]},
+		{store.Page{}, live}, // no limit: the adapter's default page
+		{store.Page{After: -5, Limit: 100}, live},
+	}
+	for _, tc := range tests {
+		got := must[[]domain.Product](t, "list")(db.ListProducts(c, tc.page))
+		var gotIDs []int64
+		for _, p := range got {
+			gotIDs = append(gotIDs, p.ID)
+		}
+		if !slices.Equal(gotIDs, tc.want) {
+			t.Errorf("ListProducts(%+v) = %v, want %v", tc.page, gotIDs, tc.want)
+		}
+		if got == nil {
+			t.Errorf("ListProducts(%+v) returned nil, want an empty slice", tc.page)
+		}
+	}
+	users := must[[]domain.User](t, "list users")(db.ListUsers(c, store.Page{Limit: 3}))
+	if len(users) != 3 || users[0].ID >= users[1].ID || users[1].ID >= users[2].ID {
+		t.Fatalf("ListUsers limit 3 = %+v", users)
+	}
+	rest := must[[]domain.User](t, "list users")(db.ListUsers(c, store.Page{After: users[2].ID, Limit: 3}))
+	if len(rest) != 2 || rest[0].ID <= users[2].ID {
+		t.Fatalf("ListUsers second page = %+v", rest)
+	}
+}
+
+func testIDParity(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			first := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "", 1)))
+			wantParity(t, role, first.ID)
+			if first.ID > 2 {
+				t.Fatalf("first id %d, want 1 or 2", first.ID)
+			}
+			// Sync writes explicit ids of both parities, far ahead.
+			now := domain.Millis(time.Now())
+			put := func(id int64) {
+				t.Helper()
+				p := domain.Product{ID: id, Name: "synced", Price: 1, CreatedAt: now, UpdatedAt: now}
+				if _, err := db.PutProduct(c, p, false); err != nil {
+					t.Fatalf("put %d: %v", id, err)
+				}
+				u := domain.User{ID: id, Name: "synced", Email: fmt.Sprintf("synced%d@example.com", id), CreatedAt: now, UpdatedAt: now}
+				if _, err := db.PutUser(c, u, false); err != nil {
+					t.Fatalf("put user %d: %v", id, err)
+				}
+			}
+			put(1001)
+			put(1002)
+			second := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("b", "", 1)))
+			if second.ID != first.ID+2 {
+				t.Fatalf("create after Puts of ids 1001 and 1002 got id %d, want %d: a Put moved the sequence", second.ID, first.ID+2)
+			}
+			// Even a Put of the very next id leaves the sequence alone: Create
+			// then hits that id (and fails) rather than skipping it.
+			put(first.ID + 4)
+			if p, err := db.CreateProduct(c, productChange("c", "", 1)); err == nil {
+				t.Fatalf("create after a Put of id %d got id %d: the sequence moved", first.ID+4, p.ID)
+			}
+			again := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("d", "", 1)))
+			if again.ID != first.ID+6 {
+				t.Fatalf("next id = %d, want %d", again.ID, first.ID+6)
+			}
+			u := must[domain.User](t, "create user")(db.CreateUser(c, userChange("u", "u@example.com")))
+			if u.ID != first.ID {
+				t.Fatalf("first user id = %d, want %d (independent sequence, not moved by Put)", u.ID, first.ID)
+			}
+		})
+	}
+}
+
+func testNextVersion(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "", 1)))
+	prev := p.UpdatedAt
+	// Back-to-back changes within one millisecond still get distinct,
+	// increasing versions.
+	for i := range 10 {
+		u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Price: ptr(domain.Money(i + 2))}))
+		if !u.UpdatedAt.After(prev) {
+			t.Fatalf("update %d: updatedAt %v not after %v", i, u.UpdatedAt, prev)
+		}
+		prev = u.UpdatedAt
+	}
+	// A row whose updatedAt lies in the future (written by a clock ahead of
+	// ours, via sync) still moves forward by at least 1 ms.
+	future := domain.Millis(time.Now().Add(time.Hour))
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: p.ID, Name: "f", Price: 1, CreatedAt: p.CreatedAt, UpdatedAt: future}, false))
+	u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Name: ptr("g")}))
+	if !u.UpdatedAt.Equal(future.Add(time.Millisecond)) {
+		t.Fatalf("update after a future version: updatedAt %v, want %v", u.UpdatedAt, future.Add(time.Millisecond))
+	}
+	if err := db.DeleteProduct(c, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	tomb, _, _ := db.LoadProduct(c, p.ID)
+	if !tomb.UpdatedAt.Equal(future.Add(2 * time.Millisecond)) {
+		t.Fatalf("delete after a future version: updatedAt %v, want %v", tomb.UpdatedAt, future.Add(2*time.Millisecond))
+	}
+}
+
+func testOutbox(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	before := domain.Millis(time.Now().Add(-time.Minute))
+	far := domain.Millis(time.Now().Add(time.Hour))
+
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
+		t.Fatalf("fresh depth %d", n)
+	}
+	p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "", 1)))
+	u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Name: ptr("b")}))
+	if err := db.DeleteProduct(c, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	tomb, _, _ := db.LoadProduct(c, p.ID)
+	usr := must[domain.User](t, "create user")(db.CreateUser(c, userChange("a", "a@example.com")))
+	// Failed changes and sync writes write no outbox rows.
+	_, _ = db.UpdateProduct(c, p.ID, productChange("x", "", 1))
+	_, _ = db.CreateUser(c, userChange("dup", "A@example.com"))
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 1000, Name: "s", Price: 1, CreatedAt: far, UpdatedAt: far}, false))
+	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 1000, Name: "s", Email: "s@example.com", CreatedAt: far, UpdatedAt: far}, false))
+
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 4 {
+		t.Fatalf("depth %d, want 4 (create, update, delete, create user)", n)
+	}
+	// Nothing is pending while all entries are younger than notSentBefore.
+	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, before, before, 10)); len(got) != 0 {
+		t.Fatalf("pending with notSentBefore in the past = %+v", got)
+	}
+	pending := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10))
+	want := []struct {
+		e  domain.Entity
+		id int64
+		v  time.Time
+	}{
+		{domain.EntityProduct, p.ID, p.UpdatedAt},
+		{domain.EntityProduct, p.ID, u.UpdatedAt},
+		{domain.EntityProduct, p.ID, tomb.UpdatedAt},
+		{domain.EntityUser, usr.ID, usr.UpdatedAt},
+	}
+	if len(pending) != len(want) {
+		t.Fatalf("pending = %+v, want %d entries", pending, len(want))
+	}
+	for i, w := range want {
+		e := pending[i]
+		if e.Entity != w.e || e.ID != w.id || !e.Version.Equal(w.v) || e.SentAt != nil {
+			t.Fatalf("pending[%d] = %+v, want %v %d version %v unsent", i, e, w.e, w.id, w.v)
+		}
+		checkTime(t, "Version", e.Version)
+		checkTime(t, "CreatedAt", e.CreatedAt)
+		if i > 0 && e.Seq <= pending[i-1].Seq {
+			t.Fatalf("pending not oldest first: %+v", pending)
+		}
+	}
+	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 2)); len(got) != 2 || got[0].Seq != pending[0].Seq {
+		t.Fatalf("pending limit 2 = %+v", got)
+	}
+
+	// Mark the product's first two versions sent.
+	sentAt := domain.Millis(time.Now())
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID, u.UpdatedAt, sentAt); err != nil {
+		t.Fatal(err)
+	}
+	got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, sentAt, 10))
+	if len(got) != 2 || got[0].Version != tomb.UpdatedAt || got[1].Entity != domain.EntityUser {
+		t.Fatalf("pending after mark (sent ones not yet due) = %+v", got)
+	}
+	got = must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, sentAt.Add(time.Millisecond), 10))
+	if len(got) != 4 || got[0].SentAt == nil || !got[0].SentAt.Equal(sentAt) || got[2].SentAt != nil {
+		t.Fatalf("pending after mark (sent ones due again) = %+v", got)
+	}
+	// Sent entries are pending only by resendBefore, never by notSentBefore.
+	got = must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10))
+	if len(got) != 2 {
+		t.Fatalf("pending by notSentBefore only = %+v", got)
+	}
+	// Marking another id changes nothing.
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID+424242, far, sentAt); err != nil {
+		t.Fatal(err)
+	}
+	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10)); len(got) != 2 {
+		t.Fatalf("mark of another id changed entries: %+v", got)
+	}
+
+	// Ack up to the update's version: two rows go, the tombstone's stays.
+	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, u.UpdatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
+		t.Fatalf("depth after ack = %d, want 2", n)
+	}
+	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.UpdatedAt.Add(-time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
+		t.Fatalf("ack of an older version removed entries: depth %d", n)
+	}
+	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, far); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.UpdatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
+		t.Fatalf("depth after acking all = %d", n)
+	}
+	// Acking nothing is fine.
+	if err := db.AckOutbox(c, domain.EntityProduct, 424242, far); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func productEqual(a, b domain.Product) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Description == b.Description && a.Price == b.Price &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && timePtrEqual(a.DeletedAt, b.DeletedAt)
+}
+
+func userEqual(a, b domain.User) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Email == b.Email &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && timePtrEqual(a.DeletedAt, b.DeletedAt)
+}
+
+func timePtrEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func testPutProduct(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RoleFallback)
+	c := ctx(t)
+	t0 := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	row := func(name string, created, updated time.Time, deleted bool) domain.Product {
+		p := domain.Product{ID: 77, Name: name, Description: "d-" + name, Price: 12_34, CreatedAt: created, UpdatedAt: updated}
+		if deleted {
+			p.DeletedAt = ptr(updated)
+		}
+		return p
+	}
+	steps := []struct {
+		name  string
+		put   domain.Product
+		tie   bool
+		want  store.PutResult
+		after domain.Product // the stored row afterwards
+	}{
+		{"absent: created", row("v1", at(0), at(10), false), false, store.PutCreated, row("v1", at(0), at(10), false)},
+		{"same time, no tie overwrite: unchanged", row("tie", at(1), at(10), false), false, store.PutUnchanged, row("v1", at(0), at(10), false)},
+		{"same time, tie overwrite: updated", row("tie", at(1), at(10), false), true, store.PutUpdated, row("tie", at(1), at(10), false)},
+		{"older: unchanged", row("old", at(0), at(5), false), true, store.PutUnchanged, row("tie", at(1), at(10), false)},
+		{"newer: updated, every column", row("v2", at(2), at(20), false), false, store.PutUpdated, row("v2", at(2), at(20), false)},
+		{"newer tombstone over live: deleted", row("v3", at(2), at(30), true), false, store.PutDeleted, row("v3", at(2), at(30), true)},
+		{"older live over tombstone: unchanged", row("v2", at(2), at(25), false), false, store.PutUnchanged, row("v3", at(2), at(30), true)},
+		{"newer tombstone over tombstone: updated", row("v4", at(2), at(40), true), false, store.PutUpdated, row("v4", at(2), at(40), true)},
+		{"newer live over tombstone: updated", row("v5", at(2), at(50), false), false, store.PutUpdated, row("v5", at(2), at(50), false)},
+	}
+	for _, s := range steps {
+		got, err := db.PutProduct(c, s.put, s.tie)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got != s.want {
+			t.Fatalf("%s: result %q, want %q", s.name, got, s.want)
+		}
+		stored, ok, err := db.LoadProduct(c, 77)
+		if err != nil || !ok || !productEqual(stored, s.after) {
+			t.Fatalf("%s: stored %+v (ok=%v err=%v), want %+v", s.name, stored, ok, err, s.after)
+		}
+		_, getErr := db.GetProduct(c, 77)
+		if s.after.Deleted() != domain.IsKind(getErr, domain.KindNotFound) {
+			t.Fatalf("%s: GetProduct err %v, tombstone %v", s.name, getErr, s.after.Deleted())
+		}
+	}
+	// An absent row that arrives as a tombstone is created, and hidden.
+	got := must[store.PutResult](t, "put tombstone")(db.PutProduct(c, domain.Product{ID: 79, Name: "t", Price: 1, CreatedAt: at(0), UpdatedAt: at(1), DeletedAt: ptr(at(1))}, false))
+	if got != store.PutCreated {
+		t.Fatalf("put of an absent tombstone: %q", got)
+	}
+	_, err := db.GetProduct(c, 79)
+	wantKind(t, "get put tombstone", err, domain.KindNotFound)
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
+		t.Fatalf("Put wrote %d outbox rows", n)
+	}
+}
+
+func testPutUser(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	t0 := time.Date(2025, 3, 24, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	row := func(id int64, email string, updated time.Time, deleted bool) domain.User {
+		u := domain.User{ID: id, Name: "n-" + email, Email: email, CreatedAt: at(0), UpdatedAt: updated}
+		if deleted {
+			u.DeletedAt = ptr(updated)
+		}
+		return u
+	}
+	steps := []struct {
+		name string
+		put  domain.User
+		tie  bool
+		want store.PutResult
+		kind domain.Kind // for errors
+	}{
+		{"absent: created", row(100, "a@example.com", at(10), false), false, store.PutCreated, 0},
+		{"tie, no overwrite", row(100, "b@example.com", at(10), false), false, store.PutUnchanged, 0},
+		{"tie, overwrite", row(100, "b@example.com", at(10), false), true, store.PutUpdated, 0},
+		{"older", row(100, "c@example.com", at(5), false), true, store.PutUnchanged, 0},
+		{"newer", row(100, "c@example.com", at(20), false), false, store.PutUpdated, 0},
+		{"other id, email of a live user (other case): conflict", row(102, "C@Example.com", at(30), false), false, "", domain.KindConflict},
+		{"same id may keep its own email in another case", row(100, "C@EXAMPLE.com", at(25), false), false, store.PutUpdated, 0},
+		{"other id, tombstone with a taken email: fine", row(104, "c@example.com", at(30), true), false, store.PutCreated, 0},
+		{"newer tombstone: deleted", row(100, "c@example.com", at(40), true), false, store.PutDeleted, 0},
+		{"email freed by the tombstone", row(102, "c@example.com", at(30), false), false, store.PutCreated, 0},
+		{"overwrite onto a taken email: conflict", row(106, "z@example.com", at(1), false), false, store.PutCreated, 0},
+		{"...updating 106 to 102's email conflicts", row(106, "C@example.COM", at(2), false), false, "", domain.KindConflict},
+	}
+	for _, s := range steps {
+		before, existed, _ := db.LoadUser(c, s.put.ID)
+		got, err := db.PutUser(c, s.put, s.tie)
+		if s.kind != 0 {
+			wantKind(t, s.name, err, s.kind)
+			after, exists, _ := db.LoadUser(c, s.put.ID)
+			if exists != existed || (exists && !userEqual(after, before)) {
+				t.Fatalf("%s: a failed put changed the row: %+v -> %+v", s.name, before, after)
+			}
+			continue
+		}
+		if err != nil || got != s.want {
+			t.Fatalf("%s: result %q err %v, want %q", s.name, got, err, s.want)
+		}
+		if got != store.PutUnchanged {
+			stored, _, _ := db.LoadUser(c, s.put.ID)
+			if !userEqual(stored, s.put) {
+				t.Fatalf("%s: stored %+v, want %+v", s.name, stored, s.put)
+			}
+		}
+	}
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
+		t.Fatalf("Put wrote %d outbox rows", n)
+	}
+}
+
+func testEmailUniqueness(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	ann := must[domain.User](t, "create")(db.CreateUser(c, userChange("Ann", "Ann@Example.com")))
+	bob := must[domain.User](t, "create")(db.CreateUser(c, userChange("Bob", "bob@example.com")))
+	for _, email := range []string{"Ann@Example.com", "ann@example.com", "ANN@EXAMPLE.COM"} {
+		_, err := db.CreateUser(c, userChange("Dup", email))
+		wantKind(t, "create "+email, err, domain.KindConflict)
+		var de *domain.Error
+		if errors.As(err, &de) && de.Message != "a user with this email already exists" {
+			t.Errorf("conflict message %q", de.Message)
+		}
+		_, err = db.UpdateUser(c, bob.ID, domain.UserChange{Email: ptr(email)})
+		wantKind(t, "update to "+email, err, domain.KindConflict)
+	}
+	if got := must[domain.User](t, "get")(db.GetUser(c, bob.ID)); !userEqual(got, bob) {
+		t.Fatalf("a failed update changed bob: %+v", got)
+	}
+	// A user may change the case of their own email.
+	must[domain.User](t, "own email")(db.UpdateUser(c, ann.ID, domain.UserChange{Email: ptr("ann@example.com")}))
+	// A tombstone frees the email.
+	if err := db.DeleteUser(c, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	again := must[domain.User](t, "create after delete")(db.CreateUser(c, userChange("Ann 2", "ANN@example.com")))
+	if again.ID == ann.ID {
+		t.Fatalf("id reused: %d", again.ID)
+	}
+	must[domain.User](t, "bob takes a freed email")(db.UpdateUser(c, bob.ID, domain.UserChange{Email: ptr("ann.old@example.com")}))
+}
+
+func testIDs(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	var ids []int64
+	for range 4 {
+		ids = append(ids, must[domain.Product](t, "create")(db.CreateProduct(c, productChange("p", "", 1))).ID)
+	}
+	if err := db.DeleteProduct(c, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	now := domain.Millis(time.Now())
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 50, Name: "t", Price: 1, CreatedAt: now, UpdatedAt: now, DeletedAt: &now}, false))
+	all := append(slices.Clone(ids), 50)
+	u := must[domain.User](t, "create user")(db.CreateUser(c, userChange("u", "u@example.com")))
+	tests := []struct {
+		e     domain.Entity
+		after int64
+		limit int
+		want  []int64
+	}{
+		{domain.EntityProduct, 0, 100, all},
+		{domain.EntityProduct, 0, 2, all[:2]},
+		{domain.EntityProduct, all[1], 2, all[2:4]},
+		{domain.EntityProduct, all[3], 10, all[4:]},
+		{domain.EntityProduct, 50, 10, nil},
+		{domain.EntityUser, 0, 10, []int64{u.ID}},
+	}
+	for _, tc := range tests {
+		got := must[[]int64](t, "ids")(db.IDs(c, tc.e, tc.after, tc.limit))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("IDs(%s, %d, %d) = %v, want %v", tc.e, tc.after, tc.limit, got, tc.want)
+		}
+	}
+	_, err := db.IDs(c, domain.Entity("order"), 0, 10)
+	if err == nil {
+		t.Fatal("IDs of an unknown entity: no error")
+	}
+}
+
+func testSeed(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			// A user already holding a sample email is left alone.
+			now := domain.Millis(time.Now())
+			taken := domain.User{ID: 1001, Name: "Early", Email: sample.Users[1].Email, CreatedAt: now, UpdatedAt: now}
+			must[store.PutResult](t, "put")(db.PutUser(c, taken, false))
+			for i := range 2 {
+				if err := db.Seed(c); err != nil {
+					t.Fatalf("Seed %d: %v", i+1, err)
+				}
+			}
+			products := must[[]domain.Product](t, "list")(db.ListProducts(c, store.Page{Limit: 100}))
+			if len(products) != len(sample.Products) {
+				t.Fatalf("after seeding twice: %d products, want %d", len(products), len(sample.Products))
+			}
+			for i, p := range products {
+				if !productEqual(p, sample.Products[i]) {
+					t.Fatalf("product %d = %+v, want %+v", i, p, sample.Products[i])
+				}
+			}
+			users := must[[]domain.User](t, "list users")(db.ListUsers(c, store.Page{Limit: 100}))
+			if len(users) != len(sample.Users) { // the taken email's sample user was skipped
+				t.Fatalf("after seeding twice: %d users, want %d: %+v", len(users), len(sample.Users), users)
+			}
+			if got := must[domain.User](t, "get")(db.GetUser(c, taken.ID)); !userEqual(got, taken) {
+				t.Fatalf("seed changed an existing user: %+v", got)
+			}
+			if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
+				t.Fatalf("seed wrote outbox rows: depth %d", n)
+			}
+			// New rows never collide with sample ids.
+			p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("new", "", 1)))
+			wantParity(t, role, p.ID)
+			for _, s := range sample.Products {
+				if p.ID == s.ID {
+					t.Fatalf("new product got sample id %d", p.ID)
+				}
+			}
+			// A deleted sample row stays deleted when seeding again.
+			if err := db.DeleteProduct(c, sample.Products[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Seed(c); err != nil {
+				t.Fatal(err)
+			}
+			_, err := db.GetProduct(c, sample.Products[0].ID)
+			wantKind(t, "get deleted sample product", err, domain.KindNotFound)
+		})
+	}
+}
+
+func testMoney(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	now := domain.Millis(time.Now())
+	for i, m := range []domain.Money{0, 1, 10, 99, 100, 299_99, domain.MaxMoney} {
+		p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("m", "", m)))
+		if got := must[domain.Product](t, "get")(db.GetProduct(c, p.ID)); got.Price != m {
+			t.Errorf("price %s came back as %s", m, got.Price)
+		}
+		id := int64(1000 + 2*i)
+		must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: id, Name: "m", Price: m, CreatedAt: now, UpdatedAt: now}, false))
+		if got, _, _ := db.LoadProduct(c, id); got.Price != m {
+			t.Errorf("put price %s came back as %s", m, got.Price)
+		}
+	}
+}
+
+func testTimes(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	// Sub-millisecond parts and other zones are normalised before writing.
+	loc := time.FixedZone("UTC+5", 5*3600)
+	created := time.Date(2025, 3, 24, 10, 23, 54, 611_999_999, loc)
+	updated := time.Date(2025, 3, 24, 10, 23, 55, 1_500_000, loc)
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 5001, Name: "t", Price: 1, CreatedAt: created, UpdatedAt: updated}, false))
+	got, _, err := db.LoadProduct(c, 5001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCreated := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
+	wantUpdated := time.Date(2025, 3, 24, 5, 23, 55, 1_000_000, time.UTC)
+	if !got.CreatedAt.Equal(wantCreated) || !got.UpdatedAt.Equal(wantUpdated) {
+		t.Fatalf("times %v / %v, want %v / %v", got.CreatedAt, got.UpdatedAt, wantCreated, wantUpdated)
+	}
+	checkTime(t, "CreatedAt", got.CreatedAt)
+	checkTime(t, "UpdatedAt", got.UpdatedAt)
+	// The truncated version compares equal: a Put of the same row is a tie.
+	if r := must[store.PutResult](t, "put again")(db.PutProduct(c, domain.Product{ID: 5001, Name: "t2", Price: 1, CreatedAt: created, UpdatedAt: updated}, false)); r != store.PutUnchanged {
+		t.Fatalf("re-put of the same version: %q", r)
+	}
+	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 5001, Name: "t", Email: "t@example.com", CreatedAt: created, UpdatedAt: updated}, false))
+	u, _, _ := db.LoadUser(c, 5001)
+	if !u.CreatedAt.Equal(wantCreated) || !u.UpdatedAt.Equal(wantUpdated) {
+		t.Fatalf("user times %v / %v", u.CreatedAt, u.UpdatedAt)
+	}
+	checkTime(t, "user UpdatedAt", u.UpdatedAt)
+	list := must[[]domain.Product](t, "list")(db.ListProducts(c, store.Page{}))
+	for _, p := range list {
+		checkTime(t, "listed CreatedAt", p.CreatedAt)
+	}
+}
