@@ -1,0 +1,241 @@
+// Package failover serves the API from the primary database behind a circuit
+// breaker, falls over to the fallback when the primary is unavailable, and
+// fails back only once the fallback's outbox has drained (so the primary holds
+// every change made during the outage).
+package failover
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// Options tune the breaker; zero values take defaults (5s query timeout, 5s cooldown).
+type Options struct {
+	QueryTimeout time.Duration
+	Cooldown     time.Duration
+	Logger       *slog.Logger
+}
+
+// Breaker states.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerDraining = "draining"
+)
+
+// Failover routes API calls to the primary or the fallback.
+type Failover struct {
+	primary, fallback store.DB
+	o                 Options
+
+	mu        sync.Mutex
+	state     string
+	lastProbe time.Time
+	probing   bool
+}
+
+// New wraps primary and fallback; the breaker starts closed.
+func New(primary, fallback store.DB, o Options) *Failover {
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 5 * time.Second
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Failover{primary: primary, fallback: fallback, o: o, state: BreakerClosed}
+}
+
+// State returns the breaker state.
+func (f *Failover) State() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+
+func (f *Failover) open(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == BreakerClosed {
+		f.o.Logger.Warn("primary database unavailable; serving from the fallback", "err", err)
+	}
+	f.state = BreakerOpen
+	f.lastProbe = time.Now()
+}
+
+// usePrimary reports whether calls should go to the primary, probing it when
+// the breaker has been open for Cooldown. Only one caller probes at a time.
+func (f *Failover) usePrimary(ctx context.Context) bool {
+	f.mu.Lock()
+	if f.state == BreakerClosed {
+		f.mu.Unlock()
+		return true
+	}
+	if f.probing || time.Since(f.lastProbe) < f.o.Cooldown {
+		f.mu.Unlock()
+		return false
+	}
+	f.probing = true
+	f.mu.Unlock()
+
+	next := f.probe(ctx)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probing = false
+	f.lastProbe = time.Now()
+	if next != f.state {
+		f.o.Logger.Info("breaker state changed", "from", f.state, "to", next)
+	}
+	f.state = next
+	return next == BreakerClosed
+}
+
+// probe decides the next state: closed only if the primary answers and the
+// fallback has nothing left to sync.
+func (f *Failover) probe(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.o.QueryTimeout)
+	defer cancel()
+	if err := f.primary.Ping(ctx); err != nil {
+		return BreakerOpen
+	}
+	depth, err := f.fallback.OutboxDepth(ctx)
+	if err != nil || depth != 0 {
+		return BreakerDraining
+	}
+	return BreakerClosed
+}
+
+// call runs op on the database the breaker picks, failing over on an
+// unavailable primary: reads always, writes only when the primary certainly
+// changed nothing.
+func call[T any](ctx context.Context, f *Failover, write bool, op func(context.Context, store.DB) (T, error)) (T, error) {
+	run := func(db store.DB) (T, error) {
+		c, cancel := context.WithTimeout(ctx, f.o.QueryTimeout)
+		defer cancel()
+		return op(c, db)
+	}
+	if !f.usePrimary(ctx) {
+		return run(f.fallback)
+	}
+	v, err := run(f.primary)
+	if err == nil || !domain.IsKind(err, domain.KindUnavailable) || ctx.Err() != nil {
+		return v, err
+	}
+	f.open(err)
+	if write && !errors.Is(err, store.ErrUnreached) {
+		return v, err
+	}
+	return run(f.fallback)
+}
+
+func do(ctx context.Context, f *Failover, op func(context.Context, store.DB) error) error {
+	_, err := call(ctx, f, true, func(c context.Context, db store.DB) (struct{}, error) { return struct{}{}, op(c, db) })
+	return err
+}
+
+func (f *Failover) ListProducts(ctx context.Context, p store.Page) ([]domain.Product, error) {
+	return call(ctx, f, false, func(c context.Context, db store.DB) ([]domain.Product, error) { return db.ListProducts(c, p) })
+}
+
+func (f *Failover) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
+	return call(ctx, f, false, func(c context.Context, db store.DB) (domain.Product, error) { return db.GetProduct(c, id) })
+}
+
+func (f *Failover) CreateProduct(ctx context.Context, ch domain.ProductChange) (domain.Product, error) {
+	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.Product, error) { return db.CreateProduct(c, ch) })
+}
+
+func (f *Failover) UpdateProduct(ctx context.Context, id int64, ch domain.ProductChange) (domain.Product, error) {
+	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.Product, error) { return db.UpdateProduct(c, id, ch) })
+}
+
+func (f *Failover) DeleteProduct(ctx context.Context, id int64) error {
+	return do(ctx, f, func(c context.Context, db store.DB) error { return db.DeleteProduct(c, id) })
+}
+
+func (f *Failover) ListUsers(ctx context.Context, p store.Page) ([]domain.User, error) {
+	return call(ctx, f, false, func(c context.Context, db store.DB) ([]domain.User, error) { return db.ListUsers(c, p) })
+}
+
+func (f *Failover) GetUser(ctx context.Context, id int64) (domain.User, error) {
+	return call(ctx, f, false, func(c context.Context, db store.DB) (domain.User, error) { return db.GetUser(c, id) })
+}
+
+func (f *Failover) CreateUser(ctx context.Context, ch domain.UserChange) (domain.User, error) {
+	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.User, error) { return db.CreateUser(c, ch) })
+}
+
+func (f *Failover) UpdateUser(ctx context.Context, id int64, ch domain.UserChange) (domain.User, error) {
+	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.User, error) { return db.UpdateUser(c, id, ch) })
+}
+
+func (f *Failover) DeleteUser(ctx context.Context, id int64) error {
+	return do(ctx, f, func(c context.Context, db store.DB) error { return db.DeleteUser(c, id) })
+}
+
+// DBHealth is one database's state.
+type DBHealth struct {
+	Driver      string `json:"driver"`
+	Reachable   bool   `json:"reachable"`
+	Error       string `json:"error,omitempty"`
+	OutboxDepth int64  `json:"outboxDepth"`
+}
+
+// Health is the JSON body of /api/health.
+type Health struct {
+	Status    string              `json:"status"`  // ok, degraded, down
+	Serving   string              `json:"serving"` // primary, fallback
+	Breaker   string              `json:"breaker"` // closed, open, draining
+	Databases map[string]DBHealth `json:"databases"`
+}
+
+// Health pings both databases (concurrently) and reports the breaker state.
+func (f *Failover) Health(ctx context.Context) Health {
+	ctx, cancel := context.WithTimeout(ctx, f.o.QueryTimeout)
+	defer cancel()
+	check := func(db store.DB) DBHealth {
+		h := DBHealth{Driver: db.Driver()}
+		if err := db.Ping(ctx); err != nil {
+			h.Error = domain.ErrorKind(err).String() + ": database did not answer"
+			var de *domain.Error
+			if errors.As(err, &de) {
+				h.Error = de.Message
+			}
+			return h
+		}
+		h.Reachable = true
+		if d, err := db.OutboxDepth(ctx); err == nil {
+			h.OutboxDepth = d
+		}
+		return h
+	}
+	var p, fb DBHealth
+	var wg sync.WaitGroup
+	wg.Go(func() { p = check(f.primary) })
+	wg.Go(func() { fb = check(f.fallback) })
+	wg.Wait()
+
+	h := Health{Breaker: f.State(), Databases: map[string]DBHealth{"primary": p, "fallback": fb}}
+	h.Serving = "primary"
+	if h.Breaker != BreakerClosed {
+		h.Serving = "fallback"
+	}
+	switch {
+	case !p.Reachable && !fb.Reachable:
+		h.Status = "down"
+	case p.Reachable && fb.Reachable && h.Breaker == BreakerClosed:
+		h.Status = "ok"
+	default:
+		h.Status = "degraded"
+	}
+	return h
+}
