@@ -66,9 +66,9 @@ func (f *Failover) open(err error) {
 	defer f.mu.Unlock()
 	if f.state == BreakerClosed {
 		f.o.Logger.Warn("primary database unavailable; serving from the fallback", "err", err)
+		f.state = BreakerOpen
+		f.lastProbe = time.Now()
 	}
-	f.state = BreakerOpen
-	f.lastProbe = time.Now()
 }
 
 // usePrimary reports whether calls should go to the primary, probing it when
@@ -223,6 +223,10 @@ func (f *Failover) Health(ctx context.Context) Health {
 	wg.Go(func() { p = check(f.primary) })
 	wg.Go(func() { fb = check(f.fallback) })
 	wg.Wait()
+	if !p.Reachable {
+		// Open the breaker now rather than on the next failed request.
+		f.open(errors.New("health check: " + p.Error))
+	}
 
 	h := Health{Breaker: f.State(), Databases: map[string]DBHealth{"primary": p, "fallback": fb}}
 	h.Serving = "primary"
