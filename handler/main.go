@@ -1,0 +1,154 @@
+// Command handler is the Azure Functions custom handler: it serves the API
+// (default), or applies migrations / loads sample data into both databases.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"dualsync/internal/database"
+	"dualsync/internal/failover"
+	"dualsync/internal/httpapi"
+	"dualsync/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are read from the environment.
+type settings struct {
+	PrimaryURL, FallbackURL string
+	Port                    string
+	ConnectTimeout          time.Duration
+	QueryTimeout            time.Duration
+	Cooldown                time.Duration
+	LogLevel                slog.Level
+}
+
+func loadSettings(getenv func(string) string) (settings, error) {
+	s := settings{
+		PrimaryURL:  getenv("PRIMARY_DATABASE_URL"),
+		FallbackURL: getenv("FALLBACK_DATABASE_URL"),
+		Port:        getenv("FUNCTIONS_CUSTOMHANDLER_PORT"),
+	}
+	if s.PrimaryURL == "" || s.FallbackURL == "" {
+		return s, errors.New("PRIMARY_DATABASE_URL and FALLBACK_DATABASE_URL must be set")
+	}
+	if s.Port == "" {
+		s.Port = "8080"
+	}
+	var err error
+	dur := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" || err != nil {
+			return def
+		}
+		d, e := time.ParseDuration(v)
+		if e != nil || d <= 0 {
+			err = fmt.Errorf("%s=%q is not a positive duration such as 5s", name, v)
+			return def
+		}
+		return d
+	}
+	s.ConnectTimeout = dur("DB_CONNECT_TIMEOUT", 2*time.Second)
+	s.QueryTimeout = dur("DB_QUERY_TIMEOUT", 5*time.Second)
+	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
+	if err != nil {
+		return s, err
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if e := s.LogLevel.UnmarshalText([]byte(v)); e != nil {
+			return s, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
+		}
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	s, err := loadSettings(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+
+	opts := database.Options{ConnectTimeout: s.ConnectTimeout}
+	primary, err := database.Open(ctx, s.PrimaryURL, store.RolePrimary, opts)
+	if err != nil {
+		return fmt.Errorf("primary database: %w", err)
+	}
+	defer primary.Close()
+	fallback, err := database.Open(ctx, s.FallbackURL, store.RoleFallback, opts)
+	if err != nil {
+		return fmt.Errorf("fallback database: %w", err)
+	}
+	defer fallback.Close()
+
+	switch cmd {
+	case "serve":
+		return serve(ctx, s, log, primary, fallback)
+	case "migrate", "seed":
+		for _, db := range []store.DB{primary, fallback} {
+			if err := db.Migrate(ctx); err != nil {
+				return fmt.Errorf("migrate %s: %w", db.Role(), err)
+			}
+			if cmd == "seed" {
+				if err := db.Seed(ctx); err != nil {
+					return fmt.Errorf("seed %s: %w", db.Role(), err)
+				}
+			}
+			fmt.Fprintf(stdout, "%s (%s): %s done\n", db.Role(), db.Driver(), cmd)
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: use serve, migrate or seed", strings.TrimSpace(cmd))
+	}
+}
+
+func serve(ctx context.Context, s settings, log *slog.Logger, primary, fallback store.DB) error {
+	fo := failover.New(primary, fallback, failover.Options{QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log})
+	srv := &http.Server{
+		Handler:           httpapi.NewServer(log, fo, fo),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", s.Port))
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package failover_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"dualsync/internal/database"
+	"dualsync/internal/domain"
+	"dualsync/internal/failover"
+	"dualsync/internal/store"
+	"dualsync/internal/testenv"
+)
+
+func open(t *testing.T, raw string, role store.Role, migrate bool) store.DB {
+	t.Helper()
+	db, err := database.Open(context.Background(), raw, role, database.Options{ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if migrate {
+		if err := db.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func change(name string) domain.ProductChange {
+	return domain.ProductChange{Name: ptr(name), Description: ptr(""), Price: ptr(domain.Money(100))}
+}
+
+func TestUnreachablePrimary(t *testing.T) {
+	ctx := context.Background()
+	primary := open(t, fmt.Sprintf("sqlserver://sa:x@127.0.0.1:%d?database=x", testenv.FreePort(t)), store.RolePrimary, false)
+	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
+	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 5 * time.Second, Cooldown: time.Hour})
+
+	p, err := f.CreateProduct(ctx, change("a"))
+	if err != nil || p.ID%2 != 0 {
+		t.Fatalf("create = %+v, %v", p, err)
+	}
+	if _, err := f.GetProduct(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p2, err := f.UpdateProduct(ctx, p.ID, domain.ProductChange{Name: ptr("b")}); err != nil || p2.Name != "b" {
+		t.Fatalf("update = %+v, %v", p2, err)
+	}
+	u, err := f.CreateUser(ctx, domain.UserChange{Name: ptr("u"), Email: ptr("u@example.com")})
+	if err != nil || u.ID%2 != 0 {
+		t.Fatalf("create user = %+v, %v", u, err)
+	}
+	if err := f.DeleteProduct(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.GetProduct(ctx, p.ID); !domain.IsKind(err, domain.KindNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	h := f.Health(ctx)
+	if h.Serving != "fallback" || h.Status != "degraded" || h.Breaker != "open" ||
+		h.Databases["primary"].Reachable || h.Databases["primary"].Error == "" || !h.Databases["fallback"].Reachable ||
+		h.Databases["primary"].Driver != "sqlserver" {
+		t.Fatalf("health = %+v", h)
+	}
+}
+
+func TestCutAndFailback(t *testing.T) {
+	ctx := context.Background()
+	pgURL := testenv.CreateDatabase(t)
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Migrate directly, then route the primary through the cuttable proxy.
+	open(t, pgURL, store.RolePrimary, true)
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	primary := open(t, u.String(), store.RolePrimary, false)
+	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
+	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: 200 * time.Millisecond})
+
+	p, err := f.CreateProduct(ctx, change("on primary"))
+	if err != nil || p.ID%2 != 1 {
+		t.Fatalf("create = %+v, %v", p, err)
+	}
+	if h := f.Health(ctx); h.Status != "ok" || h.Serving != "primary" {
+		t.Fatalf("health = %+v", h)
+	}
+
+	proxy.Cut()
+	var q domain.Product
+	testenv.WaitFor(t, 30*time.Second, "a write to succeed on the fallback", func() bool {
+		q, err = f.CreateProduct(ctx, change("on fallback"))
+		return err == nil
+	})
+	if q.ID%2 != 0 {
+		t.Fatalf("fallback id %d is odd", q.ID)
+	}
+	if got, err := f.GetProduct(ctx, q.ID); err != nil || got.Name != "on fallback" {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+	if h := f.Health(ctx); h.Serving != "fallback" || h.Status != "degraded" || h.Databases["fallback"].OutboxDepth == 0 {
+		t.Fatalf("health = %+v", h)
+	}
+
+	proxy.Restore()
+	// Primary answers but the fallback's outbox is not drained: keep serving from it.
+	testenv.WaitFor(t, 30*time.Second, "the breaker to drain", func() bool {
+		_, _ = f.ListProducts(ctx, store.Page{Limit: 10})
+		return f.State() == failover.BreakerDraining
+	})
+	if _, err := f.GetProduct(ctx, q.ID); err != nil {
+		t.Fatalf("still serving from fallback: %v", err)
+	}
+
+	// No sync engine yet: acknowledge the fallback's outbox by hand.
+	pending, err := fallback.PendingOutbox(ctx, time.Now().Add(time.Hour), time.Now().Add(time.Hour), 100)
+	if err != nil || len(pending) == 0 {
+		t.Fatalf("pending = %v, %v", pending, err)
+	}
+	for _, e := range pending {
+		if err := fallback.AckOutbox(ctx, e.Entity, e.ID, e.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 30*time.Second, "failback to the primary", func() bool {
+		_, _ = f.ListProducts(ctx, store.Page{Limit: 10})
+		return f.State() == failover.BreakerClosed
+	})
+	r, err := f.CreateProduct(ctx, change("back on primary"))
+	if err != nil || r.ID%2 != 1 {
+		t.Fatalf("create after failback = %+v, %v", r, err)
+	}
+	if h := f.Health(ctx); h.Status != "ok" || h.Serving != "primary" {
+		t.Fatalf("health = %+v", h)
+	}
+}
