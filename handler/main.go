@@ -4,9 +4,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,10 +18,21 @@ import (
 	"syscall"
 	"time"
 
+	"dualsync/internal/azconn"
 	"dualsync/internal/database"
 	"dualsync/internal/failover"
 	"dualsync/internal/httpapi"
+	"dualsync/internal/queue"
 	"dualsync/internal/store"
+	"dualsync/internal/syncer"
+	"dualsync/internal/table"
+)
+
+// Names shared with function.json (see docs/architecture.md).
+const (
+	storageSetting = "SyncStorage" // the queue triggers' "connection"
+	itemQueue      = "product-sync"
+	planQueue      = "sync-plan"
 )
 
 func main() {
@@ -38,7 +51,9 @@ type settings struct {
 	ConnectTimeout          time.Duration
 	QueryTimeout            time.Duration
 	Cooldown                time.Duration
+	ResendAfter             time.Duration
 	LogLevel                slog.Level
+	Base64Messages          bool // host.json extensions.queues.messageEncoding
 }
 
 func loadSettings(getenv func(string) string) (settings, error) {
@@ -69,7 +84,11 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.ConnectTimeout = dur("DB_CONNECT_TIMEOUT", 2*time.Second)
 	s.QueryTimeout = dur("DB_QUERY_TIMEOUT", 5*time.Second)
 	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
+	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
 	if err != nil {
+		return s, err
+	}
+	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
 	}
 	if v := getenv("LOG_LEVEL"); v != "" {
@@ -105,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	switch cmd {
 	case "serve":
-		return serve(ctx, s, log, primary, fallback)
+		return serve(ctx, s, getenv, log, primary, fallback)
 	case "migrate", "seed":
 		for _, db := range []store.DB{primary, fallback} {
 			if err := db.Migrate(ctx); err != nil {
@@ -124,10 +143,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func serve(ctx context.Context, s settings, log *slog.Logger, primary, fallback store.DB) error {
-	fo := failover.New(primary, fallback, failover.Options{QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log})
+func serve(ctx context.Context, s settings, getenv func(string) string, log *slog.Logger, primary, fallback store.DB) error {
+	qsvc, err := azconn.QueueClient(getenv, storageSetting)
+	if err != nil {
+		return err
+	}
+	tsvc, err := azconn.TableClient(getenv, storageSetting)
+	if err != nil {
+		return err
+	}
+	items := queue.New(qsvc, itemQueue, s.Base64Messages)
+	plans := queue.New(qsvc, planQueue, s.Base64Messages)
+	results := table.New(tsvc)
+	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
+
+	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
+	fo := failover.New(primary, fallback, failover.Options{
+		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: eng.Changed,
+	})
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(log, fo, fo),
+		Handler:           httpapi.NewServer(log, fo, fo, eng),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", s.Port))
@@ -151,4 +186,63 @@ func serve(ctx context.Context, s settings, log *slog.Logger, primary, fallback 
 		return err
 	}
 	return nil
+}
+
+// ensureStorage creates the queues and tables the handler writes to,
+// retrying in the background: the API must start, and serve, while storage
+// is down (changes wait in the outbox meanwhile).
+func ensureStorage(ctx context.Context, log *slog.Logger, ensure ...func(context.Context) error) {
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
+		var err error
+		for _, fn := range ensure {
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = errors.Join(err, fn(c))
+			cancel()
+		}
+		if err == nil {
+			return
+		}
+		log.Warn("storage not ready; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// base64Messages reads the queue message encoding as the Functions host
+// does: host.json extensions.queues.messageEncoding (default base64),
+// overridden by the AzureFunctionsJobHost__ setting, so the handler's
+// messages always decode in the host.
+func base64Messages(getenv func(string) string, hostJSON string) (bool, error) {
+	enc := getenv("AzureFunctionsJobHost__extensions__queues__messageEncoding")
+	if enc == "" {
+		b, err := os.ReadFile(hostJSON)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return false, fmt.Errorf("read %s: %w", hostJSON, err)
+		default:
+			var h struct {
+				Extensions struct {
+					Queues struct {
+						MessageEncoding string `json:"messageEncoding"`
+					} `json:"queues"`
+				} `json:"extensions"`
+			}
+			if err := json.Unmarshal(b, &h); err != nil {
+				return false, fmt.Errorf("%s: %w", hostJSON, err)
+			}
+			enc = h.Extensions.Queues.MessageEncoding
+		}
+	}
+	switch strings.ToLower(enc) {
+	case "", "base64":
+		return true, nil
+	case "none":
+		return false, nil
+	default:
+		return false, fmt.Errorf("queue messageEncoding %q: use base64 or none", enc)
+	}
 }

@@ -1,13 +1,15 @@
 // Package azconn resolves an Azure Functions connection setting (such as
 // SyncStorage) to storage clients, the way the Functions host reads it: a
 // connection string, the UseDevelopmentStorage=true shorthand, or the
-// identity-based form (<name>__queueServiceUri, <name>__clientId).
+// identity-based form (<name>__queueServiceUri, <name>__tableServiceUri,
+// <name>__clientId).
 package azconn
 
 import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"dualsync/internal/domain"
@@ -73,6 +75,39 @@ func QueueClient(getenv func(string) string, name string) (*azqueue.ServiceClien
 	c, err := azqueue.NewServiceClient(uri, cred, nil)
 	if err != nil {
 		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+"__queueServiceUri")
+	}
+	return c, nil
+}
+
+// TableClient returns a table service client for the connection setting
+// `name`, resolved like QueueClient: a connection string wins; otherwise
+// <name>__tableServiceUri with a managed identity (user-assigned if
+// <name>__clientId is set).
+func TableClient(getenv func(string) string, name string) (*aztables.ServiceClient, error) {
+	if cs, ok := ConnectionString(getenv, name); ok {
+		c, err := aztables.NewServiceClientFromConnectionString(cs, nil)
+		if err != nil {
+			// The SDK error may quote the string, key included; do not wrap it.
+			return nil, domain.Errorf(domain.KindInternal, "setting %s: invalid storage connection string", name)
+		}
+		return c, nil
+	}
+	uri := strings.TrimSpace(getenv(name + "__tableServiceUri"))
+	if uri == "" {
+		return nil, domain.Errorf(domain.KindInternal,
+			"setting %s is not set (need a connection string or %s__tableServiceUri)", name, name)
+	}
+	var opts azidentity.ManagedIdentityCredentialOptions
+	if id := strings.TrimSpace(getenv(name + "__clientId")); id != "" {
+		opts.ID = azidentity.ClientID(id)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(&opts)
+	if err != nil {
+		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+": managed identity credential")
+	}
+	c, err := aztables.NewServiceClient(uri, cred, nil)
+	if err != nil {
+		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+"__tableServiceUri")
 	}
 	return c, nil
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -30,18 +32,37 @@ var validate = func() *validator.Validate {
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
 		return strings.SplitN(f.Tag.Get("json"), ",", 2)[0]
 	})
+	if err := v.RegisterValidation("maxunits", maxUnits); err != nil {
+		panic(err) // only a programming error (bad tag name) gets here
+	}
 	return v
 }()
 
+// maxUnits limits a string's length in UTF-16 code units: SQL Server's
+// NVARCHAR(n) counts those, so a character outside the BMP (an emoji) takes
+// two, while PostgreSQL's varchar(n) counts characters. Code units are never
+// fewer than characters, so this one limit fits both databases.
+func maxUnits(fl validator.FieldLevel) bool {
+	limit, err := strconv.Atoi(fl.Param())
+	if err != nil {
+		return false
+	}
+	n := 0
+	for _, r := range fl.Field().String() {
+		n += utf16.RuneLen(r)
+	}
+	return n <= limit
+}
+
 type productFields struct {
-	Name        string `json:"name" validate:"min=1,max=255"`
-	Description string `json:"description" validate:"max=4000"`
+	Name        string `json:"name" validate:"min=1,maxunits=255"`
+	Description string `json:"description" validate:"maxunits=4000"`
 	Price       Money  `json:"price" validate:"gte=0,lte=9999999999"`
 }
 
 type userFields struct {
-	Name  string `json:"name" validate:"min=1,max=100"`
-	Email string `json:"email" validate:"max=254,email"`
+	Name  string `json:"name" validate:"min=1,maxunits=100"`
+	Email string `json:"email" validate:"maxunits=254,email"`
 }
 
 // DecodeProduct parses and validates a product request body. Every problem
@@ -88,7 +109,7 @@ func DecodeProduct(body []byte, mode Mode) (ProductChange, error) {
 			c.Description = &f.Description // replace clears an omitted description
 		}
 	}
-	if len(fields) == 0 && mode == ModePatch {
+	if mode == ModePatch && !hasChangeable(fields) {
 		return c, Errorf(KindInvalid, "the body has no field to change")
 	}
 	return c, checkFields(&f, present, errs)
@@ -125,10 +146,22 @@ func DecodeUser(body []byte, mode Mode) (UserChange, error) {
 	if mode != ModePatch {
 		requireFields(errs, fields, "name", "email")
 	}
-	if len(fields) == 0 && mode == ModePatch {
+	if mode == ModePatch && !hasChangeable(fields) {
 		return c, Errorf(KindInvalid, "the body has no field to change")
 	}
 	return c, checkFields(&f, present, errs)
+}
+
+// hasChangeable reports whether a body names any field besides the ignored
+// read-only ones: a PATCH of only {"id":..} would otherwise bump updatedAt
+// (and sync a new version) while changing nothing.
+func hasChangeable(fields map[string]json.RawMessage) bool {
+	for key := range fields {
+		if !readOnly[key] {
+			return true
+		}
+	}
+	return false
 }
 
 func decodeObject(body []byte, fields *map[string]json.RawMessage) error {
@@ -241,6 +274,8 @@ func ruleMessage(fe validator.FieldError) string {
 		return "must be at least " + fe.Param() + " characters long"
 	case "max":
 		return "must be at most " + fe.Param() + " characters long"
+	case "maxunits":
+		return "must be at most " + fe.Param() + " characters long (characters outside the Basic Multilingual Plane, such as emoji, count as two)"
 	case "email":
 		return "must be a valid email address"
 	case "gte":

@@ -20,6 +20,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	Cooldown     time.Duration
 	Logger       *slog.Logger
+	// OnChange, if set, is called after an API write commits, with the
+	// database that took it; the sync engine publishes the change from there.
+	OnChange func(ctx context.Context, db store.DB, e domain.Entity, id int64, version time.Time)
 }
 
 // Breaker states.
@@ -116,70 +119,97 @@ func (f *Failover) probe(ctx context.Context) string {
 
 // call runs op on the database the breaker picks, failing over on an
 // unavailable primary: reads always, writes only when the primary certainly
-// changed nothing.
-func call[T any](ctx context.Context, f *Failover, write bool, op func(context.Context, store.DB) (T, error)) (T, error) {
-	run := func(db store.DB) (T, error) {
+// changed nothing. It returns the database that answered.
+func call[T any](ctx context.Context, f *Failover, write bool, op func(context.Context, store.DB) (T, error)) (T, store.DB, error) {
+	run := func(db store.DB) (T, store.DB, error) {
 		c, cancel := context.WithTimeout(ctx, f.o.QueryTimeout)
 		defer cancel()
-		return op(c, db)
+		v, err := op(c, db)
+		return v, db, err
 	}
 	if !f.usePrimary(ctx) {
 		return run(f.fallback)
 	}
-	v, err := run(f.primary)
+	v, db, err := run(f.primary)
 	if err == nil || !domain.IsKind(err, domain.KindUnavailable) || ctx.Err() != nil {
-		return v, err
+		return v, db, err
 	}
 	f.open(err)
 	if write && !errors.Is(err, store.ErrUnreached) {
-		return v, err
+		return v, db, err
 	}
 	return run(f.fallback)
 }
 
-func do(ctx context.Context, f *Failover, op func(context.Context, store.DB) error) error {
-	_, err := call(ctx, f, true, func(c context.Context, db store.DB) (struct{}, error) { return struct{}{}, op(c, db) })
+func read[T any](ctx context.Context, f *Failover, op func(context.Context, store.DB) (T, error)) (T, error) {
+	v, _, err := call(ctx, f, false, op)
+	return v, err
+}
+
+// write runs a write and, once it has committed, reports the change.
+func write[T any](ctx context.Context, f *Failover, e domain.Entity, id func(T) int64, version func(T) time.Time, op func(context.Context, store.DB) (T, error)) (T, error) {
+	v, db, err := call(ctx, f, true, op)
+	if err == nil && f.o.OnChange != nil {
+		f.o.OnChange(ctx, db, e, id(v), version(v))
+	}
+	return v, err
+}
+
+func productID(p domain.Product) int64          { return p.ID }
+func productVersion(p domain.Product) time.Time { return p.UpdatedAt }
+func userID(u domain.User) int64                { return u.ID }
+func userVersion(u domain.User) time.Time       { return u.UpdatedAt }
+
+// remove runs a delete; its new version is not returned, so the change is
+// reported with a zero version (the publisher then covers up to now).
+func remove(ctx context.Context, f *Failover, e domain.Entity, id int64, op func(context.Context, store.DB) error) error {
+	_, err := write(ctx, f, e, func(struct{}) int64 { return id }, func(struct{}) time.Time { return time.Time{} },
+		func(c context.Context, db store.DB) (struct{}, error) { return struct{}{}, op(c, db) })
 	return err
 }
 
 func (f *Failover) ListProducts(ctx context.Context, p store.Page) ([]domain.Product, error) {
-	return call(ctx, f, false, func(c context.Context, db store.DB) ([]domain.Product, error) { return db.ListProducts(c, p) })
+	return read(ctx, f, func(c context.Context, db store.DB) ([]domain.Product, error) { return db.ListProducts(c, p) })
 }
 
 func (f *Failover) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
-	return call(ctx, f, false, func(c context.Context, db store.DB) (domain.Product, error) { return db.GetProduct(c, id) })
+	return read(ctx, f, func(c context.Context, db store.DB) (domain.Product, error) { return db.GetProduct(c, id) })
 }
 
 func (f *Failover) CreateProduct(ctx context.Context, ch domain.ProductChange) (domain.Product, error) {
-	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.Product, error) { return db.CreateProduct(c, ch) })
+	return write(ctx, f, domain.EntityProduct, productID, productVersion,
+		func(c context.Context, db store.DB) (domain.Product, error) { return db.CreateProduct(c, ch) })
 }
 
 func (f *Failover) UpdateProduct(ctx context.Context, id int64, ch domain.ProductChange) (domain.Product, error) {
-	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.Product, error) { return db.UpdateProduct(c, id, ch) })
+	return write(ctx, f, domain.EntityProduct, productID, productVersion,
+		func(c context.Context, db store.DB) (domain.Product, error) { return db.UpdateProduct(c, id, ch) })
 }
 
 func (f *Failover) DeleteProduct(ctx context.Context, id int64) error {
-	return do(ctx, f, func(c context.Context, db store.DB) error { return db.DeleteProduct(c, id) })
+	return remove(ctx, f, domain.EntityProduct, id, func(c context.Context, db store.DB) error { return db.DeleteProduct(c, id) })
 }
 
 func (f *Failover) ListUsers(ctx context.Context, p store.Page) ([]domain.User, error) {
-	return call(ctx, f, false, func(c context.Context, db store.DB) ([]domain.User, error) { return db.ListUsers(c, p) })
+	return read(ctx, f, func(c context.Context, db store.DB) ([]domain.User, error) { return db.ListUsers(c, p) })
 }
 
 func (f *Failover) GetUser(ctx context.Context, id int64) (domain.User, error) {
-	return call(ctx, f, false, func(c context.Context, db store.DB) (domain.User, error) { return db.GetUser(c, id) })
+	return read(ctx, f, func(c context.Context, db store.DB) (domain.User, error) { return db.GetUser(c, id) })
 }
 
 func (f *Failover) CreateUser(ctx context.Context, ch domain.UserChange) (domain.User, error) {
-	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.User, error) { return db.CreateUser(c, ch) })
+	return write(ctx, f, domain.EntityUser, userID, userVersion,
+		func(c context.Context, db store.DB) (domain.User, error) { return db.CreateUser(c, ch) })
 }
 
 func (f *Failover) UpdateUser(ctx context.Context, id int64, ch domain.UserChange) (domain.User, error) {
-	return call(ctx, f, true, func(c context.Context, db store.DB) (domain.User, error) { return db.UpdateUser(c, id, ch) })
+	return write(ctx, f, domain.EntityUser, userID, userVersion,
+		func(c context.Context, db store.DB) (domain.User, error) { return db.UpdateUser(c, id, ch) })
 }
 
 func (f *Failover) DeleteUser(ctx context.Context, id int64) error {
-	return do(ctx, f, func(c context.Context, db store.DB) error { return db.DeleteUser(c, id) })
+	return remove(ctx, f, domain.EntityUser, id, func(c context.Context, db store.DB) error { return db.DeleteUser(c, id) })
 }
 
 // DBHealth is one database's state.

@@ -12,9 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
 	"dualsync/internal/database"
 	"dualsync/internal/failover"
+	"dualsync/internal/queue"
 	"dualsync/internal/store"
+	"dualsync/internal/syncer"
+	"dualsync/internal/table"
 	"dualsync/internal/testenv"
 )
 
@@ -38,8 +44,29 @@ func setup(t *testing.T) env {
 		return db
 	}
 	p, f := open(store.RolePrimary), open(store.RoleFallback)
-	fo := failover.New(p, f, failover.Options{QueryTimeout: 5 * time.Second, Cooldown: time.Second})
-	srv := httptest.NewServer(NewServer(slog.New(slog.DiscardHandler), fo, fo))
+	conn := testenv.Storage(t)
+	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsvc, err := aztables.NewServiceClientFromConnectionString(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := testenv.RandomHex(4)
+	items, plans := queue.New(qsvc, "api-items-"+suffix, true), queue.New(qsvc, "api-plans-"+suffix, true)
+	t.Cleanup(func() {
+		for _, q := range []*queue.Queue{items, plans} {
+			_, _ = q.Client().Delete(context.Background(), nil)
+		}
+	})
+	results := table.New(tsvc)
+	if err := results.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eng := syncer.New(p, f, items, plans, results, syncer.Options{})
+	fo := failover.New(p, f, failover.Options{QueryTimeout: 5 * time.Second, Cooldown: time.Second, OnChange: eng.Changed})
+	srv := httptest.NewServer(NewServer(slog.New(slog.DiscardHandler), fo, fo, eng))
 	t.Cleanup(srv.Close)
 	return env{url: srv.URL, primary: p, fallback: f}
 }
@@ -248,6 +275,17 @@ func TestBadInput(t *testing.T) {
 		{"bad limit", "GET", "/api/products?limit=0", "", "", 400, ""},
 		{"limit too big", "GET", "/api/products?limit=1001", "", "", 400, ""},
 		{"bad after", "GET", "/api/users?after=x", "", "", 400, ""},
+		{"sync: body not an object", "POST", "/api/start-product-sync/X", js, `[1]`, 400, ""},
+		{"sync: unknown entity", "POST", "/api/start-product-sync", js, `{"entity":"order"}`, 400, ""},
+		{"sync: unknown field", "POST", "/api/start-product-sync", js, `{"entitty":"user"}`, 400, ""},
+		{"sync: wrong method", "GET", "/api/start-product-sync", "", "", 405, "POST"},
+		{"sync: unknown run", "GET", "/api/product-sync/9999999999999deadbeef0", "", "", 404, ""},
+		{"sync: run id with odd characters", "GET", "/api/product-sync/a%27b", "", "", 404, ""},
+		{"sync: results of unknown run", "GET", "/api/product-sync/nope/results", "", "", 404, ""},
+		{"sync: bad status filter", "GET", "/api/product-sync/realtime-20260101/results?status=great", "", "", 400, ""},
+		{"sync: bad results limit", "GET", "/api/product-sync/realtime-20260101/results?limit=0", "", "", 400, ""},
+		{"sync: bad continuation", "GET", "/api/product-sync/realtime-20260101/results?continuation=!!!", "", "", 400, ""},
+		{"sync: bad list limit", "GET", "/api/product-sync?limit=101", "", "", 400, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,9 @@ package httpapi
 
 import "net/http"
 
-// routes is the whole HTTP API in one place.
+// routes is the whole HTTP API in one place: what clients call under /api,
+// and the queue- and timer-triggered functions the Functions host invokes
+// at /<FunctionName>.
 func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.ready)
 
@@ -21,4 +23,17 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/users/{id}", s.users.delete)
 
 	mux.HandleFunc("GET /api/health", s.health)
+
+	mux.HandleFunc("POST /api/start-product-sync", s.sync.start)
+	mux.HandleFunc("POST /api/start-product-sync/{orchestrator}", s.sync.start)
+	mux.HandleFunc("GET /api/product-sync", s.sync.list)
+	mux.HandleFunc("GET /api/product-sync/{run}", s.sync.status)
+	mux.HandleFunc("GET /api/product-sync/{run}/results", s.sync.results)
+
+	mux.Handle("POST /SyncProduct", s.sync.syncProduct())
+	mux.Handle("POST /SyncProductPoison", s.sync.syncProductPoison())
+	mux.Handle("POST /PlanProductSync", s.sync.planProductSync())
+	mux.Handle("POST /PlanProductSyncPoison", s.sync.planProductSyncPoison())
+	mux.Handle("POST /NightlyProductSync", s.sync.nightly())
+	mux.Handle("POST /OutboxRelay", s.sync.relay())
 }

@@ -52,11 +52,12 @@ type server struct {
 	checker  HealthChecker
 	products resource[domain.Product, domain.ProductChange]
 	users    resource[domain.User, domain.UserChange]
+	sync     syncRoutes
 }
 
 // NewServer returns the API handler with problem+json errors and request logging.
-func NewServer(log *slog.Logger, db Store, health HealthChecker) http.Handler {
-	s := &server{log: log, checker: health}
+func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) http.Handler {
+	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
 	mux := http.NewServeMux()

@@ -60,7 +60,15 @@ func (q *Queue) Send(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.client.EnqueueMessage(ctx, body, nil); err != nil {
+	_, err = q.client.EnqueueMessage(ctx, body, nil)
+	if queueerror.HasCode(err, queueerror.QueueNotFound) {
+		// Created on first use, so the handler starts even while storage is down.
+		if err := q.Ensure(ctx); err != nil {
+			return err
+		}
+		_, err = q.client.EnqueueMessage(ctx, body, nil)
+	}
+	if err != nil {
 		return domain.Wrap(domain.KindUnavailable, err, "enqueue to queue "+q.name)
 	}
 	return nil

@@ -1,0 +1,97 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// relayPage and relayMaxPages bound one relay invocation.
+const (
+	relayPage     = 500
+	relayMaxPages = 40
+)
+
+// Changed publishes a committed API change: it enqueues the item's message
+// and marks the outbox entries it covers as sent. It is called after commit,
+// so a failure here loses nothing: the entry stays unsent and the relay
+// sends it. It never fails the API request.
+func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id int64, version time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
+	defer cancel()
+	// The message makes sync read the rows as they are when it runs, so it
+	// covers every version committed before it was sent.
+	upTo := maxTime(version, e.now())
+	if err := e.items.Send(ctx, Message{Entity: ent, ID: id}); err != nil {
+		e.o.Logger.Warn("could not enqueue a change; the outbox relay will send it", "entity", ent, "id", id, "err", err)
+		return
+	}
+	if err := db.MarkOutboxSent(ctx, ent, id, upTo, e.now()); err != nil {
+		// Harmless: the relay sends the entry again, and sync is idempotent.
+		e.o.Logger.Warn("could not mark an outbox entry sent", "entity", ent, "id", id, "err", err)
+	}
+}
+
+// Relay sends the outbox entries of both databases that were never sent
+// (the after-commit publish failed or the process died) or were sent but not
+// acknowledged within ResendAfter (the message failed for good, e.g. while
+// the other database was down). An unreachable database is skipped; the
+// next run catches up.
+func (e *Engine) Relay(ctx context.Context) error {
+	var errs []error
+	for _, db := range []store.DB{e.primary, e.fallback} {
+		n, err := e.relay(ctx, db)
+		if n > 0 {
+			e.o.Logger.Info("outbox relay sent changes", "database", db.Role(), "items", n)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("relay the %s outbox: %w", db.Role(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
+	now := e.now()
+	// Leave fresh entries to the after-commit publisher.
+	notSentBefore := now.Add(-e.o.SendTimeout - time.Second)
+	resendBefore := now.Add(-e.o.ResendAfter)
+	sent := 0
+	for range relayMaxPages {
+		entries, err := db.PendingOutbox(ctx, notSentBefore, resendBefore, relayPage)
+		if err != nil {
+			return sent, err
+		}
+		// One message per item covers all its entries.
+		type key struct {
+			e  domain.Entity
+			id int64
+		}
+		upTo := map[key]time.Time{}
+		var order []key
+		for _, en := range entries {
+			k := key{en.Entity, en.ID}
+			if _, ok := upTo[k]; !ok {
+				order = append(order, k)
+			}
+			upTo[k] = maxTime(upTo[k], en.Version)
+		}
+		for _, k := range order {
+			if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
+				return sent, err
+			}
+			if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
+				return sent, err
+			}
+			sent++
+		}
+		if len(entries) < relayPage {
+			return sent, nil
+		}
+	}
+	return sent, nil
+}

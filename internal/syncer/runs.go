@@ -1,0 +1,431 @@
+package syncer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/table"
+)
+
+// Run states, as Durable Functions names them (the original's clients know them).
+const (
+	RunPending   = "Pending"
+	RunRunning   = "Running"
+	RunCompleted = "Completed"
+	RunFailed    = "Failed"
+)
+
+// OutputLimit caps the items listed in a completed run's output; the rest
+// are paged through the results endpoint.
+const OutputLimit = 1000
+
+// StartRequest describes a run to start.
+type StartRequest struct {
+	Name    string        // orchestrator name echoed back, may be empty
+	Trigger string        // "http" or "timer"
+	Entity  domain.Entity // product (default) or user
+	Input   string        // raw JSON body, echoed as the status' input
+}
+
+// RunStatus is a run's status in the shape of the original's Durable
+// Functions instance status.
+type RunStatus struct {
+	Name            string       `json:"name"`
+	InstanceID      string       `json:"instanceId"`
+	RuntimeStatus   string       `json:"runtimeStatus"`
+	Input           any          `json:"input"`
+	CustomStatus    CustomStatus `json:"customStatus"`
+	Output          []OutputItem `json:"output"` // null until Completed
+	CreatedTime     string       `json:"createdTime"`
+	LastUpdatedTime string       `json:"lastUpdatedTime"`
+}
+
+// CustomStatus is the progress of a run.
+type CustomStatus struct {
+	Entity          domain.Entity    `json:"entity"`
+	Trigger         string           `json:"trigger"`
+	Planned         bool             `json:"planned"` // every planner page is done, so Total is final
+	Total           int64            `json:"total"`
+	Done            int64            `json:"done"`
+	Counts          map[string]int64 `json:"counts"`
+	Reason          string           `json:"reason,omitempty"`
+	OutputTruncated bool             `json:"outputTruncated,omitempty"`
+}
+
+// OutputItem is one item's outcome in a completed run's output.
+type OutputItem struct {
+	Status string        `json:"status"`
+	ID     int64         `json:"id"`
+	Entity domain.Entity `json:"entity,omitempty"` // set for users; products stay as the original shows them
+	Reason string        `json:"reason,omitempty"`
+}
+
+// Final reports whether the run will not change any more.
+func (s RunStatus) Final() bool {
+	return s.RuntimeStatus == RunCompleted || s.RuntimeStatus == RunFailed
+}
+
+// newRunID returns a run id whose lexical order is newest first (Table
+// Storage lists RowKeys ascending) and that is unique without coordination.
+func newRunID(now time.Time) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("%013d%s", 9_999_999_999_999-now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// runIDPattern accepts run ids and real-time partitions; anything else is
+// unknown (and would not be a valid Table Storage key anyway).
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// ValidRunID reports whether id can name a run or a results partition.
+func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
+
+// Start creates a run and enqueues its first planner message; the fan-out
+// happens in the queue, so Start answers at once whatever the catalogue size.
+func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error) {
+	if req.Entity == "" {
+		req.Entity = domain.EntityProduct
+	}
+	if !req.Entity.Valid() {
+		return RunStatus{}, domain.Errorf(domain.KindInvalid, "entity must be product or user")
+	}
+	now := e.now()
+	run := table.Run{
+		ID: newRunID(now), Name: req.Name, Entity: req.Entity, Trigger: req.Trigger, Input: req.Input,
+		Status: RunPending, CreatedTime: now, LastUpdatedTime: now,
+	}
+	if err := e.rec.CreateRun(ctx, run); err != nil {
+		return RunStatus{}, err
+	}
+	if err := e.plans.Send(ctx, PlanMessage{Run: run.ID, Entity: run.Entity}); err != nil {
+		run.Status, run.Reason, run.LastUpdatedTime = RunFailed, "could not enqueue the run's first planner message", e.now()
+		if uerr := e.rec.UpdateRun(context.WithoutCancel(ctx), run); uerr != nil {
+			e.o.Logger.Error("could not mark the run failed", "run", run.ID, "err", uerr)
+		}
+		return RunStatus{}, err
+	}
+	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger)
+	return e.statusOf(run, table.Progress{}, nil), nil
+}
+
+// Nightly starts the nightly runs: products, then users.
+func (e *Engine) Nightly(ctx context.Context) error {
+	var errs []error
+	for _, ent := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: "timer", Entity: ent}); err != nil {
+			errs = append(errs, fmt.Errorf("start nightly %s sync: %w", ent, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Plan enqueues one page of item messages (at most PageSize, over the union
+// of ids in both databases), records the page, and chains the next page.
+// Redelivery is safe: a recorded page is not planned again, and duplicate
+// item messages record nothing twice.
+func (e *Engine) Plan(ctx context.Context, pm PlanMessage) error {
+	run, err := e.rec.GetRun(ctx, pm.Run)
+	if domain.IsKind(err, domain.KindNotFound) {
+		e.o.Logger.Warn("dropping planner message of an unknown run", "run", pm.Run)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if run.Status == RunCompleted || run.Status == RunFailed {
+		return nil
+	}
+	page, ok, err := e.rec.GetPlanPage(ctx, pm.Run, pm.After)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		ids, last, err := e.union(ctx, run.Entity, pm.After)
+		if err != nil {
+			return err
+		}
+		if err := e.sendItems(ctx, run, ids); err != nil {
+			return err
+		}
+		page = table.PlanPage{After: pm.After, Count: len(ids), Next: pm.After, Last: last}
+		if len(ids) > 0 {
+			page.Next = ids[len(ids)-1]
+		}
+		if err := e.rec.PutPlanPage(ctx, pm.Run, page); err != nil {
+			return err
+		}
+		if run.Status == RunPending {
+			run.Status, run.LastUpdatedTime = RunRunning, e.now()
+			if err := e.rec.UpdateRun(ctx, run); err != nil {
+				e.o.Logger.Warn("could not mark the run running", "run", run.ID, "err", err)
+			}
+		}
+	}
+	if page.Last || page.NextQueued {
+		return nil
+	}
+	if err := e.plans.Send(ctx, PlanMessage{Run: pm.Run, Entity: run.Entity, After: page.Next}); err != nil {
+		return err
+	}
+	page.NextQueued = true
+	return e.rec.PutPlanPage(ctx, pm.Run, page)
+}
+
+// PlanPoisoned fails a run whose planner message exhausted its retries.
+func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
+	run, err := e.rec.GetRun(ctx, pm.Run)
+	if domain.IsKind(err, domain.KindNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	run.Status, run.LastUpdatedTime = RunFailed, e.now()
+	run.Reason = fmt.Sprintf("planning the %ss after id %d failed after the queue's retries (a database or the queue was unavailable); start a new run", run.Entity, pm.After)
+	e.o.Logger.Error("sync run failed", "run", run.ID, "reason", run.Reason)
+	return e.rec.UpdateRun(ctx, run)
+}
+
+// union returns the next ids after `after` in either database, at most
+// PageSize, and whether no ids remain beyond them.
+func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) ([]int64, bool, error) {
+	p, err := e.primary.IDs(ctx, ent, after, e.o.PageSize)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := e.fallback.IDs(ctx, ent, after, e.o.PageSize)
+	if err != nil {
+		return nil, false, err
+	}
+	ids := slices.Compact(slices.Sorted(slices.Values(append(p, f...))))
+	last := len(p) < e.o.PageSize && len(f) < e.o.PageSize
+	if len(ids) > e.o.PageSize {
+		ids, last = ids[:e.o.PageSize], false
+	}
+	return ids, last, nil
+}
+
+// sendItems enqueues one message per id with bounded concurrency (the queue
+// API takes one message per request).
+func (e *Engine) sendItems(ctx context.Context, run table.Run, ids []int64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan int64)
+	var wg sync.WaitGroup
+	for range min(e.o.SendWorkers, len(ids)) {
+		wg.Go(func() {
+			for id := range work {
+				if err := e.items.Send(ctx, Message{Entity: run.Entity, ID: id, Run: run.ID}); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Status returns a run's status; NotFound if there is no such run. The
+// first call that finds a run complete caches its counts in the run.
+func (e *Engine) Status(ctx context.Context, id string) (RunStatus, error) {
+	if !ValidRunID(id) {
+		return RunStatus{}, domain.Errorf(domain.KindNotFound, "no sync run %q", id)
+	}
+	run, err := e.rec.GetRun(ctx, id)
+	if err != nil {
+		return RunStatus{}, err
+	}
+	return e.status(ctx, run, true)
+}
+
+// status assembles a run's status, completing the run when its last item
+// is in; withOutput adds the output of a completed run.
+func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (RunStatus, error) {
+	var prog table.Progress
+	if run.Status != RunCompleted && run.Status != RunFailed {
+		var err error
+		if prog, err = e.rec.Progress(ctx, run.ID); err != nil {
+			return RunStatus{}, err
+		}
+		total, planned := chain(prog.Pages)
+		if planned && prog.Done >= total {
+			run.Status, run.Total, run.Counts = RunCompleted, total, prog.Counts
+			run.LastUpdatedTime = maxTime(run.CreatedTime, prog.LastUpdated)
+			if err := e.rec.UpdateRun(ctx, run); err != nil {
+				e.o.Logger.Warn("could not cache the completed run", "run", run.ID, "err", err)
+			}
+		}
+	}
+	var out []OutputItem
+	if run.Status == RunCompleted && withOutput {
+		rs, _, err := e.rec.Results(ctx, run.ID, "", OutputLimit, "")
+		if err != nil {
+			return RunStatus{}, err
+		}
+		out = make([]OutputItem, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, outputItem(r))
+		}
+	}
+	return e.statusOf(run, prog, out), nil
+}
+
+// chain follows the planner pages from id 0: the run's total is known once
+// the chain reaches the last page.
+func chain(pages []table.PlanPage) (total int64, planned bool) {
+	byAfter := make(map[int64]table.PlanPage, len(pages))
+	for _, p := range pages {
+		byAfter[p.After] = p
+	}
+	for after := int64(0); ; {
+		p, ok := byAfter[after]
+		if !ok {
+			return total, false
+		}
+		total += int64(p.Count)
+		if p.Last {
+			return total, true
+		}
+		if p.Next <= after { // cannot happen with ascending ids; never loop
+			return total, false
+		}
+		after = p.Next
+	}
+}
+
+func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) RunStatus {
+	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}}
+	for _, s := range Statuses {
+		cs.Counts[s] = 0
+	}
+	status := run.Status
+	switch status {
+	case RunCompleted:
+		cs.Planned, cs.Total = true, run.Total
+		maps(cs.Counts, run.Counts)
+		cs.OutputTruncated = out != nil && int64(len(out)) < run.Total
+	case RunFailed:
+		maps(cs.Counts, run.Counts)
+	default:
+		cs.Total, cs.Planned = chain(prog.Pages)
+		maps(cs.Counts, prog.Counts)
+		if status == RunPending && (len(prog.Pages) > 0 || prog.Done > 0) {
+			status = RunRunning
+		}
+	}
+	for _, n := range cs.Counts {
+		cs.Done += n
+	}
+	var input any = ""
+	if run.Input != "" && json.Valid([]byte(run.Input)) {
+		input = json.RawMessage(run.Input)
+	}
+	return RunStatus{
+		Name: run.Name, InstanceID: run.ID, RuntimeStatus: status, Input: input,
+		CustomStatus: cs, Output: out,
+		CreatedTime:     domain.FormatTime(run.CreatedTime),
+		LastUpdatedTime: domain.FormatTime(maxTime(run.LastUpdatedTime, prog.LastUpdated)),
+	}
+}
+
+func maps(dst, src map[string]int64) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+func outputItem(r table.Result) OutputItem {
+	o := OutputItem{Status: r.Status, ID: r.ID, Reason: r.Reason}
+	if r.Entity != domain.EntityProduct {
+		o.Entity = r.Entity
+	}
+	return o
+}
+
+// Runs lists the newest runs first, at most limit.
+func (e *Engine) Runs(ctx context.Context, limit int) ([]RunStatus, error) {
+	runs, err := e.rec.ListRuns(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RunStatus, 0, len(runs))
+	for _, r := range runs {
+		// Lists stay small: a run's own status has its output.
+		s, err := e.status(ctx, r, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ResultItem is one recorded outcome, as the results endpoint shows it.
+type ResultItem struct {
+	Entity  domain.Entity `json:"entity"`
+	ID      int64         `json:"id"`
+	Status  string        `json:"status"`
+	Reason  string        `json:"reason,omitempty"`
+	Version string        `json:"version,omitempty"` // updatedAt of the winning row
+	At      string        `json:"at"`
+}
+
+// ResultsPage is one page of outcomes; Next is the continuation token of the
+// following page, empty at the end.
+type ResultsPage struct {
+	Items []ResultItem `json:"items"`
+	Next  string       `json:"continuation,omitempty"`
+}
+
+// Results pages through the outcomes recorded in a run or a real-time
+// partition (realtime-YYYYMMDD), optionally of one status only.
+func (e *Engine) Results(ctx context.Context, partition, status string, limit int, token string) (ResultsPage, error) {
+	if !ValidRunID(partition) {
+		return ResultsPage{}, domain.Errorf(domain.KindNotFound, "no sync run %q", partition)
+	}
+	if status != "" && !slices.Contains(Statuses, status) {
+		return ResultsPage{}, &domain.Error{Kind: domain.KindInvalid, Message: "invalid status filter",
+			Fields: map[string]string{"status": "must be one of created, updated, deleted, unchanged, conflict, failed"}}
+	}
+	if !isRealtime(partition) {
+		if _, err := e.rec.GetRun(ctx, partition); err != nil {
+			return ResultsPage{}, err
+		}
+	}
+	rs, next, err := e.rec.Results(ctx, partition, status, limit, token)
+	if err != nil {
+		return ResultsPage{}, err
+	}
+	page := ResultsPage{Items: make([]ResultItem, 0, len(rs)), Next: next}
+	for _, r := range rs {
+		it := ResultItem{Entity: r.Entity, ID: r.ID, Status: r.Status, Reason: r.Reason, At: domain.FormatTime(r.At)}
+		if !r.Version.IsZero() {
+			it.Version = domain.FormatTime(r.Version)
+		}
+		page.Items = append(page.Items, it)
+	}
+	return page, nil
+}
+
+var realtimePattern = regexp.MustCompile(`^realtime-\d{8}$`)
+
+func isRealtime(partition string) bool { return realtimePattern.MatchString(partition) }

@@ -1,0 +1,184 @@
+// Package syncer keeps the two databases in step: it merges one item
+// (last writer wins, tombstones included), plans sync runs in pages of queue
+// messages, assembles run status from Table Storage, publishes changes after
+// commit and relays what the outbox still holds.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+	"dualsync/internal/table"
+)
+
+// Message asks SyncProduct to merge one item; Run is empty for real-time
+// changes (published after commit or by the outbox relay).
+type Message struct {
+	Entity domain.Entity `json:"entity"`
+	ID     int64         `json:"id"`
+	Run    string        `json:"run,omitempty"`
+}
+
+// PlanMessage asks PlanProductSync to enqueue the items of one page: ids
+// greater than After, in both databases.
+type PlanMessage struct {
+	Run    string        `json:"run"`
+	Entity domain.Entity `json:"entity"`
+	After  int64         `json:"after"`
+}
+
+// Sender enqueues one message as JSON (internal/queue).
+type Sender interface {
+	Send(ctx context.Context, v any) error
+}
+
+// Recorder keeps runs and outcomes (internal/table).
+type Recorder interface {
+	CreateRun(ctx context.Context, r table.Run) error
+	GetRun(ctx context.Context, id string) (table.Run, error)
+	ListRuns(ctx context.Context, limit int) ([]table.Run, error)
+	UpdateRun(ctx context.Context, r table.Run) error
+	GetPlanPage(ctx context.Context, runID string, after int64) (table.PlanPage, bool, error)
+	PutPlanPage(ctx context.Context, runID string, p table.PlanPage) error
+	RecordRunResult(ctx context.Context, runID string, r table.Result) (bool, error)
+	RecordRealtime(ctx context.Context, r table.Result) error
+	RecordAttemptError(ctx context.Context, partition string, e domain.Entity, id int64, reason string) error
+	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
+	Progress(ctx context.Context, runID string) (table.Progress, error)
+	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
+}
+
+// Options configure an Engine; zero values take defaults.
+type Options struct {
+	Logger      *slog.Logger
+	Clock       domain.Clock
+	PageSize    int           // item messages per planner message (default 1000)
+	SendWorkers int           // concurrent enqueues while planning (default 32)
+	ResendAfter time.Duration // relay re-sends entries not acknowledged this long after sending (default 60s)
+	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
+}
+
+// Engine is the sync engine. Primary and fallback are the raw databases,
+// not the failover wrapper: sync must see both sides as they are.
+type Engine struct {
+	primary, fallback store.DB
+	items, plans      Sender
+	rec               Recorder
+	o                 Options
+}
+
+// New returns an Engine that enqueues item messages on items (product-sync)
+// and planner messages on plans (sync-plan).
+func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Options) *Engine {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 1000
+	}
+	if o.SendWorkers <= 0 {
+		o.SendWorkers = 32
+	}
+	if o.ResendAfter <= 0 {
+		o.ResendAfter = 60 * time.Second
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 2 * time.Second
+	}
+	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o}
+}
+
+func (e *Engine) now() time.Time { return domain.Millis(e.o.Clock()) }
+
+// partition is where an item's outcome is recorded: its run, or the day's
+// real-time partition.
+func (e *Engine) partition(m Message) string {
+	if m.Run != "" {
+		return m.Run
+	}
+	return RealtimePartition(e.now())
+}
+
+// RealtimePartition names the results partition of real-time outcomes on
+// the day of t (UTC).
+func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format("20060102") }
+
+func validMessage(m Message) error {
+	if !m.Entity.Valid() || m.ID <= 0 {
+		return domain.Errorf(domain.KindInvalid, "sync message needs entity product or user and a positive id, got %q %d", m.Entity, m.ID)
+	}
+	return nil
+}
+
+// SyncItem merges one item and records its outcome. It returns an error only
+// for transient failures, so that the queue redelivers the message; a
+// message that can never succeed is dropped with a log line.
+func (e *Engine) SyncItem(ctx context.Context, m Message) error {
+	if err := validMessage(m); err != nil {
+		e.o.Logger.Warn("dropping invalid sync message", "err", err)
+		return nil
+	}
+	var (
+		res merged
+		err error
+	)
+	switch m.Entity {
+	case domain.EntityProduct:
+		res, err = merge(ctx, productKind, e.primary, e.fallback, m.ID, m.Entity)
+	case domain.EntityUser:
+		res, err = merge(ctx, userKind, e.primary, e.fallback, m.ID, m.Entity)
+	}
+	if err != nil {
+		// Best effort: the poison handler reports the last reason.
+		reason := reasonOf(err)
+		if rerr := e.rec.RecordAttemptError(ctx, e.partition(m), m.Entity, m.ID, reason); rerr != nil {
+			e.o.Logger.Warn("could not record the attempt's error", "err", rerr)
+		}
+		return fmt.Errorf("sync %s %d: %w", m.Entity, m.ID, err)
+	}
+	return e.record(ctx, m, table.Result{Status: res.status, Reason: res.reason, Version: res.version})
+}
+
+// ItemPoisoned records an item whose message exhausted its retries as
+// failed, with the last attempt's error, so that its run still completes.
+func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
+	if err := validMessage(m); err != nil {
+		e.o.Logger.Warn("dropping invalid poison message", "err", err)
+		return nil
+	}
+	reason := "gave up after the queue's retries"
+	if r, ok, err := e.rec.AttemptError(ctx, e.partition(m), m.Entity, m.ID); err == nil && ok {
+		reason += ": " + r
+	}
+	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
+	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason})
+}
+
+func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
+	r.Entity, r.ID, r.At = m.Entity, m.ID, e.now()
+	if m.Run == "" {
+		return e.rec.RecordRealtime(ctx, r)
+	}
+	// Only the first outcome of an item counts in its run: a redelivered
+	// message finds its result recorded and changes nothing.
+	_, err := e.rec.RecordRunResult(ctx, m.Run, r)
+	return err
+}
+
+// reasonOf is the client-safe message of err: its kind and the message of
+// its first domain error. Driver details are logged, never recorded.
+func reasonOf(err error) string {
+	var de *domain.Error
+	if errors.As(err, &de) && de.Message != "" {
+		return de.Kind.String() + ": " + de.Message
+	}
+	return domain.ErrorKind(err).String()
+}

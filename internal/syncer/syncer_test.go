@@ -1,0 +1,475 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"dualsync/internal/database"
+	"dualsync/internal/domain"
+	"dualsync/internal/queue"
+	"dualsync/internal/store"
+	"dualsync/internal/table"
+	"dualsync/internal/testenv"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func product(id int64, name string, updated time.Time, deleted bool) domain.Product {
+	p := domain.Product{ID: id, Name: name, Price: 1999, CreatedAt: t0, UpdatedAt: updated}
+	if deleted {
+		p.DeletedAt = &updated
+	}
+	return p
+}
+
+func TestDecide(t *testing.T) {
+	later := t0.Add(time.Millisecond)
+	tests := []struct {
+		name     string
+		p, f     *domain.Product
+		want     plan
+		wantNone bool
+	}{
+		{"neither", nil, nil, plan{}, true},
+		{"primary only", ptr(product(1, "a", t0, false)), nil, plan{copy: true, from: store.RolePrimary}, false},
+		{"fallback only", nil, ptr(product(2, "a", t0, false)), plan{copy: true, from: store.RoleFallback}, false},
+		{"identical", ptr(product(1, "a", t0, false)), ptr(product(1, "a", t0, false)), plan{}, true},
+		{"primary newer", ptr(product(1, "b", later, false)), ptr(product(1, "a", t0, false)), plan{copy: true, from: store.RolePrimary}, false},
+		{"fallback newer", ptr(product(1, "a", t0, false)), ptr(product(1, "b", later, false)), plan{copy: true, from: store.RoleFallback}, false},
+		{"newer live beats older tombstone", ptr(product(1, "a", t0, true)), ptr(product(1, "b", later, false)), plan{copy: true, from: store.RoleFallback}, false},
+		{"tie: fallback tombstone wins", ptr(product(1, "a", t0, false)), ptr(product(1, "a", t0, true)), plan{copy: true, from: store.RoleFallback, tie: true}, false},
+		{"tie: primary tombstone wins", ptr(product(1, "a", t0, true)), ptr(product(1, "a", t0, false)), plan{copy: true, from: store.RolePrimary, tie: true}, false},
+		{"tie: both live, primary wins", ptr(product(1, "p", t0, false)), ptr(product(1, "f", t0, false)), plan{copy: true, from: store.RolePrimary, tie: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p, f domain.Product
+			if tt.p != nil {
+				p = *tt.p
+			}
+			if tt.f != nil {
+				f = *tt.f
+			}
+			got := decide(productKind, p, tt.p != nil, f, tt.f != nil)
+			if got != tt.want {
+				t.Errorf("decide = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestChain(t *testing.T) {
+	tests := []struct {
+		name        string
+		pages       []table.PlanPage
+		total       int64
+		planned     bool
+		description string
+	}{
+		{"none", nil, 0, false, "no page yet"},
+		{"empty catalogue", []table.PlanPage{{After: 0, Count: 0, Last: true}}, 0, true, ""},
+		{"two pages", []table.PlanPage{{After: 10, Count: 2, Next: 12, Last: true}, {After: 0, Count: 5, Next: 10}}, 7, true, ""},
+		{"gap", []table.PlanPage{{After: 0, Count: 5, Next: 10}, {After: 20, Count: 1, Last: true}}, 5, false, "page after 10 missing"},
+		{"first missing", []table.PlanPage{{After: 10, Count: 2, Last: true}}, 0, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			total, planned := chain(tt.pages)
+			if total != tt.total || planned != tt.planned {
+				t.Errorf("chain = %d, %v; want %d, %v", total, planned, tt.total, tt.planned)
+			}
+		})
+	}
+}
+
+// env is an engine on two fresh PostgreSQL databases, the shared Azurite,
+// private queues and the real tables.
+type env struct {
+	primary, fallback store.DB
+	items, plans      *queue.Queue
+	rec               *table.Store
+	eng               *Engine
+}
+
+func newEnv(t *testing.T, o Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	conn := testenv.Storage(t)
+	e := &env{}
+	var err error
+	open := func(role store.Role) store.DB {
+		db, err := database.Open(ctx, testenv.CreateDatabase(t), role, database.Options{ConnectTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		if err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	e.primary, e.fallback = open(store.RolePrimary), open(store.RoleFallback)
+	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := testenv.RandomHex(4)
+	e.items, e.plans = queue.New(qsvc, "t-items-"+suffix, true), queue.New(qsvc, "t-plans-"+suffix, true)
+	for _, q := range []*queue.Queue{e.items, e.plans} {
+		if err := q.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = q.Client().Delete(context.Background(), nil) })
+	}
+	tsvc, err := aztables.NewServiceClientFromConnectionString(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec = table.New(tsvc)
+	if err := e.rec.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, o)
+	return e
+}
+
+// drain receives every message on q and hands it to fn, deleting those fn
+// accepts, until the queue stays empty.
+func drain[M any](t *testing.T, q *queue.Queue, fn func(context.Context, M) error) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	for empty := 0; empty < 2; {
+		resp, err := q.Client().DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: ptr(int32(32))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Messages) == 0 {
+			empty++
+			continue
+		}
+		empty = 0
+		for _, msg := range resp.Messages {
+			var m M
+			if err := q.Decode(*msg.MessageText, &m); err != nil {
+				t.Fatal(err)
+			}
+			if err := fn(ctx, m); err != nil {
+				t.Fatalf("handling %+v: %v", m, err)
+			}
+			if _, err := q.Client().DeleteMessage(ctx, *msg.MessageID, *msg.PopReceipt, nil); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
+}
+
+func put(t *testing.T, db store.DB, p domain.Product) {
+	t.Helper()
+	if _, err := db.PutProduct(context.Background(), p, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSyncItemProducts(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	later := t0.Add(time.Second)
+	tests := []struct {
+		name       string
+		p, f       *domain.Product
+		wantStatus string
+		want       domain.Product // both sides hold it afterwards
+	}{
+		{"copy to fallback", ptr(product(101, "a", t0, false)), nil, StatusCreated, product(101, "a", t0, false)},
+		{"copy to primary", nil, ptr(product(102, "a", t0, false)), StatusCreated, product(102, "a", t0, false)},
+		{"fallback newer", ptr(product(103, "old", t0, false)), ptr(product(103, "new", later, false)), StatusUpdated, product(103, "new", later, false)},
+		{"delete wins when newer", ptr(product(104, "a", t0, false)), ptr(product(104, "a", later, true)), StatusDeleted, product(104, "a", later, true)},
+		{"tombstone to absent side", ptr(product(105, "a", t0, true)), nil, StatusDeleted, product(105, "a", t0, true)},
+		{"tie: tombstone wins", ptr(product(106, "a", t0, false)), ptr(product(106, "a", t0, true)), StatusDeleted, product(106, "a", t0, true)},
+		{"tie: primary wins", ptr(product(107, "p", t0, false)), ptr(product(107, "f", t0, false)), StatusUpdated, product(107, "p", t0, false)},
+		{"identical", ptr(product(108, "a", t0, false)), ptr(product(108, "a", t0, false)), StatusUnchanged, product(108, "a", t0, false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.p != nil {
+				put(t, e.primary, *tt.p)
+			}
+			if tt.f != nil {
+				put(t, e.fallback, *tt.f)
+			}
+			run := startRun(t, e)
+			m := Message{Entity: domain.EntityProduct, ID: tt.want.ID, Run: run}
+			// Twice: a redelivered message changes nothing and counts once.
+			for range 2 {
+				if err := e.eng.SyncItem(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, db := range []store.DB{e.primary, e.fallback} {
+				got, ok, err := db.LoadProduct(ctx, tt.want.ID)
+				if err != nil || !ok {
+					t.Fatalf("%s: load: ok=%v err=%v", db.Role(), ok, err)
+				}
+				if !productKind.same(got, tt.want) {
+					t.Errorf("%s holds %+v, want %+v", db.Role(), got, tt.want)
+				}
+			}
+			rs, _, err := e.rec.Results(ctx, run, "", 10, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || rs[0].Status != tt.wantStatus || rs[0].ID != tt.want.ID {
+				t.Errorf("results = %+v, want one %s", rs, tt.wantStatus)
+			}
+			prog, err := e.rec.Progress(ctx, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prog.Done != 1 || prog.Counts[tt.wantStatus] != 1 {
+				t.Errorf("progress = %+v, want 1 %s", prog, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// startRun creates a run record without planning it, for driving SyncItem directly.
+func startRun(t *testing.T, e *env) string {
+	t.Helper()
+	id := newRunID(time.Now())
+	if err := e.rec.CreateRun(context.Background(), table.Run{ID: id, Entity: domain.EntityProduct, Trigger: "test", Status: RunPending, CreatedTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSyncItemAcknowledgesOutbox(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	p, err := e.fallback.CreateProduct(ctx, domain.ProductChange{Name: ptr("pen"), Price: ptr(domain.Money(150))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.fallback.OutboxDepth(ctx); d != 1 {
+		t.Fatalf("outbox depth after a write = %d, want 1", d)
+	}
+	if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.fallback.OutboxDepth(ctx); d != 0 {
+		t.Errorf("outbox depth after sync = %d, want 0", d)
+	}
+	if _, err := e.primary.GetProduct(ctx, p.ID); err != nil {
+		t.Errorf("primary lacks the product: %v", err)
+	}
+	rs, _, err := e.rec.Results(ctx, RealtimePartition(time.Now()), "", 1000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rs, func(r table.Result) bool { return r.ID == p.ID && r.Status == StatusCreated }) {
+		t.Errorf("no real-time result for product %d in %+v", p.ID, rs)
+	}
+}
+
+func TestSyncItemUserEmailConflict(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	a, err := e.primary.CreateUser(ctx, domain.UserChange{Name: ptr("Ann"), Email: ptr("same@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.fallback.CreateUser(ctx, domain.UserChange{Name: ptr("Bob"), Email: ptr("SAME@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := startRun(t, e)
+	for _, id := range []int64{a.ID, b.ID} {
+		if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityUser, ID: id, Run: run}); err != nil {
+			t.Fatalf("conflict must not fail the message: %v", err)
+		}
+	}
+	rs, _, err := e.rec.Results(ctx, run, StatusConflict, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Reason == "" {
+		t.Errorf("conflict results = %+v, want 2 with reasons", rs)
+	}
+	for _, c := range []struct {
+		db   store.DB
+		user domain.User
+	}{{e.primary, a}, {e.fallback, b}} {
+		got, err := c.db.GetUser(ctx, c.user.ID)
+		if err != nil || got.Email != c.user.Email {
+			t.Errorf("%s: user %d = %+v, %v; want intact", c.db.Role(), c.user.ID, got, err)
+		}
+	}
+}
+
+func TestRunPlansPagesAndCompletes(t *testing.T) {
+	e := newEnv(t, Options{PageSize: 4})
+	ctx := context.Background()
+	// 7 products in the primary only, 3 in the fallback only, 2 differing, 1 tombstone.
+	for i := int64(1); i <= 13; i += 2 {
+		put(t, e.primary, product(i, fmt.Sprint("p", i), t0, false))
+	}
+	for i := int64(2); i <= 6; i += 2 {
+		put(t, e.fallback, product(i, fmt.Sprint("f", i), t0, false))
+	}
+	put(t, e.fallback, product(1, "newer", t0.Add(time.Hour), false))
+	put(t, e.fallback, product(3, "p3", t0.Add(time.Hour), true))
+
+	st, err := e.eng.Start(ctx, StartRequest{Name: "ProductSyncOrchestrator", Trigger: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RuntimeStatus != RunPending || st.Name != "ProductSyncOrchestrator" || st.Output != nil {
+		t.Errorf("start status = %+v", st)
+	}
+	pages := drain(t, e.plans, e.eng.Plan)
+	if pages != 3 { // 10 ids in pages of 4
+		t.Errorf("planner messages = %d, want 3", pages)
+	}
+	mid, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mid.RuntimeStatus != RunRunning || mid.CustomStatus.Total != 10 || !mid.CustomStatus.Planned {
+		t.Errorf("status before items = %+v", mid)
+	}
+	if n := drain(t, e.items, e.eng.SyncItem); n != 10 {
+		t.Errorf("item messages = %d, want 10", n)
+	}
+	done, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{StatusCreated: 8, StatusUpdated: 1, StatusDeleted: 1}
+	if done.RuntimeStatus != RunCompleted || len(done.Output) != 10 || done.CustomStatus.Done != 10 {
+		t.Fatalf("final status = %+v", done)
+	}
+	for s, n := range want {
+		if done.CustomStatus.Counts[s] != n {
+			t.Errorf("count %s = %d, want %d (%v)", s, done.CustomStatus.Counts[s], n, done.CustomStatus.Counts)
+		}
+	}
+	if !slices.IsSortedFunc(done.Output, func(a, b OutputItem) int { return int(a.ID - b.ID) }) {
+		t.Errorf("output not ordered by id: %+v", done.Output)
+	}
+	// The completed run is cached: its status no longer depends on progress.
+	again, err := e.rec.GetRun(ctx, st.InstanceID)
+	if err != nil || again.Status != RunCompleted || again.Total != 10 {
+		t.Errorf("cached run = %+v, %v", again, err)
+	}
+	for _, db := range []store.DB{e.primary, e.fallback} {
+		ids, err := db.IDs(ctx, domain.EntityProduct, 0, 100)
+		if err != nil || len(ids) != 10 {
+			t.Errorf("%s ids = %v, %v; want 10", db.Role(), ids, err)
+		}
+	}
+}
+
+func TestEmptyCatalogueCompletes(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	st, err := e.eng.Start(ctx, StartRequest{Trigger: "http", Entity: domain.EntityUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e.plans, e.eng.Plan)
+	got, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil || got.RuntimeStatus != RunCompleted || got.CustomStatus.Total != 0 || got.Output == nil {
+		t.Errorf("status = %+v, %v; want Completed with an empty output", got, err)
+	}
+}
+
+func TestPoisonedItemCompletesRunAsFailed(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	put(t, e.primary, product(1, "a", t0, false))
+	st, err := e.eng.Start(ctx, StartRequest{Trigger: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, e.plans, e.eng.Plan)
+	// The fallback goes away: the item fails, with a reason recorded.
+	e.fallback.Close()
+	err = e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: 1, Run: st.InstanceID})
+	if err == nil {
+		t.Fatal("SyncItem succeeded with the fallback closed")
+	}
+	if err := e.eng.ItemPoisoned(ctx, Message{Entity: domain.EntityProduct, ID: 1, Run: st.InstanceID}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RuntimeStatus != RunCompleted || got.CustomStatus.Counts[StatusFailed] != 1 || len(got.Output) != 1 || got.Output[0].Reason == "" {
+		t.Errorf("status = %+v", got)
+	}
+}
+
+func TestUnknownRun(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, id := range []string{"nope", "../x", ""} {
+		if _, err := e.eng.Status(context.Background(), id); !domain.IsKind(err, domain.KindNotFound) {
+			t.Errorf("Status(%q) err = %v, want not found", id, err)
+		}
+	}
+	if err := e.eng.Plan(context.Background(), PlanMessage{Run: "nope", Entity: domain.EntityProduct}); err != nil {
+		t.Errorf("planner message of an unknown run: %v, want dropped", err)
+	}
+}
+
+func TestRelaySendsUnsentAndUnacknowledged(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	e := newEnv(t, Options{Clock: clock, ResendAfter: time.Minute})
+	ctx := context.Background()
+	p, err := e.primary.CreateProduct(ctx, domain.ProductChange{Name: ptr("cup"), Price: ptr(domain.Money(300))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		props, err := e.items.Client().GetProperties(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(*props.ApproximateMessagesCount)
+	}
+	// Fresh entries are left to the after-commit publisher.
+	if err := e.eng.Relay(ctx); err != nil || count() != 0 {
+		t.Fatalf("relay of a fresh entry: err %v, messages %d; want none", err, count())
+	}
+	now = now.Add(10 * time.Second)
+	if err := e.eng.Relay(ctx); err != nil || count() != 1 {
+		t.Fatalf("relay of an unsent entry: err %v, messages %d; want 1", err, count())
+	}
+	// Sent, not acknowledged: not again until ResendAfter has passed.
+	now = now.Add(30 * time.Second)
+	if err := e.eng.Relay(ctx); err != nil || count() != 1 {
+		t.Fatalf("relay before ResendAfter: err %v, messages %d; want still 1", err, count())
+	}
+	now = now.Add(time.Minute)
+	if err := e.eng.Relay(ctx); err != nil || count() != 2 {
+		t.Fatalf("relay after ResendAfter: err %v, messages %d; want 2", err, count())
+	}
+	drain(t, e.items, e.eng.SyncItem)
+	if d, _ := e.primary.OutboxDepth(ctx); d != 0 {
+		t.Errorf("outbox depth after sync = %d", d)
+	}
+	if _, err := e.fallback.GetProduct(ctx, p.ID); err != nil {
+		t.Errorf("fallback lacks the product: %v", err)
+	}
+}
