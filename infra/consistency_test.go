@@ -44,8 +44,6 @@ var storageConnections = map[string][][]string{
 var localOnly = map[string]string{
 	"FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig.runtime (checked below)",
 	// The sync timers are switched off locally until the sync engine lands; in Azure they run.
-	"AzureWebJobs.OutboxRelay.Disabled":        "local switch for an unfinished function",
-	"AzureWebJobs.NightlyProductSync.Disabled": "local switch for an unfinished function",
 }
 
 // azureOnly are settings only Azure needs (Entra-authenticated Application Insights).

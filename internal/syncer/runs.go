@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/store"
 	"dualsync/internal/table"
 )
 
@@ -149,9 +150,16 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage) error {
 		return err
 	}
 	if !ok {
-		ids, last, err := e.union(ctx, run.Entity, pm.After)
+		ids, last, missing, err := e.union(ctx, run.Entity, pm.After)
 		if err != nil {
 			return err
+		}
+		if missing != "" {
+			run.Reason = fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
+			e.o.Logger.Warn("planning from one database", "run", run.ID, "unavailable", missing)
+			if err := e.rec.UpdateRun(ctx, run); err != nil {
+				return err
+			}
 		}
 		if err := e.sendItems(ctx, run, ids); err != nil {
 			return err
@@ -196,22 +204,29 @@ func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
 }
 
 // union returns the next ids after `after` in either database, at most
-// PageSize, and whether no ids remain beyond them.
-func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) ([]int64, bool, error) {
-	p, err := e.primary.IDs(ctx, ent, after, e.o.PageSize)
-	if err != nil {
-		return nil, false, err
+// PageSize, and whether no ids remain beyond them. If one database is
+// unavailable it plans from the other rather than fail the whole run: those
+// items then fail (and say why), and missing names the side whose own ids
+// could not be listed.
+func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) (ids []int64, last bool, missing store.Role, err error) {
+	p, perr := e.primary.IDs(ctx, ent, after, e.o.PageSize)
+	f, ferr := e.fallback.IDs(ctx, ent, after, e.o.PageSize)
+	switch {
+	case perr != nil && (ferr != nil || !domain.IsKind(perr, domain.KindUnavailable)):
+		return nil, false, "", perr
+	case ferr != nil && !domain.IsKind(ferr, domain.KindUnavailable):
+		return nil, false, "", ferr
+	case perr != nil:
+		missing = store.RolePrimary
+	case ferr != nil:
+		missing = store.RoleFallback
 	}
-	f, err := e.fallback.IDs(ctx, ent, after, e.o.PageSize)
-	if err != nil {
-		return nil, false, err
-	}
-	ids := slices.Compact(slices.Sorted(slices.Values(append(p, f...))))
-	last := len(p) < e.o.PageSize && len(f) < e.o.PageSize
+	ids = slices.Compact(slices.Sorted(slices.Values(append(p, f...))))
+	last = len(p) < e.o.PageSize && len(f) < e.o.PageSize
 	if len(ids) > e.o.PageSize {
 		ids, last = ids[:e.o.PageSize], false
 	}
-	return ids, last, nil
+	return ids, last, missing, nil
 }
 
 // sendItems enqueues one message per id with bounded concurrency (the queue
