@@ -66,7 +66,9 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 			return false, err
 		}
 		etag := resp.ETag
-		etag = "*"
+		if s.beforeCount != nil {
+			s.beforeCount(attempt)
+		}
 		// The Add comes first so that a duplicate fails on it (409) whatever
 		// the shard's ETag; a 412 then only means a lost counting race.
 		_, err = s.results.SubmitTransaction(ctx, []aztables.TransactionAction{
@@ -171,6 +173,7 @@ type Progress struct {
 
 // Progress reads run runID's counter shards and plan pages: two RowKey range
 // queries, issued concurrently, that never touch the result entities.
+// NotFound if the run has no counter shards.
 func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 	if err := checkKey("run id", runID); err != nil {
 		return Progress{}, err
@@ -188,6 +191,10 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 	}
 	if pErr != nil {
 		return Progress{}, wrap(pErr, "read plan of run "+runID)
+	}
+	if len(shards) == 0 {
+		// CreateRun always makes the shards: no shards, no run.
+		return Progress{}, domain.Errorf(domain.KindNotFound, "run %s has no counters", runID)
 	}
 	p := Progress{Counts: map[string]int64{}}
 	for _, st := range Statuses() {

@@ -72,6 +72,9 @@ type Store struct {
 	svc     *aztables.ServiceClient
 	runs    *aztables.Client
 	results *aztables.Client
+	// beforeCount, if set (by tests), runs between reading a counter shard
+	// and the transaction that bumps it, to force a counting race.
+	beforeCount func(attempt int)
 }
 
 // New returns a Store on svc's SyncRuns and SyncResults tables.
@@ -104,9 +107,10 @@ type Run struct {
 	Counts          map[string]int64 // cached final counts per outcome (may be empty while running)
 }
 
-// CreateRun adds the run entity and pre-creates its counter shards (one
-// transaction in SyncResults partition r.ID). A run id that exists is a
-// Conflict.
+// CreateRun adds the run entity, then pre-creates its 16 counter shards in
+// one transaction in SyncResults partition r.ID (a transaction cannot span
+// the two tables; if the shards fail, the run entity is removed again so the
+// id can be retried). A run id that exists is a Conflict.
 func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err := checkKey("run id", r.ID); err != nil {
 		return err

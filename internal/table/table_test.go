@@ -103,6 +103,7 @@ func TestRunLifecycle(t *testing.T) {
 		{"bad entity", s.CreateRun(c, Run{ID: newRunID(), Entity: "order"}), domain.KindInvalid},
 		{"bad id", s.CreateRun(c, Run{ID: "a/b", Entity: domain.EntityUser}), domain.KindInvalid},
 		{"bad count status", s.UpdateRun(c, Run{ID: r.ID, Counts: map[string]int64{"lost": 1}}), domain.KindInvalid},
+		{"progress of missing run", func() error { _, err := s.Progress(c, newRunID()); return err }(), domain.KindNotFound},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,29 +204,33 @@ func TestRecordRunResultCountsOnce(t *testing.T) {
 }
 
 // TestRecordRunResultConcurrent proves the ETag retry: 200 concurrent calls
-// over 50 ids (each id 4 times) must count every id exactly once.
+// over 50 ids (each id 4 times) must count every id exactly once. The ids
+// share 4 shards and start together, so counting races are certain.
 func TestRecordRunResultConcurrent(t *testing.T) {
-	s := sharedStore(t)
+	var cnt counter
+	s := newStore(t, testenv.Storage(t), &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{&cnt}}})
 	c := ctx(t)
 	r := createRun(t, s)
 	statuses := Statuses()
+	status := func(id int64) string { return statuses[(id/4)%int64(len(statuses))] }
 	want := map[string]int64{}
 	for _, st := range statuses {
 		want[st] = 0
 	}
-	for id := range 50 {
-		want[statuses[id%len(statuses)]]++
+	for k := range int64(50) {
+		want[status(k*4)]++
 	}
 	var (
 		wg       sync.WaitGroup
 		recorded atomic.Int64
 		errs     = make(chan error, 200)
+		gate     = make(chan struct{})
 	)
-	start := time.Now()
 	for i := range 200 {
-		id := int64(i % 50)
+		id := int64(i%50) * 4 // shards 0, 4, 8, 12
 		wg.Go(func() {
-			ok, err := s.RecordRunResult(c, r.ID, Result{Entity: domain.EntityProduct, ID: id, Status: statuses[id%int64(len(statuses))]})
+			<-gate
+			ok, err := s.RecordRunResult(c, r.ID, Result{Entity: domain.EntityProduct, ID: id, Status: status(id)})
 			if err != nil {
 				errs <- err
 			}
@@ -234,14 +239,22 @@ func TestRecordRunResultConcurrent(t *testing.T) {
 			}
 		})
 	}
+	before, start := cnt.n.Load(), time.Now()
+	close(gate)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Errorf("record: %v", err)
 	}
-	t.Logf("200 concurrent RecordRunResult calls took %v", time.Since(start))
+	requests := cnt.n.Load() - before
+	t.Logf("200 concurrent RecordRunResult calls: %v, %d requests", time.Since(start), requests)
 	if recorded.Load() != 50 {
 		t.Fatalf("recorded %d results, want 50", recorded.Load())
+	}
+	// Without a race every call is one read and one transaction; the
+	// forced race below tests the retry deterministically.
+	if requests <= 400 {
+		t.Logf("%d requests: no counting race happened this time", requests)
 	}
 	p, err := s.Progress(c, r.ID)
 	if err != nil {
@@ -249,6 +262,41 @@ func TestRecordRunResultConcurrent(t *testing.T) {
 	}
 	if fmt.Sprint(p.Counts) != fmt.Sprint(want) || p.Done != 50 {
 		t.Fatalf("counts %v done %d, want %v done 50", p.Counts, p.Done, want)
+	}
+}
+
+// TestRecordRunResultRetriesLostRace forces the race: another writer bumps
+// the shard after each of the first attempts read it, so those attempts'
+// ETags are stale and must be retried, and nothing may be lost.
+func TestRecordRunResultRetriesLostRace(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	r := createRun(t, s)
+	other := New(s.svc) // a second writer without the hook
+	const forced = 3
+	var attempts []int
+	s.beforeCount = func(attempt int) {
+		attempts = append(attempts, attempt)
+		if attempt < forced {
+			// Same shard (id % 16 == 5), another item.
+			if _, err := other.RecordRunResult(c, r.ID, Result{Entity: domain.EntityProduct, ID: int64(21 + 16*attempt), Status: StatusCreated}); err != nil {
+				t.Errorf("competing write: %v", err)
+			}
+		}
+	}
+	ok, err := s.RecordRunResult(c, r.ID, Result{Entity: domain.EntityProduct, ID: 5, Status: StatusCreated})
+	if err != nil || !ok {
+		t.Fatalf("recorded %v, %v", ok, err)
+	}
+	if fmt.Sprint(attempts) != "[0 1 2 3]" {
+		t.Fatalf("attempts %v, want [0 1 2 3] (three lost races, then success)", attempts)
+	}
+	p, err := s.Progress(c, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Counts[StatusCreated] != forced+1 {
+		t.Fatalf("created %d, want %d", p.Counts[StatusCreated], forced+1)
 	}
 }
 
