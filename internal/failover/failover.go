@@ -127,15 +127,28 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 		v, err := op(c, db)
 		return v, db, err
 	}
+	// retryable reports whether the other database may take the call.
+	retryable := func(err error) bool {
+		return err != nil && domain.IsKind(err, domain.KindUnavailable) && ctx.Err() == nil &&
+			(!write || errors.Is(err, store.ErrUnreached))
+	}
 	if !f.usePrimary(ctx) {
-		return run(f.fallback)
+		v, db, err := run(f.fallback)
+		if !retryable(err) {
+			return v, db, err
+		}
+		// The fallback failed while the breaker is open or draining: the
+		// primary may be back. Serving from it beats serving nothing; writes
+		// made on the fallback that have not synced yet stay invisible
+		// until they do, but none is lost.
+		return run(f.primary)
 	}
 	v, db, err := run(f.primary)
 	if err == nil || !domain.IsKind(err, domain.KindUnavailable) || ctx.Err() != nil {
 		return v, db, err
 	}
 	f.open(err)
-	if write && !errors.Is(err, store.ErrUnreached) {
+	if !retryable(err) {
 		return v, db, err
 	}
 	return run(f.fallback)

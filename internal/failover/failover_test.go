@@ -140,3 +140,59 @@ func TestCutAndFailback(t *testing.T) {
 		t.Fatalf("health = %+v", h)
 	}
 }
+
+// proxied opens a migrated database reachable only through a cuttable proxy.
+func proxied(t *testing.T, role store.Role) (store.DB, *testenv.Proxy) {
+	t.Helper()
+	raw := testenv.CreateDatabase(t)
+	open(t, raw, role, true)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	return open(t, u.String(), role, false), proxy
+}
+
+// While the breaker is open or draining, a fallback that goes down too must
+// not take the API down when the primary answers again.
+func TestFallbackDownWhileDraining(t *testing.T) {
+	ctx := context.Background()
+	primary, pp := proxied(t, store.RolePrimary)
+	fallback, fp := proxied(t, store.RoleFallback)
+	type changed struct {
+		role store.Role
+		id   int64
+	}
+	var changes []changed
+	f := failover.New(primary, fallback, failover.Options{
+		QueryTimeout: 3 * time.Second, Cooldown: 100 * time.Millisecond,
+		OnChange: func(_ context.Context, db store.DB, _ domain.Entity, id int64, _ time.Time) {
+			changes = append(changes, changed{db.Role(), id})
+		},
+	})
+	pp.Cut()
+	onFallback, err := f.CreateProduct(ctx, change("during the outage"))
+	if err != nil || onFallback.ID%2 != 0 {
+		t.Fatalf("create on the fallback = %+v, %v", onFallback, err)
+	}
+	pp.Restore()
+	testenv.WaitFor(t, 30*time.Second, "the breaker to drain", func() bool {
+		_, _ = f.ListProducts(ctx, store.Page{Limit: 1})
+		return f.State() == failover.BreakerDraining
+	})
+	fp.Cut()
+	onPrimary, err := f.CreateProduct(ctx, change("fallback down too"))
+	if err != nil || onPrimary.ID%2 != 1 {
+		t.Fatalf("create with the fallback down = %+v, %v; want it on the primary", onPrimary, err)
+	}
+	if _, err := f.GetProduct(ctx, onPrimary.ID); err != nil {
+		t.Errorf("read with the fallback down: %v", err)
+	}
+	want := []changed{{store.RoleFallback, onFallback.ID}, {store.RolePrimary, onPrimary.ID}}
+	if fmt.Sprint(changes) != fmt.Sprint(want) {
+		t.Errorf("OnChange calls = %v, want %v", changes, want)
+	}
+}
+
