@@ -60,7 +60,12 @@ func setup(t *testing.T) env {
 			_, _ = q.Client().Delete(context.Background(), nil)
 		}
 	})
-	results := table.New(tsvc)
+	results := table.New(tsvc, &table.Options{Prefix: "t" + suffix})
+	t.Cleanup(func() {
+		for _, name := range []string{"t" + suffix + table.RunsTable, "t" + suffix + table.ResultsTable} {
+			_, _ = tsvc.DeleteTable(context.Background(), name, nil)
+		}
+	})
 	if err := results.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,12 @@ func newEnv(t *testing.T, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.rec = table.New(tsvc)
+	e.rec = table.New(tsvc, &table.Options{Prefix: "t" + suffix})
+	t.Cleanup(func() {
+		for _, name := range []string{"t" + suffix + table.RunsTable, "t" + suffix + table.ResultsTable} {
+			_, _ = tsvc.DeleteTable(context.Background(), name, nil)
+		}
+	})
 	if err := e.rec.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

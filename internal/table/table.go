@@ -67,9 +67,18 @@ func statusProperty(status string) (string, bool) {
 	return "", false
 }
 
+// Options adjust a Store; nil means the defaults.
+type Options struct {
+	// Prefix is put before both table names, so tests sharing a storage
+	// account (Azurite) do not fill the app's own tables. Letters and
+	// digits, starting with a letter.
+	Prefix string
+}
+
 // Store reads and writes both tables.
 type Store struct {
 	svc     *aztables.ServiceClient
+	names   [2]string // runs, results
 	runs    *aztables.Client
 	results *aztables.Client
 	// beforeCount, if set (by tests), runs between reading a counter shard
@@ -78,13 +87,18 @@ type Store struct {
 }
 
 // New returns a Store on svc's SyncRuns and SyncResults tables.
-func New(svc *aztables.ServiceClient) *Store {
-	return &Store{svc: svc, runs: svc.NewClient(RunsTable), results: svc.NewClient(ResultsTable)}
+func New(svc *aztables.ServiceClient, o *Options) *Store {
+	var prefix string
+	if o != nil {
+		prefix = o.Prefix
+	}
+	runs, results := prefix+RunsTable, prefix+ResultsTable
+	return &Store{svc: svc, names: [2]string{runs, results}, runs: svc.NewClient(runs), results: svc.NewClient(results)}
 }
 
 // Ensure creates both tables if they are missing.
 func (s *Store) Ensure(ctx context.Context) error {
-	for _, name := range []string{RunsTable, ResultsTable} {
+	for _, name := range s.names {
 		if _, err := s.svc.CreateTable(ctx, name, nil); err != nil && !hasCode(err, string(aztables.TableAlreadyExists)) {
 			return wrap(err, "create table "+name)
 		}

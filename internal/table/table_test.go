@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,10 +34,16 @@ func newStore(t *testing.T, connString string, opts *aztables.ClientOptions) *St
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(svc)
+	// Tables of the test's own, so the app's tables on a shared Azurite stay clean.
+	s := New(svc, &Options{Prefix: "t" + testenv.RandomHex(4)})
 	if err := s.Ensure(ctx(t)); err != nil {
 		t.Fatalf("ensure: %v", err)
 	}
+	t.Cleanup(func() {
+		for _, name := range s.names {
+			_, _ = svc.DeleteTable(context.Background(), name, nil)
+		}
+	})
 	return s
 }
 
@@ -272,7 +279,7 @@ func TestRecordRunResultRetriesLostRace(t *testing.T) {
 	s := sharedStore(t)
 	c := ctx(t)
 	r := createRun(t, s)
-	other := New(s.svc) // a second writer without the hook
+	other := New(s.svc, &Options{Prefix: strings.TrimSuffix(s.names[0], RunsTable)}) // a second writer without the hook
 	const forced = 3
 	var attempts []int
 	s.beforeCount = func(attempt int) {
