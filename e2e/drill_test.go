@@ -35,17 +35,21 @@ type ack struct {
 	id      int64
 	version time.Time // zero for a delete
 	deleted bool
+	// notFound marks a refused write that answered 404: expected while the
+	// primary is down, for rows it took that have not replicated yet.
+	notFound bool
 }
 
 type drillReport struct {
 	Acked, Failed  int
-	FailedDuring   map[string]int // outage name ("none" outside outages) -> failed requests
+	FailedDuring   map[string]int // "<part> outage (<kind>)" -> failed requests
 	Outages        []string
 	ReachedBoth    int
 	NotReached     []string
 	RowsDiffering  []string
 	RunsCompleted  int
-	ConvergeTime   time.Duration
+	DrainTime      time.Duration // until both outboxes were empty
+	ConvergeTime   time.Duration // until both full runs completed
 	ProductsAndIDs int
 }
 
@@ -62,7 +66,8 @@ func (r drillReport) String() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "requests failed during %s: %d\n", k, r.FailedDuring[k])
 	}
-	fmt.Fprintf(&b, "rows compared: %d, time to converge after the drill: %s\n", r.ProductsAndIDs, r.ConvergeTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "after the drill: outboxes empty in %s, full runs completed in %s\n", r.DrainTime.Round(time.Millisecond), r.ConvergeTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "rows compared: %d\n", r.ProductsAndIDs)
 	fmt.Fprintf(&b, "rows differing: %d\n", len(r.RowsDiffering))
 	return b.String()
 }
@@ -76,11 +81,15 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 		acks    []ack
 		current atomic.Value // the outage in progress
 	)
-	current.Store("none")
-	failed := func() {
+	current.Store("no")
+	failed := func(a ack) {
+		kind := "5xx or no answer"
+		if a.notFound {
+			kind = "404, not yet replicated"
+		}
 		mu.Lock()
 		rep.Failed++
-		rep.FailedDuring[current.Load().(string)]++
+		rep.FailedDuring[fmt.Sprintf("%s outage (%s)", current.Load(), kind)]++
 		mu.Unlock()
 	}
 
@@ -99,7 +108,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 					acks = append(acks, a)
 					mu.Unlock()
 				} else if a.entity != "" {
-					failed()
+					failed(a)
 				}
 			}
 		})
@@ -120,7 +129,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 		down()
 		sleepCtx(ctx, length)
 		up()
-		current.Store("none")
+		current.Store("no")
 		sleepCtx(ctx, slot-slot/3-length)
 	}
 	<-ctx.Done()
@@ -131,6 +140,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	// runs repair anything else.
 	start := time.Now()
 	waitOutboxes(t, s, 120*time.Second)
+	rep.DrainTime = time.Since(start)
 	for _, body := range []string{`{"entity":"product"}`, `{"entity":"user"}`} {
 		if st := s.waitRun(s.startRun(body), 120*time.Second); st.RuntimeStatus == "Completed" {
 			rep.RunsCompleted++
@@ -184,7 +194,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 		var p apiProduct
 		code, body := s.write("POST", "/api/products", fmt.Sprintf(`{"name":"w%d-%d","price":"%d.%02d"}`, w, n, r.IntN(1000), r.IntN(100)), &p)
 		if code != http.StatusCreated {
-			return ack{entity: domain.EntityProduct}, false
+			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
 		}
 		*mine = append(*mine, p.ID)
 		return ack{entity: domain.EntityProduct, id: p.ID, version: parseTime(body.UpdatedAt)}, true
@@ -193,7 +203,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 		var p apiProduct
 		code, body := s.write("PATCH", fmt.Sprintf("/api/products/%d", id), fmt.Sprintf(`{"description":"edit %d-%d"}`, w, n), &p)
 		if code != http.StatusOK {
-			return ack{entity: domain.EntityProduct}, false
+			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
 		}
 		return ack{entity: domain.EntityProduct, id: id, version: parseTime(body.UpdatedAt)}, true
 	case x < 82:
@@ -201,7 +211,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 		id := (*mine)[i]
 		code, _ := s.write("DELETE", fmt.Sprintf("/api/products/%d", id), "", nil)
 		if code != http.StatusNoContent {
-			return ack{entity: domain.EntityProduct}, false
+			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
 		}
 		*mine = append((*mine)[:i], (*mine)[i+1:]...)
 		return ack{entity: domain.EntityProduct, id: id, deleted: true}, true
@@ -209,7 +219,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 		var u apiProduct // same id/updatedAt fields
 		code, body := s.write("POST", "/api/users", fmt.Sprintf(`{"name":"u%d-%d","email":"w%d-%d-%d@example.com"}`, w, n, w, n, d.Seed), &u)
 		if code != http.StatusCreated {
-			return ack{entity: domain.EntityUser}, false
+			return ack{entity: domain.EntityUser, notFound: code == http.StatusNotFound}, false
 		}
 		*users = append(*users, u.ID)
 		return ack{entity: domain.EntityUser, id: u.ID, version: parseTime(body.UpdatedAt)}, true
@@ -218,7 +228,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 		var u apiProduct
 		code, body := s.write("PATCH", fmt.Sprintf("/api/users/%d", id), fmt.Sprintf(`{"name":"renamed %d-%d"}`, w, n), &u)
 		if code != http.StatusOK {
-			return ack{entity: domain.EntityUser}, false
+			return ack{entity: domain.EntityUser, notFound: code == http.StatusNotFound}, false
 		}
 		return ack{entity: domain.EntityUser, id: id, version: parseTime(body.UpdatedAt)}, true
 	}
@@ -227,6 +237,7 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack
 // write sends one API write; any transport error or 5xx counts as not
 // acknowledged (its effect, if any, must still converge).
 func (s *stack) write(method, path, body string, out *apiProduct) (int, apiProduct) {
+	s.t.Helper()
 	code, _, b, err := s.try(method, path, body)
 	if err != nil {
 		return 0, apiProduct{}

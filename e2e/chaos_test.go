@@ -1,0 +1,29 @@
+//go:build chaos
+
+package e2e
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var (
+	chaosDuration = flag.Duration("chaos.duration", 60*time.Second, "how long the writers run")
+	chaosWriters  = flag.Int("chaos.writers", 8, "concurrent API clients")
+	chaosSeed     = flag.Uint64("chaos.seed", uint64(time.Now().UnixNano()), "random seed (printed, to replay a run)")
+)
+
+// TestChaos is `make chaos`: the convergence drill, longer and with more
+// writers, printing its report. It ends with "rows differing: N"; N must be 0.
+func TestChaos(t *testing.T) {
+	s := startStack(t, nil)
+	d := drill{Seed: *chaosSeed, Writers: *chaosWriters, Duration: *chaosDuration, Outage: *chaosDuration / 6}
+	fmt.Printf("chaos drill: seed %d, %d writers, %s, outages up to %s each\n", d.Seed, d.Writers, d.Duration, d.Outage)
+	rep := d.run(t, s)
+	fmt.Print(rep)
+	if len(rep.RowsDiffering) != 0 || len(rep.NotReached) != 0 {
+		t.Errorf("differing rows %v; acknowledged writes missing %v", rep.RowsDiffering, rep.NotReached)
+	}
+}
