@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-sql/civil"
 	mssqldb "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -54,7 +55,10 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if err != nil {
 		return nil, err
 	}
-	conn, err := mssqldb.NewConnector(dsn)
+	// The azuread connector also handles plain logins; with fedauth= in the
+	// URL (ActiveDirectoryManagedIdentity in Azure, ActiveDirectoryDefault
+	// from a developer's machine) it signs in with an Entra token.
+	conn, err := azuread.NewConnector(dsn)
 	if err != nil {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
 	}

@@ -210,3 +210,36 @@ func TestClassify(t *testing.T) {
 		t.Fatalf("email conflict message %q", de.Message)
 	}
 }
+
+// Entra sign-in (fedauth=...) is what Azure SQL with Entra-only
+// authentication needs; Open must accept those URLs without contacting
+// anything, and refuse a workflow it cannot run.
+func TestOpenEntraURLs(t *testing.T) {
+	ctx := context.Background()
+	host := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	tests := []struct {
+		name, url string
+		ok        bool
+	}{
+		{"managed identity (Azure)", "sqlserver://" + host + "?database=d&encrypt=true&fedauth=ActiveDirectoryManagedIdentity&user%20id=00000000-0000-0000-0000-000000000001", true},
+		{"default credential (a developer)", "sqlserver://" + host + "?database=d&fedauth=ActiveDirectoryDefault", true},
+		{"password login", "sqlserver://sa:pw@" + host + "?database=d", true},
+		{"unknown workflow", "sqlserver://" + host + "?database=d&fedauth=Telepathy", false},
+		{"password workflow without its client id", "sqlserver://u:p@" + host + "?database=d&fedauth=ActiveDirectoryPassword", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := mssql.Open(ctx, tt.url, store.RolePrimary, mssql.Options{ConnectTimeout: time.Second})
+			if (err == nil) != tt.ok {
+				t.Fatalf("Open err = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil {
+				if strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), host) {
+					t.Errorf("the error echoes the URL: %v", err)
+				}
+				return
+			}
+			db.Close()
+		})
+	}
+}
