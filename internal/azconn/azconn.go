@@ -8,6 +8,7 @@ package azconn
 import (
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
@@ -51,51 +52,45 @@ func isDevelopmentStorage(cs string) bool {
 // `name`. A connection string wins; otherwise <name>__queueServiceUri with a
 // managed identity (user-assigned if <name>__clientId is set).
 func QueueClient(getenv func(string) string, name string) (*azqueue.ServiceClient, error) {
-	if cs, ok := ConnectionString(getenv, name); ok {
-		c, err := azqueue.NewServiceClientFromConnectionString(cs, nil)
-		if err != nil {
-			// The SDK error may quote the string, key included; do not wrap it.
-			return nil, domain.Errorf(domain.KindInternal, "setting %s: invalid storage connection string", name)
-		}
-		return c, nil
-	}
-	uri := strings.TrimSpace(getenv(name + "__queueServiceUri"))
-	if uri == "" {
-		return nil, domain.Errorf(domain.KindInternal,
-			"setting %s is not set (need a connection string or %s__queueServiceUri)", name, name)
-	}
-	var opts azidentity.ManagedIdentityCredentialOptions
-	if id := strings.TrimSpace(getenv(name + "__clientId")); id != "" {
-		opts.ID = azidentity.ClientID(id)
-	}
-	cred, err := azidentity.NewManagedIdentityCredential(&opts)
-	if err != nil {
-		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+": managed identity credential")
-	}
-	c, err := azqueue.NewServiceClient(uri, cred, nil)
-	if err != nil {
-		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+"__queueServiceUri")
-	}
-	return c, nil
+	return client(getenv, name, "queueServiceUri",
+		func(cs string) (*azqueue.ServiceClient, error) {
+			return azqueue.NewServiceClientFromConnectionString(cs, nil)
+		},
+		func(uri string, cred azcore.TokenCredential) (*azqueue.ServiceClient, error) {
+			return azqueue.NewServiceClient(uri, cred, nil)
+		})
 }
 
 // TableClient returns a table service client for the connection setting
-// `name`, resolved like QueueClient: a connection string wins; otherwise
-// <name>__tableServiceUri with a managed identity (user-assigned if
-// <name>__clientId is set).
+// `name`, resolved like QueueClient but from <name>__tableServiceUri.
 func TableClient(getenv func(string) string, name string) (*aztables.ServiceClient, error) {
+	return client(getenv, name, "tableServiceUri",
+		func(cs string) (*aztables.ServiceClient, error) {
+			return aztables.NewServiceClientFromConnectionString(cs, nil)
+		},
+		func(uri string, cred azcore.TokenCredential) (*aztables.ServiceClient, error) {
+			return aztables.NewServiceClient(uri, cred, nil)
+		})
+}
+
+// client resolves the setting the way the Functions host does for one
+// service: fromString for a connection string, else fromIdentity with the
+// <name>__<uriKey> endpoint and a managed identity credential.
+func client[C any](getenv func(string) string, name, uriKey string,
+	fromString func(string) (C, error), fromIdentity func(string, azcore.TokenCredential) (C, error)) (C, error) {
+	var zero C
 	if cs, ok := ConnectionString(getenv, name); ok {
-		c, err := aztables.NewServiceClientFromConnectionString(cs, nil)
+		c, err := fromString(cs)
 		if err != nil {
 			// The SDK error may quote the string, key included; do not wrap it.
-			return nil, domain.Errorf(domain.KindInternal, "setting %s: invalid storage connection string", name)
+			return zero, domain.Errorf(domain.KindInternal, "setting %s: invalid storage connection string", name)
 		}
 		return c, nil
 	}
-	uri := strings.TrimSpace(getenv(name + "__tableServiceUri"))
+	uri := strings.TrimSpace(getenv(name + "__" + uriKey))
 	if uri == "" {
-		return nil, domain.Errorf(domain.KindInternal,
-			"setting %s is not set (need a connection string or %s__tableServiceUri)", name, name)
+		return zero, domain.Errorf(domain.KindInternal,
+			"setting %s is not set (need a connection string or %s__%s)", name, name, uriKey)
 	}
 	var opts azidentity.ManagedIdentityCredentialOptions
 	if id := strings.TrimSpace(getenv(name + "__clientId")); id != "" {
@@ -103,11 +98,11 @@ func TableClient(getenv func(string) string, name string) (*aztables.ServiceClie
 	}
 	cred, err := azidentity.NewManagedIdentityCredential(&opts)
 	if err != nil {
-		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+": managed identity credential")
+		return zero, domain.Wrap(domain.KindInternal, err, "setting "+name+": managed identity credential")
 	}
-	c, err := aztables.NewServiceClient(uri, cred, nil)
+	c, err := fromIdentity(uri, cred)
 	if err != nil {
-		return nil, domain.Wrap(domain.KindInternal, err, "setting "+name+"__tableServiceUri")
+		return zero, domain.Wrap(domain.KindInternal, err, "setting "+name+"__"+uriKey)
 	}
 	return c, nil
 }
