@@ -154,7 +154,7 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	}
 	items := queue.New(qsvc, itemQueue, s.Base64Messages)
 	plans := queue.New(qsvc, planQueue, s.Base64Messages)
-	results := table.New(tsvc)
+	results := table.New(tsvc, nil)
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
