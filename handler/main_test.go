@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,50 @@ func TestMigrateAndSeed(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"bogus"}, func(k string) string { return env[k] }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Error("unknown command accepted")
+	}
+}
+
+// The handler must encode queue messages as the host decodes them.
+func TestBase64Messages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const override = "AzureFunctionsJobHost__extensions__queues__messageEncoding"
+	tests := []struct {
+		name     string
+		hostJSON string
+		env      string
+		want     bool
+		wantErr  bool
+	}{
+		{"no host.json: the host's default", "", "", true, false},
+		{"host.json without queues", write("a.json", `{"version":"2.0"}`), "", true, false},
+		{"host.json none", write("b.json", `{"extensions":{"queues":{"messageEncoding":"none"}}}`), "", false, false},
+		{"host.json base64", write("c.json", `{"extensions":{"queues":{"messageEncoding":"Base64"}}}`), "", true, false},
+		{"setting overrides host.json", write("d.json", `{"extensions":{"queues":{"messageEncoding":"base64"}}}`), "none", false, false},
+		{"unknown encoding", write("e.json", `{"extensions":{"queues":{"messageEncoding":"rot13"}}}`), "", false, true},
+		{"broken host.json", write("f.json", `{`), "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.hostJSON
+			if path == "" {
+				path = filepath.Join(dir, "absent.json")
+			}
+			got, err := base64Messages(func(k string) string {
+				if k == override {
+					return tt.env
+				}
+				return ""
+			}, path)
+			if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+				t.Errorf("got %v, %v; want %v (error %v)", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
