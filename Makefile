@@ -10,7 +10,7 @@ export PRIMARY_DATABASE_URL FALLBACK_DATABASE_URL
 
 APP := .run/app
 
-.PHONY: run test services build migrate seed app package vet clean
+.PHONY: run test services build migrate seed app package vet clean bench chaos fuzz
 
 services:
 	./scripts/dev.sh all
@@ -38,6 +38,21 @@ run: seed app
 test: services
 	go vet ./...
 	go test -count=1 -timeout 20m ./...
+
+# Timings stay out of `make test`; e.g. make bench BENCH_FLAGS='-duration 5s'
+bench: services build
+	go run ./cmd/bench -out BENCHMARKS.md $(BENCH_FLAGS)
+
+# Fault drill: writers through the API while the primary, the fallback and
+# Azurite go down in turn; ends with "rows differing: N" (N must be 0).
+chaos: services
+	go test -tags chaos -count=1 -timeout 15m -run TestChaos ./e2e -v $(CHAOS_FLAGS) | grep -v '^\s*\['
+
+# Each fuzz target for a minute.
+fuzz:
+	go test -run='^$$' -fuzz=FuzzDecodeProduct -fuzztime=60s ./internal/domain
+	go test -run='^$$' -fuzz=FuzzDecodeUser -fuzztime=60s ./internal/domain
+	go test -run='^$$' -fuzz=FuzzDecodeBind -fuzztime=60s ./internal/invoke
 
 package:
 	./scripts/package.sh dist/dualsync.zip

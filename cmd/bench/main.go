@@ -1,0 +1,157 @@
+// Command bench measures dualsync against baselines taken in the same run
+// and writes BENCHMARKS.md. The machine is shared and noisy, so every figure
+// is reported beside a baseline and their ratio. It is not part of `make test`.
+//
+//	go run ./cmd/bench -duration 10s -out BENCHMARKS.md
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// config holds the flags.
+type config struct {
+	Duration       time.Duration
+	Products       int
+	Concurrency    []int
+	SyncSizes      []int
+	Sync           bool
+	SyncTimeout    time.Duration
+	RealtimeWrites int
+	StatusCalls    int
+	Out            string
+	Bin            string
+	Storage        string
+	AdminURL       string
+	Command        string
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each API row (and its baseline) runs")
+	fs.IntVar(&c.Products, "products", 10000, "products loaded into both databases for the API rows")
+	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API rows")
+	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
+	fs.BoolVar(&c.Sync, "sync", true, "run the sync, status, real-time and memory rows (needs the sync engine)")
+	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 15*time.Minute, "give up on one sync run after this long")
+	fs.IntVar(&c.RealtimeWrites, "realtime-writes", 50, "API writes timed to the other database")
+	fs.IntVar(&c.StatusCalls, "status-calls", 20, "status calls timed on the completed largest run")
+	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "where to write the report")
+	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
+	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
+	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Concurrency, err = parseInts(*conc); err != nil {
+		return c, fmt.Errorf("-concurrency: %w", err)
+	}
+	if c.SyncSizes, err = parseInts(*sizes); err != nil {
+		return c, fmt.Errorf("-sync-sizes: %w", err)
+	}
+	if c.Duration <= 0 || c.Products < 1 {
+		return c, errors.New("-duration and -products must be positive")
+	}
+	c.Command = "go run ./cmd/bench " + strings.Join(args, " ")
+	return c, nil
+}
+
+// parseInts reads "1,32" as [1 32]; every value must be positive.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no values")
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"handler", "devhost"} {
+		if _, err := os.Stat(filepath.Join(cfg.Bin, b)); err != nil {
+			return fmt.Errorf("%s/%s is missing: run `make build` first", cfg.Bin, b)
+		}
+	}
+	work, err := os.MkdirTemp("", "dualsync-bench-")
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(work, "processes.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Fprintf(stdout, "bench: work dir %s (process logs in %s)\n", work, logPath)
+
+	b := &bench{cfg: cfg, work: work, log: logf, out: stdout}
+	defer b.cleanup()
+	rep := &report{Command: cfg.Command, Started: time.Now().UTC()}
+	if b.cfg.Storage == "private" {
+		if b.cfg.Storage, err = b.startAzurite(ctx); err != nil {
+			return err
+		}
+		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages.")
+	} else {
+		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it).")
+	}
+
+	if err := b.apiSection(ctx, rep); err != nil {
+		return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
+	}
+	if cfg.Sync {
+		if err := b.syncSection(ctx, rep); err != nil {
+			// The sync rows depend on an engine that may not exist yet: the
+			// report says so instead of losing the API rows.
+			rep.Notes = append(rep.Notes, "Sync rows not measured: "+err.Error())
+			fmt.Fprintf(stdout, "bench: sync rows skipped: %v\n", err)
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "Sync, status, real-time and memory rows were skipped (-sync=false).")
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
+	_ = os.RemoveAll(work)
+	return nil
+}
