@@ -195,4 +195,3 @@ func TestFallbackDownWhileDraining(t *testing.T) {
 		t.Errorf("OnChange calls = %v, want %v", changes, want)
 	}
 }
-
