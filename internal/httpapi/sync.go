@@ -185,18 +185,12 @@ func queueFunc[M any](log *slog.Logger, fn func(context.Context, M) error) http.
 			log.ErrorContext(ctx, "dropping an undecodable queue message", "err", err, "id", req.MetaString("Id"))
 			return invoke.Response{Logs: []string{"undecodable message dropped"}}, nil
 		}
-		if err := fn(ctx, m); err != nil {
-			return invoke.Response{}, err
-		}
-		return invoke.Response{}, nil
+		return invoke.Response{}, fn(ctx, m)
 	})
 }
 
 func timerFunc(log *slog.Logger, fn func(context.Context) error) http.Handler {
 	return invoke.Handler(log, func(ctx context.Context, req invoke.Request) (invoke.Response, error) {
-		if err := fn(ctx); err != nil {
-			return invoke.Response{}, err
-		}
-		return invoke.Response{}, nil
+		return invoke.Response{}, fn(ctx)
 	})
 }
