@@ -67,6 +67,8 @@ type Host struct {
 	log  *logger
 	w    *worker
 
+	client *http.Client // to the handler
+
 	routes []*function // HTTP functions in precedence order
 	byName map[string]*function
 
@@ -103,7 +105,7 @@ func Load(appDir string, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{app: a, opts: opts, log: &logger{w: opts.Stdout}, byName: map[string]*function{},
+	h := &Host{app: a, opts: opts, log: &logger{w: opts.Stdout}, client: newHandlerClient(), byName: map[string]*function{},
 		ready: make(chan struct{}), httpStop: make(chan struct{})}
 	for _, fn := range a.functions {
 		h.byName[lower(fn.Name)] = fn

@@ -88,7 +88,7 @@ func (h *Host) forward(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	req.Host = r.Host
 	h.setInvocationHeaders(req, id)
-	resp, err := httpClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("forward %s %s to the handler: %w", r.Method, r.URL.Path, err)
 	}

@@ -47,9 +47,18 @@ func scalar(v any) string {
 	return string(b)
 }
 
-var httpClient = &http.Client{
-	// Forwarded requests must not follow redirects (HOST: AllowAutoRedirect = !EnableForwardingHttpRequest).
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// newHandlerClient returns the client for calls to the handler.
+func newHandlerClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Every HTTP invocation and queue message is a call to the same
+	// handler: keep as many connections idle as run at once (the default of
+	// 2 per host closed and re-dialled one per call under load).
+	t.MaxIdleConnsPerHost = 1024
+	return &http.Client{
+		Transport: t,
+		// Forwarded requests must not follow redirects (HOST: AllowAutoRedirect = !EnableForwardingHttpRequest).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func (h *Host) setInvocationHeaders(req *http.Request, id string) {
@@ -75,7 +84,7 @@ func (h *Host) invokeEnvelope(ctx context.Context, fn *function, id string, data
 	}
 	req.Header.Set("Content-Type", "application/json")
 	h.setInvocationHeaders(req, id)
-	resp, err := httpClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("POST /%s to the handler: %w", fn.Name, err)
 	}

@@ -288,6 +288,11 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 		return err
 	}
 	defer dp.stop()
+	mp, minimal, err := b.startMinimal(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer mp.stop()
 	pool, err := pgxpool.New(ctx, p.Primary) // default size, as the adapter's
 	if err != nil {
 		return err
@@ -299,19 +304,35 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 		return err
 	}
 	for _, o := range apiOps() {
+		if !strings.Contains(o.Name, b.cfg.Ops) {
+			continue
+		}
 		for _, c := range b.cfg.Concurrency {
 			base, err := runBaseline(ctx, func(ctx context.Context) error { return o.sql(ctx, pool, n) }, c, b.cfg.Duration)
 			if err != nil {
 				return fmt.Errorf("%s baseline c=%d: %w", o.Name, c, err)
 			}
-			for _, via := range []struct{ name, url string }{{"direct", direct}, {"devhost", devhost}} {
-				m, err := runHey(ctx, func() *http.Request { return o.req(via.url, n) }, c, b.cfg.Duration)
+			hey := func(via, url string) (measurement, error) {
+				m, err := runHey(ctx, func() *http.Request { return o.req(url, n) }, c, b.cfg.Duration)
 				if err != nil {
-					return fmt.Errorf("%s via %s c=%d: %w", o.Name, via.name, c, err)
+					return m, fmt.Errorf("%s via %s c=%d: %w", o.Name, via, c, err)
 				}
 				b.logf("%-28s c=%-3d %-7s %8.1f req/s p50 %v p99 %v (baseline %8.1f req/s) failed %d",
-					o.Name, c, via.name, m.RPS, m.P50, m.P99, base.RPS, m.Failed)
-				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base})
+					o.Name, c, via, m.RPS, m.P50, m.P99, base.RPS, m.Failed)
+				return m, nil
+			}
+			var minM measurement
+			if o.Read {
+				if minM, err = hey("minimal", minimal); err != nil {
+					return err
+				}
+			}
+			for _, via := range []struct{ name, url string }{{"direct", direct}, {"devhost", devhost}} {
+				m, err := hey(via.name, via.url)
+				if err != nil {
+					return err
+				}
+				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base, Minimal: minM})
 			}
 		}
 	}

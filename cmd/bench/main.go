@@ -23,6 +23,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) == 3 && os.Args[1] == minimalServerArg {
+		if err := serveMinimal(ctx, os.Args[2], os.Getenv("BENCH_DATABASE_URL")); err != nil {
+			fmt.Fprintln(os.Stderr, "bench minimal server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -34,6 +41,7 @@ type config struct {
 	Duration       time.Duration
 	Products       int
 	Concurrency    []int
+	Ops            string
 	SyncSizes      []int
 	Sync           bool
 	SyncTimeout    time.Duration
@@ -52,6 +60,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each API row (and its baseline) runs")
 	fs.IntVar(&c.Products, "products", 10000, "products loaded into both databases for the API rows")
 	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API rows")
+	fs.StringVar(&c.Ops, "ops", "", "only the API rows whose operation contains this text, e.g. \"GET /api/products/{id}\" (default: all)")
 	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
 	fs.BoolVar(&c.Sync, "sync", true, "run the sync, status, real-time and memory rows (needs the sync engine)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 15*time.Minute, "give up on one sync run after this long")

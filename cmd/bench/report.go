@@ -88,6 +88,8 @@ type apiRow struct {
 	C    int
 	M    measurement
 	Base measurement
+	// Minimal is the minimal net/http + pgx server (reads only; zero otherwise).
+	Minimal measurement
 }
 
 // floorRow is hey against a no-op HTTP server at one concurrency.
@@ -144,8 +146,8 @@ func (r *report) markdown() string {
 
 	p("## API\n\n")
 	p("Ratio = requests/s of the API ÷ requests/s of the baseline (the same SQL from a minimal pgx program at the same concurrency). Goal: ≥ 0.5 on reads.\n\n")
-	p("| Operation | Clients | Via | req/s | p50 | p99 | Baseline req/s | Baseline p50 | Baseline p99 | Ratio | Goal | Met? |\n")
-	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	p("| Operation | Clients | Via | req/s | p50 | p99 | Baseline req/s | Baseline p50 | Baseline p99 | Ratio | Goal | Met? | Minimal server req/s | ÷ minimal |\n")
+	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n")
 	for _, a := range r.API {
 		ratio := 0.0
 		if a.Base.RPS > 0 {
@@ -158,8 +160,12 @@ func (r *report) markdown() string {
 		if a.M.Failed > 0 {
 			met += fmt.Sprintf(" (%d of %d failed)", a.M.Failed, a.M.Requests)
 		}
-		p("| %s | %d | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f | %s | %s |\n",
-			a.Op, a.C, a.Via, a.M.RPS, msOrNA(a.M.P50), msOrNA(a.M.P99), a.Base.RPS, ms(a.Base.P50), ms(a.Base.P99), ratio, goal, met)
+		minRPS, vsMin := "—", "—"
+		if a.Minimal.RPS > 0 {
+			minRPS, vsMin = fmt.Sprintf("%.0f", a.Minimal.RPS), fmt.Sprintf("%.2f", a.M.RPS/a.Minimal.RPS)
+		}
+		p("| %s | %d | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f | %s | %s | %s | %s |\n",
+			a.Op, a.C, a.Via, a.M.RPS, msOrNA(a.M.P50), msOrNA(a.M.P99), a.Base.RPS, ms(a.Base.P50), ms(a.Base.P99), ratio, goal, met, minRPS, vsMin)
 	}
 	if len(r.Floor) > 0 {
 		p("\nFor scale: hey against a no-op HTTP server in the bench process (no database, no JSON encoding) reaches")

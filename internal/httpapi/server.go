@@ -273,14 +273,23 @@ func (p *problemWriter) Write(b []byte) (int, error) {
 
 func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
-// logRequests logs method, path, status and duration of every request.
+// logRequests logs method, path, status and duration of every request: at
+// debug level, because the Functions host (and devhost) already logs every
+// invocation with its outcome and duration, and a line per request costs a
+// write on the hot path; 5xx answers are logged as warnings.
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "duration", time.Since(start))
+		level := slog.LevelDebug
+		if sw.status >= http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		if log.Enabled(r.Context(), level) {
+			log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "duration", time.Since(start))
+		}
 	})
 }
 
