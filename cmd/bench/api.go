@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -276,6 +277,49 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
+	if err := b.httpFloor(ctx, rep); err != nil {
+		return err
+	}
+	ops := apiOps()
+	if err := b.apiRows(ctx, rep, p, ops, 0); err != nil {
+		return err
+	}
+	if b.cfg.DBRTT <= 0 {
+		return nil
+	}
+	// The reads again with the databases one network hop away, as in
+	// Azure, where the SQL's round trip is no longer far below HTTP's.
+	var far pair
+	for _, u := range []struct{ in, out *string }{{&p.Primary, &far.Primary}, {&p.Fallback, &far.Fallback}} {
+		if *u.out, err = b.delayed(*u.in, b.cfg.DBRTT); err != nil {
+			return err
+		}
+	}
+	return b.apiRows(ctx, rep, far, slices.DeleteFunc(ops, func(o op) bool { return !o.Read }), b.cfg.DBRTT)
+}
+
+// delayed returns dbURL reached through a delayProxy adding rtt, which
+// stays up until the bench ends.
+func (b *bench) delayed(dbURL string, rtt time.Duration) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", err
+	}
+	px, err := startDelayProxy(u.Host, rtt)
+	if err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	b.proxies = append(b.proxies, px)
+	b.mu.Unlock()
+	u.Host = px.Addr()
+	return u.String(), nil
+}
+
+// apiRows measures ops on p: the pgx baseline, the minimal server (reads),
+// the handler direct and through devhost, at each concurrency.
+func (b *bench) apiRows(ctx context.Context, rep *report, p pair, ops []op, rtt time.Duration) error {
+	n := b.cfg.Products
 	hp, direct, err := b.startHandler(ctx, p)
 	if err != nil {
 		return err
@@ -300,10 +344,7 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 	defer pool.Close()
 	rep.PoolSize = pool.Config().MaxConns
 
-	if err := b.httpFloor(ctx, rep); err != nil {
-		return err
-	}
-	for _, o := range apiOps() {
+	for _, o := range ops {
 		if !strings.Contains(o.Name, b.cfg.Ops) {
 			continue
 		}
@@ -317,8 +358,8 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 				if err != nil {
 					return m, fmt.Errorf("%s via %s c=%d: %w", o.Name, via, c, err)
 				}
-				b.logf("%-28s c=%-3d %-7s %8.1f req/s p50 %v p99 %v (baseline %8.1f req/s) failed %d",
-					o.Name, c, via, m.RPS, m.P50, m.P99, base.RPS, m.Failed)
+				b.logf("%-28s c=%-3d rtt=%-6v %-7s %8.1f req/s p50 %v p99 %v (baseline %8.1f req/s) failed %d",
+					o.Name, c, rtt, via, m.RPS, m.P50, m.P99, base.RPS, m.Failed)
 				return m, nil
 			}
 			var minM measurement
@@ -332,7 +373,7 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 				if err != nil {
 					return err
 				}
-				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base, Minimal: minM})
+				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base, Minimal: minM, DBRTT: rtt})
 			}
 		}
 	}

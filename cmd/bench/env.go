@@ -30,9 +30,10 @@ type bench struct {
 	log  io.Writer
 	out  io.Writer
 
-	mu    sync.Mutex
-	dbs   []string
-	procs []*proc
+	mu      sync.Mutex
+	dbs     []string
+	procs   []*proc
+	proxies []*delayProxy
 }
 
 // adminURL mirrors internal/testenv.AdminURL (which imports "testing").
@@ -156,11 +157,14 @@ func (b *bench) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	b.mu.Lock()
-	procs, dbs := b.procs, b.dbs
-	b.procs, b.dbs = nil, nil
+	procs, dbs, proxies := b.procs, b.dbs, b.proxies
+	b.procs, b.dbs, b.proxies = nil, nil, nil
 	b.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].stop()
+	}
+	for _, px := range proxies {
+		px.Close()
 	}
 	b.dropDBs(ctx, dbs)
 }

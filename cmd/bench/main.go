@@ -42,6 +42,7 @@ type config struct {
 	Products       int
 	Concurrency    []int
 	Ops            string
+	DBRTT          time.Duration
 	SyncSizes      []int
 	Sync           bool
 	SyncTimeout    time.Duration
@@ -60,6 +61,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each API row (and its baseline) runs")
 	fs.IntVar(&c.Products, "products", 10000, "products loaded into both databases for the API rows")
 	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API rows")
+	fs.DurationVar(&c.DBRTT, "db-rtt", time.Millisecond, "also measure the reads with this round-trip time added between the app (and the baseline) and the databases, as in Azure; 0 skips them")
 	fs.StringVar(&c.Ops, "ops", "", "only the API rows whose operation contains this text, e.g. \"GET /api/products/{id}\" (default: all)")
 	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
 	fs.BoolVar(&c.Sync, "sync", true, "run the sync, status, real-time and memory rows (needs the sync engine)")
