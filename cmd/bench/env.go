@@ -417,6 +417,41 @@ func parsePPID(stat string) (int, bool) {
 	return n, err == nil
 }
 
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the CPU time (user + system) a process has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseCPUTime(string(st))
+}
+
+// parseCPUTime reads utime and stime, fields 14 and 15 of /proc/<pid>/stat,
+// counted after the parenthesised command name as in parsePPID.
+func parseCPUTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected stat %q", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected stat %q", stat)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected stat %q", stat)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
 // vmHWM returns a process's peak resident set size in bytes.
 func vmHWM(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

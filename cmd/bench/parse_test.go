@@ -143,3 +143,26 @@ func TestSmallParsers(t *testing.T) {
 		t.Errorf("parseInts(\" 1, 32 \") = %v, %v", v, err)
 	}
 }
+
+func TestParseCPUTime(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    time.Duration
+		wantErr bool
+	}{
+		// A real line: utime 153, stime 47 ticks.
+		{"handler", "4242 (handler) S 4200 4242 4200 0 -1 4194560 2893 0 0 0 153 47 0 0 20 0 9 0 18251 1278918656 4718 18446744073709551615", 2 * time.Second, false},
+		{"spaces and parens in comm", "7 (a) b (c) R 42 7 7 0 -1 0 0 0 0 0 5 0 0 0", 50 * time.Millisecond, false},
+		{"too short", "7 (x) S 1 7 7", 0, true},
+		{"not a number", "7 (x) S 1 7 7 0 -1 0 0 0 0 0 abc 0", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCPUTime(tc.stat)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("parseCPUTime = %v, %v; want %v (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -356,9 +356,17 @@ func (b *bench) syncSection(ctx context.Context, rep *report) error {
 		if err != nil {
 			return err
 		}
+		cpu0, err := cpus(handlerPID, dh.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
 		id, wall, err := syncRun(ctx, base, b.cfg.SyncTimeout)
 		if err != nil {
 			return fmt.Errorf("%d products: %w", n, err)
+		}
+		cpu1, err := cpus(handlerPID, dh.cmd.Process.Pid)
+		if err != nil {
+			return err
 		}
 		baseWall, err := queueBaseline(ctx, svc, n, c)
 		if err != nil {
@@ -371,6 +379,13 @@ func (b *bench) syncSection(ctx context.Context, rep *report) error {
 			What: fmt.Sprintf("Sync %d products (%d differing) to Completed", n, changed), Value: secs(wall),
 			Baseline: secs(baseWall) + fmt.Sprintf(" (%d msgs, %d workers)", n, c), Ratio: fmt.Sprintf("%.2f", r),
 			Goal: "≤ 1.5", Met: yesNo(r <= 1.5),
+		})
+		per := func(i int) string {
+			return fmt.Sprintf("%.2f ms", float64(cpu1[i]-cpu0[i])/float64(time.Millisecond)/float64(n))
+		}
+		rep.Sync = append(rep.Sync, simpleRow{
+			What:  fmt.Sprintf("CPU time per product in the %d-product run: handler (devhost, standing in for the Functions host)", n),
+			Value: per(0) + " (" + per(1) + ")", Baseline: "—", Ratio: "—", Goal: "—", Met: "—",
 		})
 		pv, err1 := versions(ctx, p.Primary)
 		fv, err2 := versions(ctx, p.Fallback)
@@ -396,6 +411,18 @@ func (b *bench) syncSection(ctx context.Context, rep *report) error {
 		})
 	}
 	return nil
+}
+
+// cpus returns the CPU time used so far by each process.
+func cpus(pids ...int) ([]time.Duration, error) {
+	out := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		var err error
+		if out[i], err = cpuTime(pid); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (b *bench) largestExtras(ctx context.Context, rep *report, p pair, base, runID string, pid int, before int64, svc *azqueue.ServiceClient) error {
