@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -43,33 +42,6 @@ func (p Product) Deleted() bool { return p.DeletedAt != nil }
 
 // Deleted reports whether the user is a tombstone.
 func (u User) Deleted() bool { return u.DeletedAt != nil }
-
-type productJSON struct {
-	ID          int64  `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Price       Money  `json:"price"`
-	CreatedAt   string `json:"createdAt"`
-	UpdatedAt   string `json:"updatedAt"`
-}
-
-// MarshalJSON writes the shape clients of the original API expect.
-func (p Product) MarshalJSON() ([]byte, error) {
-	return json.Marshal(productJSON{p.ID, p.Name, p.Description, p.Price, FormatTime(p.CreatedAt), FormatTime(p.UpdatedAt)})
-}
-
-type userJSON struct {
-	ID        int64  `json:"id"`
-	Name      string `json:"name"`
-	Email     string `json:"email"`
-	CreatedAt string `json:"createdAt"`
-	UpdatedAt string `json:"updatedAt"`
-}
-
-// MarshalJSON writes the shape clients of the original API expect.
-func (u User) MarshalJSON() ([]byte, error) {
-	return json.Marshal(userJSON{u.ID, u.Name, u.Email, FormatTime(u.CreatedAt), FormatTime(u.UpdatedAt)})
-}
 
 // ProductChange is a validated create, replace or patch of a product: nil
 // fields are left as they are (patch only; create and replace set all).

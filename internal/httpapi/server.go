@@ -70,7 +70,7 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // resource is the CRUD handler set shared by products and users.
-type resource[T any, C any] struct {
+type resource[T jsonAppender, C any] struct {
 	log    *slog.Logger
 	path   string // e.g. /api/products
 	decode func([]byte, domain.Mode) (C, error)
@@ -113,10 +113,7 @@ func (h *resource[T, C]) list(w http.ResponseWriter, r *http.Request) {
 		last := h.id(items[len(items)-1])
 		w.Header().Set("Link", "<"+h.path+"?after="+strconv.FormatInt(last, 10)+"&limit="+strconv.Itoa(limit)+">; rel=\"next\"")
 	}
-	if items == nil {
-		items = []T{}
-	}
-	writeJSON(w, http.StatusOK, items)
+	writeList(w, items)
 }
 
 func (h *resource[T, C]) get(w http.ResponseWriter, r *http.Request) {
@@ -232,6 +229,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// jsonAppender is a domain type that encodes itself (domain/json.go).
+type jsonAppender interface {
+	json.Marshaler
+	AppendJSON(b []byte) []byte
+}
+
+// writeList answers 200 with items as a JSON array. Each item appends its
+// own encoding: json.Marshal would re-scan every element's MarshalJSON
+// output, which cost more than the rest of a 100-item list.
+func writeList[T jsonAppender](w http.ResponseWriter, items []T) {
+	b := make([]byte, 0, 2+len(items)*160)
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = it.AppendJSON(b)
+	}
+	b = append(b, ']', '\n')
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 // problemErrors turns the mux's own plain-text 404 and 405 replies into
