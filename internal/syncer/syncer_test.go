@@ -99,7 +99,7 @@ type env struct {
 	eng               *Engine
 }
 
-func newEnv(t *testing.T, o Options) *env {
+func newEnv(t testing.TB, o Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	conn := testenv.Storage(t)
@@ -179,7 +179,7 @@ func drain[M any](t *testing.T, q *queue.Queue, fn func(context.Context, M) erro
 	return n
 }
 
-func put(t *testing.T, db store.DB, p domain.Product) {
+func put(t testing.TB, db store.DB, p domain.Product) {
 	t.Helper()
 	if _, err := db.PutProduct(context.Background(), p, true); err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestSyncItemProducts(t *testing.T) {
 }
 
 // startRun creates a run record without planning it, for driving SyncItem directly.
-func startRun(t *testing.T, e *env) string {
+func startRun(t testing.TB, e *env) string {
 	t.Helper()
 	id := newRunID(time.Now())
 	if err := e.rec.CreateRun(context.Background(), table.Run{ID: id, Entity: domain.EntityProduct, Trigger: "test", Status: RunPending, CreatedTime: time.Now()}); err != nil {
