@@ -53,6 +53,7 @@ fuzz:
 	go test -run='^$$' -fuzz=FuzzDecodeProduct -fuzztime=60s ./internal/domain
 	go test -run='^$$' -fuzz=FuzzDecodeUser -fuzztime=60s ./internal/domain
 	go test -run='^$$' -fuzz=FuzzDecodeBind -fuzztime=60s ./internal/invoke
+	go test -run='^$$' -fuzz=FuzzJSONEncoding -fuzztime=60s ./internal/domain
 
 package:
 	./scripts/package.sh dist/dualsync.zip
