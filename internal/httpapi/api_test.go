@@ -29,21 +29,28 @@ type env struct {
 	primary, fallback store.DB
 }
 
-func setup(t *testing.T) env {
-	t.Helper()
+// openPair creates, migrates and opens a primary and a fallback database.
+func openPair(tb testing.TB) (primary, fallback store.DB) {
+	tb.Helper()
 	ctx := context.Background()
 	open := func(role store.Role) store.DB {
-		db, err := database.Open(ctx, testenv.CreateDatabase(t), role, database.Options{})
+		db, err := database.Open(ctx, testenv.CreateDatabase(tb), role, database.Options{})
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(db.Close)
+		tb.Cleanup(db.Close)
 		if err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		return db
 	}
-	p, f := open(store.RolePrimary), open(store.RoleFallback)
+	return open(store.RolePrimary), open(store.RoleFallback)
+}
+
+func setup(t *testing.T) env {
+	t.Helper()
+	ctx := context.Background()
+	p, f := openPair(t)
 	conn := testenv.Storage(t)
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
 	if err != nil {

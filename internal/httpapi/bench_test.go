@@ -9,30 +9,16 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"dualsync/internal/database"
 	"dualsync/internal/domain"
 	"dualsync/internal/failover"
-	"dualsync/internal/store"
 	"dualsync/internal/syncer"
-	"dualsync/internal/testenv"
 )
 
 // BenchmarkGetProduct splits GET /api/products/{id} into its layers so that
 // a profile shows where the handler's time goes beyond the database's.
 func BenchmarkGetProduct(b *testing.B) {
 	ctx := context.Background()
-	open := func(role store.Role) store.DB {
-		db, err := database.Open(ctx, testenv.CreateDatabase(b), role, database.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(db.Close)
-		if err := db.Migrate(ctx); err != nil {
-			b.Fatal(err)
-		}
-		return db
-	}
-	p, f := open(store.RolePrimary), open(store.RoleFallback)
+	p, f := openPair(b)
 	price, err := domain.ParseMoney("1.00")
 	if err != nil {
 		b.Fatal(err)
@@ -71,16 +57,19 @@ func BenchmarkGetProduct(b *testing.B) {
 			}
 		}
 	})
+	get := func(b *testing.B, url string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	b.Run("http", func(b *testing.B) {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		for b.Loop() {
-			resp, err := http.Get(srv.URL + path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			get(b, srv.URL+path)
 		}
 	})
 	b.Run("http-parallel", func(b *testing.B) {
@@ -89,12 +78,7 @@ func BenchmarkGetProduct(b *testing.B) {
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				resp, err := http.Get(srv.URL + path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				get(b, srv.URL+path)
 			}
 		})
 	})
