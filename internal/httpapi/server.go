@@ -231,9 +231,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// jsonAppender is a domain type that encodes itself (domain/json.go).
+// jsonAppender is a domain type that appends its own JSON (domain/json.go).
 type jsonAppender interface {
-	json.Marshaler
 	AppendJSON(b []byte) []byte
 }
 
