@@ -42,15 +42,11 @@ func probeTable(ctx context.Context, tsvc *aztables.ServiceClient, partition str
 // probeQueue fills a fresh queue with backlog messages, then times probeOps
 // dequeue + delete pairs and returns the mean time per pair.
 func probeQueue(ctx context.Context, svc *azqueue.ServiceClient, backlog int) (time.Duration, error) {
-	q := svc.NewQueueClient("probe-" + randomHex(6))
-	if _, err := q.Create(ctx, nil); err != nil {
-		return 0, fmt.Errorf("queue probe: %w", err)
+	q, drop, err := tempQueue(ctx, svc, "probe")
+	if err != nil {
+		return 0, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = q.Delete(dctx, nil)
-	}()
+	defer drop()
 	var next atomic.Int64
 	if err := parallel(32, func() error {
 		for i := next.Add(1); i <= int64(backlog); i = next.Add(1) {
@@ -65,7 +61,7 @@ func probeQueue(ctx context.Context, svc *azqueue.ServiceClient, backlog int) (t
 	next.Store(0)
 	one := int32(1)
 	start := time.Now()
-	err := parallel(8, func() error {
+	err = parallel(8, func() error {
 		for next.Add(1) <= probeOps {
 			resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &one})
 			if err != nil {

@@ -43,20 +43,29 @@ func inFlight(hostJSON []byte) int {
 	return max(1, batch+threshold)
 }
 
+// tempQueue creates a queue of its own for a measurement; drop deletes it.
+func tempQueue(ctx context.Context, svc *azqueue.ServiceClient, prefix string) (q *azqueue.QueueClient, drop func(), err error) {
+	q = svc.NewQueueClient(prefix + "-" + randomHex(6))
+	if _, err := q.Create(ctx, nil); err != nil {
+		return nil, nil, fmt.Errorf("create queue %s: %w", prefix, err)
+	}
+	return q, func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = q.Delete(dctx, nil)
+	}, nil
+}
+
 // queueBaseline moves n messages through a queue of its own: c workers
 // enqueue while c workers dequeue (one message each at a time, as each of
 // the host's in-flight slots does) and delete, as the planner and the sync
 // consumers overlap in a run. It returns the time until the last delete.
 func queueBaseline(ctx context.Context, svc *azqueue.ServiceClient, n, c int) (time.Duration, error) {
-	q := svc.NewQueueClient("bench-" + randomHex(6))
-	if _, err := q.Create(ctx, nil); err != nil {
-		return 0, fmt.Errorf("create baseline queue: %w", err)
+	q, drop, err := tempQueue(ctx, svc, "bench")
+	if err != nil {
+		return 0, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = q.Delete(dctx, nil)
-	}()
+	defer drop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -91,7 +100,7 @@ func queueBaseline(ctx context.Context, svc *azqueue.ServiceClient, n, c int) (t
 		return nil
 	}
 	var worker atomic.Int64
-	err := parallel(2*c, func() error {
+	err = parallel(2*c, func() error {
 		var err error
 		if worker.Add(1) <= int64(c) {
 			err = enqueue()
@@ -111,11 +120,11 @@ func queueBaseline(ctx context.Context, svc *azqueue.ServiceClient, n, c int) (t
 
 // queueRoundTrips times k serial enqueue + dequeue + delete round trips.
 func queueRoundTrips(ctx context.Context, svc *azqueue.ServiceClient, k int) ([]time.Duration, error) {
-	q := svc.NewQueueClient("bench-" + randomHex(6))
-	if _, err := q.Create(ctx, nil); err != nil {
+	q, drop, err := tempQueue(ctx, svc, "bench")
+	if err != nil {
 		return nil, err
 	}
-	defer func() { _, _ = q.Delete(context.WithoutCancel(ctx), nil) }()
+	defer drop()
 	var out []time.Duration
 	for range k {
 		t0 := time.Now()
