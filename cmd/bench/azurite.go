@@ -12,8 +12,12 @@ import (
 	"dualsync/internal/table"
 )
 
-// probeOps is how many operations each Azurite probe times.
-const probeOps = 200
+// probeOps is how many operations each Azurite probe times, probeWorkers
+// at a time.
+const (
+	probeOps     = 200
+	probeWorkers = 8
+)
 
 // Azurite keeps queues and tables in in-memory collections that it scans:
 // its cost per operation grows with a queue's backlog and a partition's
@@ -27,7 +31,7 @@ func probeTable(ctx context.Context, tsvc *aztables.ServiceClient, partition str
 	t := tsvc.NewClient(table.ResultsTable)
 	var next atomic.Int64
 	start := time.Now()
-	err := parallel(8, func() error {
+	err := parallel(probeWorkers, func() error {
 		for i := next.Add(1); i <= probeOps; i = next.Add(1) {
 			e := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":"probe-%s-%04d","n":1}`, partition, randomHex(4), i)
 			if _, err := t.AddEntity(ctx, []byte(e), nil); err != nil {
@@ -61,7 +65,7 @@ func probeQueue(ctx context.Context, svc *azqueue.ServiceClient, backlog int) (t
 	next.Store(0)
 	one := int32(1)
 	start := time.Now()
-	err = parallel(8, func() error {
+	err = parallel(probeWorkers, func() error {
 		for next.Add(1) <= probeOps {
 			resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &one})
 			if err != nil {

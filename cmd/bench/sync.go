@@ -442,8 +442,8 @@ func (b *bench) syncSection(ctx context.Context, rep *report) error {
 			what string
 			ops  map[int]time.Duration
 		}{
-			{fmt.Sprintf("Azurite alone: one entity insert into a run's results partition (%d concurrent)", 8), tableOp},
-			{fmt.Sprintf("Azurite alone: one dequeue + delete with the run's size as backlog (%d concurrent)", 8), queueOp},
+			{fmt.Sprintf("Azurite alone: one entity insert into a run's results partition (%d concurrent)", probeWorkers), tableOp},
+			{fmt.Sprintf("Azurite alone: one dequeue + delete with the run's size as backlog (%d concurrent)", probeWorkers), queueOp},
 		} {
 			gr := float64(pr.ops[hi]) / float64(pr.ops[lo])
 			rep.Sync = append(rep.Sync, simpleRow{
