@@ -19,7 +19,6 @@ func BenchmarkSyncItem(b *testing.B) {
 	ctx := context.Background()
 	run := startRun(b, e)
 	var id int64
-	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
 		id += 2
