@@ -396,12 +396,13 @@ func (e *Engine) Runs(ctx context.Context, limit int) ([]RunStatus, error) {
 
 // ResultItem is one recorded outcome, as the results endpoint shows it.
 type ResultItem struct {
-	Entity  domain.Entity `json:"entity"`
-	ID      int64         `json:"id"`
-	Status  string        `json:"status"`
-	Reason  string        `json:"reason,omitempty"`
-	Version string        `json:"version,omitempty"` // updatedAt of the winning row
-	At      string        `json:"at"`
+	Entity  domain.Entity   `json:"entity"`
+	ID      int64           `json:"id"`
+	Status  string          `json:"status"`
+	Reason  string          `json:"reason,omitempty"`
+	Detail  json.RawMessage `json:"detail,omitempty"`  // for a conflict: both versions and the merged result
+	Version string          `json:"version,omitempty"` // updatedAt of the winning row
+	At      string          `json:"at"`
 }
 
 // ResultsPage is one page of outcomes; Next is the continuation token of the
@@ -435,6 +436,9 @@ func (e *Engine) Results(ctx context.Context, partition, status string, limit in
 		it := ResultItem{Entity: r.Entity, ID: r.ID, Status: r.Status, Reason: r.Reason, At: domain.FormatTime(r.At)}
 		if !r.Version.IsZero() {
 			it.Version = domain.FormatTime(r.Version)
+		}
+		if json.Valid([]byte(r.Detail)) {
+			it.Detail = json.RawMessage(r.Detail)
 		}
 		page.Items = append(page.Items, it)
 	}

@@ -21,6 +21,7 @@ type Result struct {
 	ID      int64
 	Status  string    // created, updated, deleted, unchanged, conflict, failed
 	Reason  string    // for failed / conflict
+	Detail  string    // a JSON document: for a conflict, both versions and the merged result; empty otherwise
 	Version time.Time // updatedAt of the winning row (zero if none)
 	At      time.Time // when recorded
 }
@@ -146,6 +147,9 @@ func resultProperties(r Result) map[string]any {
 		"status": r.Status,
 		"reason": r.Reason,
 	}
+	if r.Detail != "" {
+		p["detail"] = r.Detail
+	}
 	setTime(p, "updatedAt", r.Version)
 	setTime(p, "at", r.At)
 	return p
@@ -158,6 +162,7 @@ func resultFrom(e aztables.EDMEntity) Result {
 		ID:      propInt64(p, "id"),
 		Status:  propString(p, "status"),
 		Reason:  propString(p, "reason"),
+		Detail:  propString(p, "detail"),
 		Version: propTime(p, "updatedAt"),
 		At:      propTime(p, "at"),
 	}
