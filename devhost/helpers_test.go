@@ -156,29 +156,32 @@ func buildHandler(t testing.TB) string {
 	return handlerBin
 }
 
-// newApp copies testdata/apps/<name> to a temp dir and links the handler into it.
-func newApp(t testing.TB, name string) string {
+// newApp copies testdata/apps/<name> to a temp dir and links the handler
+// into it; further names are laid over the first (files of later ones win).
+func newApp(t testing.TB, name string, more ...string) string {
 	t.Helper()
 	bin := buildHandler(t)
-	src := filepath.Join("testdata", "apps", name)
 	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+	for _, n := range append([]string{name}, more...) {
+		src := filepath.Join("testdata", "apps", n)
+		err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(src, p)
+			target := filepath.Join(dst, rel)
+			if info.IsDir() {
+				return os.MkdirAll(target, 0o755)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, 0o644)
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := os.Symlink(bin, filepath.Join(dst, "handler")); err != nil {
 		t.Fatal(err)
