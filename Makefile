@@ -10,10 +10,16 @@ export PRIMARY_DATABASE_URL FALLBACK_DATABASE_URL
 
 APP := .run/app
 
-.PHONY: run test services build migrate seed app package vet clean bench chaos fuzz
+.PHONY: run test services stop build migrate seed app package vet clean bench chaos fuzz
 
 services:
 	./scripts/dev.sh all
+
+# Stops what `make run` / `make test` started (Azurite, a project-local or
+# stopped machine PostgreSQL), as recorded in .run/services; nothing that was
+# already running. Ctrl-C on `make run` stops devhost only.
+stop:
+	./scripts/dev.sh stop
 
 build:
 	go build -o bin/handler ./handler
@@ -58,5 +64,6 @@ fuzz:
 package:
 	./scripts/package.sh dist/dualsync.zip
 
+# Keeps .run/services, so `make stop` still knows what to stop.
 clean:
-	rm -rf bin dist .run
+	rm -rf bin dist $(APP)

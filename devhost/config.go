@@ -28,6 +28,7 @@ type app struct {
 	queues    queueOptions
 	localPort int // Host.LocalHttpPort, 0 if unset
 	functions []*function
+	broken    []FunctionError // functions in error, in folder order
 }
 
 type queueOptions struct {
@@ -293,6 +294,22 @@ func (a *app) readHost() error {
 	return nil
 }
 
+// FunctionError is a function devhost could not load: a malformed
+// function.json or a binding devhost does not implement. As the Azure host
+// does with a function in error, devhost keeps it out of service, reports
+// the reason at start-up and runs the other functions.
+type FunctionError struct {
+	Name string // the function's folder name
+	File string // its function.json
+	Err  error  // names the file and the field
+}
+
+// FunctionErrors lists the functions that are in error and so do not run,
+// in folder order; Run also prints them after the function listing.
+func (h *Host) FunctionErrors() []FunctionError {
+	return append([]FunctionError(nil), h.app.broken...)
+}
+
 func (a *app) readFunctions() error {
 	entries, err := os.ReadDir(a.root)
 	if err != nil {
@@ -309,19 +326,32 @@ func (a *app) readFunctions() error {
 		}
 		// Function names are case-insensitive in the host.
 		if prev, dup := names[strings.ToLower(e.Name())]; dup {
-			return fmt.Errorf("%s: function name %q differs from %q only in case", file, e.Name(), prev)
+			a.broken = append(a.broken, FunctionError{Name: e.Name(), File: file,
+				Err: fmt.Errorf("%s: function name %q differs from %q only in case", file, e.Name(), prev)})
+			continue
 		}
 		names[strings.ToLower(e.Name())] = e.Name()
 		fn, err := a.readFunction(e.Name(), file)
 		if err != nil {
-			return err
+			a.broken = append(a.broken, FunctionError{Name: e.Name(), File: file, Err: err})
+			continue
 		}
 		a.functions = append(a.functions, fn)
 	}
-	if len(a.functions) == 0 {
+	switch {
+	case len(a.functions) > 0:
+		// A function disabled by a setting counts: that is a choice, not
+		// an error, and flipping the setting makes it run.
+		return nil
+	case len(a.broken) == 0:
 		return fmt.Errorf("%s: no functions: no folder beside host.json holds a function.json", a.root)
 	}
-	return nil
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: no function can run: all %d are in error:", a.root, len(a.broken))
+	for _, fe := range a.broken {
+		fmt.Fprintf(&b, "\n  %s: %v", fe.Name, fe.Err)
+	}
+	return errors.New(b.String())
 }
 
 func fileExists(p string) bool {

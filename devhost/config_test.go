@@ -28,13 +28,15 @@ func writeApp(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// TestLoadErrorsNameFileAndField covers what stops devhost: an unusable
+// host.json or local.settings.json, or no function that can run.
 func TestLoadErrorsNameFileAndField(t *testing.T) {
 	tests := []struct {
 		name  string
 		files map[string]string // nil: the testdata app "badjson"
 		want  []string
 	}{
-		{"malformed function.json (testdata)", nil, []string{filepath.Join("Broken", "function.json"), "invalid JSON at line 4"}},
+		{"only a malformed function.json (testdata)", nil, []string{"no function can run", "Broken: ", filepath.Join("Broken", "function.json"), "invalid JSON at line 4"}},
 		{"missing host.json", map[string]string{"F/function.json": httpFn}, []string{"host.json", "missing"}},
 		{"wrong version", map[string]string{"host.json": `{"version":"1.0","customHandler":{"description":{"defaultExecutablePath":"h"}}}`, "F/function.json": httpFn},
 			[]string{"host.json", "version"}},
@@ -46,28 +48,12 @@ func TestLoadErrorsNameFileAndField(t *testing.T) {
 			[]string{"host.json", "functionTimeout"}},
 		{"batchSize too big", map[string]string{"host.json": `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"h"}},"extensions":{"queues":{"batchSize":64}}}`, "F/function.json": httpFn},
 			[]string{"host.json", "extensions.queues.batchSize"}},
-		{"no trigger", map[string]string{"host.json": goodHost, "F/function.json": `{"bindings":[{"type":"http","direction":"out","name":"res"}]}`},
-			[]string{filepath.Join("F", "function.json"), "no trigger"}},
-		{"two triggers", map[string]string{"host.json": goodHost, "F/function.json": `{"bindings":[{"type":"httpTrigger","name":"a"},{"type":"timerTrigger","name":"b","schedule":"0 * * * * *"}]}`},
-			[]string{filepath.Join("F", "function.json"), "bindings[1]", "exactly one trigger"}},
-		{"unsupported binding", map[string]string{"host.json": goodHost, "F/function.json": `{"bindings":[{"type":"blobTrigger","direction":"in","name":"b","path":"x/{name}"}]}`},
-			[]string{filepath.Join("F", "function.json"), "bindings[0].type", "blobTrigger"}},
-		{"queue without queueName", map[string]string{"host.json": goodHost, "local.settings.json": `{"Values":{"AzureWebJobsStorage":"UseDevelopmentStorage=true"}}`,
-			"Q/function.json": `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m"}]}`},
-			[]string{filepath.Join("Q", "function.json"), "bindings[0].queueName", "required"}},
-		{"unresolved setting", map[string]string{"host.json": goodHost, "local.settings.json": `{"Values":{"AzureWebJobsStorage":"UseDevelopmentStorage=true"}}`,
-			"Q/function.json": `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m","queueName":"%NoSuchSetting%"}]}`},
-			[]string{filepath.Join("Q", "function.json"), "bindings[0].queueName", "%NoSuchSetting%"}},
-		{"missing connection", map[string]string{"host.json": goodHost,
-			"Q/function.json": `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m","queueName":"items","connection":"MyStorageXyz"}]}`},
-			[]string{filepath.Join("Q", "function.json"), "bindings[0].connection", "MyStorageXyz"}},
-		{"bad route constraint", map[string]string{"host.json": goodHost, "F/function.json": `{"bindings":[{"type":"httpTrigger","name":"req","route":"items/{id:number}"},{"type":"http","direction":"out","name":"res"}]}`},
-			[]string{filepath.Join("F", "function.json"), "bindings[0].route", "number"}},
-		{"bad schedule", map[string]string{"host.json": goodHost, "T/function.json": `{"bindings":[{"type":"timerTrigger","name":"t","schedule":"every minute"}]}`},
-			[]string{filepath.Join("T", "function.json"), "bindings[0].schedule"}},
 		{"non-string Values", map[string]string{"host.json": goodHost, "F/function.json": httpFn, "local.settings.json": `{"Values":{"N":5}}`},
 			[]string{"local.settings.json", "Values.N"}},
 		{"no functions", map[string]string{"host.json": goodHost}, []string{"no functions"}},
+		{"every function in error", map[string]string{"host.json": goodHost,
+			"A/function.json": `{"bindings":[{"type":"blobTrigger","name":"b","path":"x/{name}"}]}`, "B/function.json": `{"bindings":`},
+			[]string{"no function can run", "all 2 are in error", "A: ", "blobTrigger", "B: ", "invalid JSON"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +72,66 @@ func TestLoadErrorsNameFileAndField(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFunctionErrorsDisableOnlyThatFunction: a function devhost cannot run
+// is in error (named, with the file, field and reason) and the others load.
+func TestFunctionErrorsDisableOnlyThatFunction(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   string // X/function.json
+		want []string
+	}{
+		{"malformed JSON", "{\n  \"bindings\": [\n    { \"type\": \"httpTrigger\" }\n    {}\n  ]\n}", []string{"invalid JSON at line 4"}},
+		{"not an object", `[1]`, []string{"want a JSON object"}},
+		{"bindings not an array", `{"bindings":{}}`, []string{"bindings: want an array"}},
+		{"blobTrigger", `{"bindings":[{"type":"blobTrigger","direction":"in","name":"b","path":"x/{name}"}]}`, []string{"bindings[0].type", `"blobTrigger"`, "not supported by devhost"}},
+		{"serviceBusTrigger", `{"bindings":[{"type":"serviceBusTrigger","name":"m","queueName":"q","connection":"SB"}]}`, []string{"bindings[0].type", `"serviceBusTrigger"`}},
+		{"eventHubTrigger", `{"bindings":[{"type":"eventHubTrigger","name":"e","eventHubName":"h","connection":"EH"}]}`, []string{"bindings[0].type", `"eventHubTrigger"`}},
+		{"cosmosDB input beside an httpTrigger", `{"bindings":[{"type":"httpTrigger","name":"req"},{"type":"http","direction":"out","name":"res"},{"type":"cosmosDB","direction":"in","name":"doc","databaseName":"d","containerName":"c","connection":"C"}]}`,
+			[]string{"bindings[2].type", `"cosmosDB"`}},
+		{"sql output", `{"bindings":[{"type":"timerTrigger","name":"t","schedule":"0 * * * * *"},{"type":"sql","direction":"out","name":"rows","commandText":"dbo.T","connectionStringSetting":"S"}]}`,
+			[]string{"bindings[1].type", `"sql"`}},
+		{"no trigger", `{"bindings":[{"type":"http","direction":"out","name":"res"}]}`, []string{"no trigger"}},
+		{"two triggers", `{"bindings":[{"type":"httpTrigger","name":"a"},{"type":"timerTrigger","name":"b","schedule":"0 * * * * *"}]}`, []string{"bindings[1]", "exactly one trigger"}},
+		{"queue without queueName", `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m"}]}`, []string{"bindings[0].queueName", "required"}},
+		{"unresolved setting", `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m","queueName":"%NoSuchSetting%"}]}`, []string{"bindings[0].queueName", "%NoSuchSetting%"}},
+		{"missing connection", `{"bindings":[{"type":"queueTrigger","direction":"in","name":"m","queueName":"items","connection":"MyStorageXyz"}]}`, []string{"bindings[0].connection", "MyStorageXyz"}},
+		{"bad route constraint", `{"bindings":[{"type":"httpTrigger","name":"req","route":"items/{id:number}"},{"type":"http","direction":"out","name":"res"}]}`, []string{"bindings[0].route", "number"}},
+		{"bad schedule", `{"bindings":[{"type":"timerTrigger","name":"t","schedule":"every minute"}]}`, []string{"bindings[0].schedule"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeApp(t, map[string]string{"host.json": goodHost, "Good/function.json": httpFn, "X/function.json": tc.fn})
+			h, err := Load(dir, Options{Environ: []string{"AzureWebJobsStorage=UseDevelopmentStorage=true"}})
+			if err != nil {
+				t.Fatalf("Load: %v; want only X in error", err)
+			}
+			if len(h.app.functions) != 1 || h.app.functions[0].Name != "Good" {
+				t.Errorf("loaded %d functions, want just Good", len(h.app.functions))
+			}
+			errs := h.FunctionErrors()
+			if len(errs) != 1 || errs[0].Name != "X" || errs[0].File != filepath.Join(dir, "X", "function.json") {
+				t.Fatalf("function errors %+v, want one for X", errs)
+			}
+			for _, w := range append(tc.want, filepath.Join("X", "function.json")) {
+				if !strings.Contains(errs[0].Err.Error(), w) {
+					t.Errorf("reason %q does not mention %q", errs[0].Err, w)
+				}
+			}
+		})
+	}
+	t.Run("names differing only in case", func(t *testing.T) {
+		dir := writeApp(t, map[string]string{"host.json": goodHost, "Good/function.json": httpFn, "GOOD/function.json": httpFn})
+		h, err := Load(dir, Options{Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Folders load in name order, so GOOD loads and Good is the duplicate.
+		if errs := h.FunctionErrors(); len(errs) != 1 || errs[0].Name != "Good" || !strings.Contains(errs[0].Err.Error(), "only in case") {
+			t.Errorf("function errors %+v, want Good as a duplicate of GOOD", errs)
+		}
+	})
 }
 
 func TestSettingsPrecedenceAndHostOverrides(t *testing.T) {

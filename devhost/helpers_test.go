@@ -6,127 +6,28 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"dualsync/internal/testenv"
 )
 
 // TestMain stops the package's Azurite when the tests end.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	azuriteOnce.stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-// repoRoot walks up to go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func testFreePort(t testing.TB) int {
-	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// azuriteProc is one Azurite for the whole test binary (tests use unique queue names).
-type azuriteProc struct {
-	once sync.Once
-	cmd  *exec.Cmd
-	dir  string
-	conn string
-	err  error
-}
-
-var azuriteOnce azuriteProc
-
-func (a *azuriteProc) stop() {
-	if a.cmd != nil {
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = a.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		}
-	}
-	if a.dir != "" {
-		_ = os.RemoveAll(a.dir)
-	}
-}
-
-// azurite starts (once) an Azurite of this package on free ports and returns
-// its connection string.
+// azurite returns the connection string of an Azurite of this test binary's
+// own (in memory, on free ports), started at the first call: devhost's tests
+// do not share the machine's Azurite. testenv ties it to the test process.
 func azurite(t testing.TB) string {
 	t.Helper()
-	a := &azuriteOnce
-	a.once.Do(func() {
-		bin := filepath.Join(repoRoot(t), "node_modules", ".bin", "azurite")
-		if _, err := os.Stat(bin); err != nil {
-			a.err = fmt.Errorf("%s is missing; run `npm ci`", bin)
-			return
-		}
-		dir, err := os.MkdirTemp("", "devhost-azurite-")
-		if err != nil {
-			a.err = err
-			return
-		}
-		a.dir = dir
-		blob, queue, table := testFreePort(t), testFreePort(t), testFreePort(t)
-		cmd := exec.Command(bin, "--silent", "--disableTelemetry", "--location", dir,
-			"--blobPort", fmt.Sprint(blob), "--queuePort", fmt.Sprint(queue), "--tablePort", fmt.Sprint(table))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			a.err = err
-			return
-		}
-		a.cmd = cmd
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", queue), 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				a.err = fmt.Errorf("azurite did not start within 30s")
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		a.conn = strings.NewReplacer("10000", fmt.Sprint(blob), "10001", fmt.Sprint(queue), "10002", fmt.Sprint(table)).
-			Replace(DevelopmentStorage)
-	})
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	return a.conn
+	return testenv.ProcessStorage(t)
 }
 
 var (
@@ -156,29 +57,32 @@ func buildHandler(t testing.TB) string {
 	return handlerBin
 }
 
-// newApp copies testdata/apps/<name> to a temp dir and links the handler into it.
-func newApp(t testing.TB, name string) string {
+// newApp copies testdata/apps/<name> to a temp dir and links the handler
+// into it; further names are laid over the first (files of later ones win).
+func newApp(t testing.TB, name string, more ...string) string {
 	t.Helper()
 	bin := buildHandler(t)
-	src := filepath.Join("testdata", "apps", name)
 	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+	for _, n := range append([]string{name}, more...) {
+		src := filepath.Join("testdata", "apps", n)
+		err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(src, p)
+			target := filepath.Join(dst, rel)
+			if info.IsDir() {
+				return os.MkdirAll(target, 0o755)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, 0o644)
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := os.Symlink(bin, filepath.Join(dst, "handler")); err != nil {
 		t.Fatal(err)

@@ -250,6 +250,14 @@ func (h *Host) printFunctions() {
 			h.log.printf("        %s: timerTrigger (%s)", fn.Name, fn.timer.expr)
 		}
 	}
+	// The Azure host's wording for functions it could not index, plus what
+	// it means here: they are disabled, the others run.
+	if len(h.app.broken) > 0 {
+		h.log.printf("The following %d functions are in error and disabled:", len(h.app.broken))
+		for _, fe := range h.app.broken {
+			h.log.printf("        %s: %v", fe.Name, fe.Err)
+		}
+	}
 }
 
 // run wraps one invocation with the host's start/end log lines, the

@@ -76,10 +76,10 @@ func (w *worker) launch(ctx context.Context) error {
 	)
 	cmd.Stdout = w.stdout
 	cmd.Stderr = w.stderr
-	// Own process group: a terminal's Ctrl-C reaches devhost only, which
-	// drains invocations before it stops the handler (and its children).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Own process group (a terminal's Ctrl-C reaches devhost only, which
+	// drains invocations before it stops the handler and its children), and
+	// on Linux killed by the OS if devhost dies without stopping it.
+	if err := startTied(cmd); err != nil {
 		return fmt.Errorf("start handler %q (host.json customHandler.description.defaultExecutablePath): %w", w.app.exe, err)
 	}
 	exited := make(chan struct{})
