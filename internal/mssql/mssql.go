@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,12 +27,17 @@ import (
 type Options struct {
 	ConnectTimeout time.Duration // per connection attempt; default 2s
 	Clock          domain.Clock  // default time.Now
-	MaxConns       int32         // default unlimited (database/sql's)
+	MaxConns       int32         // open (and idle) connections; default DefaultMaxConns
 }
 
 // DefaultConnectTimeout bounds a connection attempt: go-mssqldb otherwise
 // dials for 15 s and logs in without a limit, which would stall failover.
 const DefaultConnectTimeout = 2 * time.Second
+
+// DefaultMaxConns caps the pool: database/sql's default is no cap, and above
+// the database's limits (Azure SQL Basic: 30 concurrent requests) the server
+// refuses work with error 10928.
+const DefaultMaxConns = 10
 
 // DB is one SQL Server database in one role.
 type DB struct {
@@ -51,7 +54,7 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if role != store.RolePrimary && role != store.RoleFallback {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: unknown role %q", role)
 	}
-	dsn, err := WithTimeouts(rawURL, o.ConnectTimeout)
+	dsn, err := ConnectURL(rawURL, o.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +65,16 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if err != nil {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
 	}
-	db := sql.OpenDB(conn)
-	if o.MaxConns > 0 {
-		db.SetMaxOpenConns(int(o.MaxConns))
-		db.SetMaxIdleConns(int(o.MaxConns))
+	db := sql.OpenDB(bound(conn, o.ConnectTimeout))
+	maxConns := int(o.MaxConns)
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
 	}
+	// Idle = open: database/sql keeps only 2 idle connections by default, so
+	// a burst would open and close connections, each a TLS handshake and an
+	// Entra login.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	// Connections broken by a failover or a restart are dropped rather than
 	// kept forever.
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -75,29 +83,6 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 		now = time.Now
 	}
 	return &DB{db: db, role: role, now: now}, nil
-}
-
-// WithTimeouts returns rawURL with go-mssqldb's "dial timeout" and
-// "connection timeout" (whole seconds, rounded up) set to connectTimeout
-// (default 2s), unless the URL already sets them. It never echoes the URL in
-// an error.
-func WithTimeouts(rawURL string, connectTimeout time.Duration) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || !strings.EqualFold(u.Scheme, "sqlserver") || u.Host == "" {
-		return "", domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: expected sqlserver://user:password@host:port?database=name")
-	}
-	if connectTimeout <= 0 {
-		connectTimeout = DefaultConnectTimeout
-	}
-	secs := strconv.FormatInt(int64(math.Ceil(connectTimeout.Seconds())), 10)
-	q := u.Query()
-	for _, key := range []string{"dial timeout", "connection timeout"} {
-		if !hasKey(q, key) {
-			q.Set(key, secs)
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }
 
 func hasKey(q url.Values, key string) bool {
@@ -258,3 +243,6 @@ func isConnectionError(err error) bool {
 	return strings.Contains(msg, "unable to open tcp connection") || strings.Contains(msg, "login error") ||
 		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe")
 }
+
+// Stats reports the connection pool's statistics.
+func (db *DB) Stats() sql.DBStats { return db.db.Stats() }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mssqldb "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/mssql"
@@ -77,22 +78,22 @@ func createDatabase(t *testing.T, admin string) string {
 	return u.String()
 }
 
-func TestWithTimeouts(t *testing.T) {
+func TestConnectURL(t *testing.T) {
 	tests := []struct {
 		name, in string
 		timeout  time.Duration
 		want     map[string]string
 	}{
-		{"defaults added", "sqlserver://sa:pw@db.example:1433?database=app", 0,
-			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
+		{"dial timeout added, no connection timeout", "sqlserver://sa:pw@db.example:1433?database=app", 0,
+			map[string]string{"dial timeout": "2", "database": "app"}},
 		{"rounded up to whole seconds", "sqlserver://sa:pw@db.example?database=app", 1500 * time.Millisecond,
-			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
-		{"URL's own values kept", "sqlserver://sa:pw@db.example?dial+timeout=7&Connection%20Timeout=9", time.Second,
-			map[string]string{"dial timeout": "7", "Connection Timeout": "9"}},
+			map[string]string{"dial timeout": "2", "database": "app"}},
+		{"URL's own dial timeout kept", "sqlserver://sa:pw@db.example?dial+timeout=7", time.Second,
+			map[string]string{"dial timeout": "7"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := mssql.WithTimeouts(tc.in, tc.timeout)
+			out, err := mssql.ConnectURL(tc.in, tc.timeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,15 +113,97 @@ func TestWithTimeouts(t *testing.T) {
 			if pw, _ := u.User.Password(); pw != "pw" || u.Host == "" {
 				t.Errorf("credentials or host lost: %s", u.Redacted())
 			}
+			// What go-mssqldb makes of it: no whole-life socket timeout.
+			cfg, err := msdsn.Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ConnTimeout != 0 {
+				t.Errorf("go-mssqldb connection timeout %v, want 0 (it would bound every read for the connection's life)", cfg.ConnTimeout)
+			}
 		})
 	}
+	// A URL's own "connection timeout" would bound every read: refused, by name.
+	for _, in := range []string{"sqlserver://sa:Secr3t@db.example?connection+timeout=30", "sqlserver://sa:Secr3t@db.example?Connection%20Timeout=9"} {
+		_, err := mssql.ConnectURL(in, 0)
+		if err == nil || !strings.Contains(err.Error(), `"connection timeout"`) || strings.Contains(err.Error(), "Secr3t") {
+			t.Errorf("%s: err = %v, want a refusal naming the parameter", in, err)
+		}
+	}
 	for _, bad := range []string{"postgres://u:pw@h/db", "sqlserver://", "::not a url", "sqlserver://u:Secr3t@h:bad port/"} {
-		_, err := mssql.WithTimeouts(bad, 0)
+		_, err := mssql.ConnectURL(bad, 0)
 		if err == nil {
 			t.Errorf("%q: no error", bad)
 		} else if strings.Contains(err.Error(), "Secr3t") {
 			t.Errorf("error shows the password: %v", err)
 		}
+	}
+}
+
+// silentServer accepts TCP connections and never answers: the pre-login read
+// of go-mssqldb (which does not watch the context) waits on it forever
+// unless the connect is bounded.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestConnectIsBounded(t *testing.T) {
+	addr := silentServer(t)
+	db, err := mssql.Open(context.Background(), "sqlserver://sa:pw@"+addr+"?database=x", store.RolePrimary,
+		mssql.Options{ConnectTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The caller's own deadline is far away: the connect timeout must end
+	// the attempt first, as an unavailable database that changed nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = db.Ping(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("Ping returned only when the caller's deadline passed: %v", err)
+	}
+	if !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, store.ErrUnreached) {
+		t.Fatalf("Ping: %v, want unavailable and unreached", err)
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	ctx := context.Background()
+	u := fmt.Sprintf("sqlserver://sa:pw@127.0.0.1:%d?database=x", testenv.FreePort(t))
+	for _, tc := range []struct{ set, want int32 }{{0, mssql.DefaultMaxConns}, {3, 3}} {
+		db, err := mssql.Open(ctx, u, store.RolePrimary, mssql.Options{MaxConns: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Stats().MaxOpenConnections; got != int(tc.want) {
+			t.Errorf("MaxConns %d: pool caps at %d, want %d", tc.set, got, tc.want)
+		}
+		db.Close()
 	}
 }
 
