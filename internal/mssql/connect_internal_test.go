@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	mssqldb "github.com/microsoft/go-mssqldb"
 )
 
 // dialingConnector stands in for go-mssqldb's connector: it dials through
@@ -113,3 +116,38 @@ type connectorFunc func(ctx context.Context) (driver.Conn, error)
 
 func (f connectorFunc) Connect(ctx context.Context) (driver.Conn, error) { return f(ctx) }
 func (f connectorFunc) Driver() driver.Driver                            { return nil }
+
+func TestRetryDeadlockOnce(t *testing.T) {
+	deadlock := fmt.Errorf("update: %w", mssqldb.Error{Number: 1205, Message: "chosen as the deadlock victim"})
+	other := mssqldb.Error{Number: 547}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		results []error
+		calls   int
+		wantErr error
+	}{
+		{"success runs once", context.Background(), []error{nil}, 1, nil},
+		{"victim then success: retried", context.Background(), []error{deadlock, nil}, 2, nil},
+		{"victim twice: given up after one retry", context.Background(), []error{deadlock, deadlock, nil}, 2, deadlock},
+		{"other errors are not retried", context.Background(), []error{other, nil}, 1, other},
+		{"not retried once the caller gave up", cancelled, []error{deadlock, nil}, 1, deadlock},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := retryDeadlock(tc.ctx, func() error {
+				calls++
+				return tc.results[calls-1]
+			})
+			if calls != tc.calls {
+				t.Errorf("ran %d times, want %d", calls, tc.calls)
+			}
+			if fmt.Sprint(err) != fmt.Sprint(tc.wantErr) {
+				t.Errorf("err = %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+}

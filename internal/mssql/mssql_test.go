@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	mssqldb "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
@@ -253,24 +254,34 @@ func TestClassify(t *testing.T) {
 		unreached bool // passed in
 		kind      domain.Kind
 		wantUnr   bool
+		wantBusy  bool
 	}{
-		{"email index", mssqldb.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.users' with unique index 'users_email_live'."}, true, domain.KindConflict, false},
-		{"primary key", mssqldb.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'products_pk'."}, true, domain.KindConflict, false},
-		{"truncation", mssqldb.Error{Number: 2628}, true, domain.KindInvalid, false},
-		{"old truncation", mssqldb.Error{Number: 8152}, true, domain.KindInvalid, false},
-		{"overflow", mssqldb.Error{Number: 8115}, true, domain.KindInvalid, false},
-		{"login failed", mssqldb.Error{Number: 18456}, false, domain.KindUnavailable, true},
-		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false},
-		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true},
-		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false},
-		{"syntax", mssqldb.Error{Number: 102}, true, domain.KindInternal, false},
-		{"dial refused", fmt.Errorf("unable to open tcp connection with host '127.0.0.1:1': %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, domain.KindUnavailable, false},
-		{"dial refused before anything", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, domain.KindUnavailable, true},
-		{"bad connection (driver says nothing sent)", driver.ErrBadConn, false, domain.KindUnavailable, true},
-		{"reset mid-commit", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, false, domain.KindUnavailable, false},
-		{"deadline", context.DeadlineExceeded, false, domain.KindUnavailable, false},
-		{"eof", fmt.Errorf("reading: %w", errors.New("EOF")), false, domain.KindInternal, false},
-		{"other", errors.New("boom"), true, domain.KindInternal, false},
+		{"email index", mssqldb.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.users' with unique index 'users_email_live'."}, true, domain.KindConflict, false, false},
+		{"primary key", mssqldb.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'products_pk'."}, true, domain.KindConflict, false, false},
+		{"truncation", mssqldb.Error{Number: 2628}, true, domain.KindInvalid, false, false},
+		{"old truncation", mssqldb.Error{Number: 8152}, true, domain.KindInvalid, false, false},
+		{"overflow", mssqldb.Error{Number: 8115}, true, domain.KindInvalid, false, false},
+		{"login failed", mssqldb.Error{Number: 18456}, false, domain.KindUnavailable, true, false},
+		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false, false},
+		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true, false},
+		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false, false},
+		{"request limit is busy, not down", mssqldb.Error{Number: 10928, Message: "Resource ID : 1. The request limit for the database is 30 and has been reached."}, true, domain.KindUnavailable, true, true},
+		{"resource limit is busy, not down", mssqldb.Error{Number: 10929}, true, domain.KindUnavailable, true, true},
+		{"busy at commit: may have applied", mssqldb.Error{Number: 10928}, false, domain.KindUnavailable, false, true},
+		// Entra token failures, as go-mssqldb's azuread token provider
+		// returns them from the connect: the identity endpoint is down or
+		// the identity cannot sign in, so the database is unusable.
+		{"managed identity unavailable", azidentity.NewCredentialUnavailableError("ManagedIdentityCredential: no response from the IMDS endpoint"), false, domain.KindUnavailable, true, false},
+		{"authentication failed", &azidentity.AuthenticationFailedError{}, false, domain.KindUnavailable, true, false},
+		{"authentication required", &azidentity.AuthenticationRequiredError{}, false, domain.KindUnavailable, true, false},
+		{"syntax", mssqldb.Error{Number: 102}, true, domain.KindInternal, false, false},
+		{"dial refused", fmt.Errorf("unable to open tcp connection with host '127.0.0.1:1': %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, domain.KindUnavailable, false, false},
+		{"dial refused before anything", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, domain.KindUnavailable, true, false},
+		{"bad connection (driver says nothing sent)", driver.ErrBadConn, false, domain.KindUnavailable, true, false},
+		{"reset mid-commit", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, false, domain.KindUnavailable, false, false},
+		{"deadline", context.DeadlineExceeded, false, domain.KindUnavailable, false, false},
+		{"eof", fmt.Errorf("reading: %w", errors.New("EOF")), false, domain.KindInternal, false, false},
+		{"other", errors.New("boom"), true, domain.KindInternal, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -280,6 +291,9 @@ func TestClassify(t *testing.T) {
 			}
 			if got := errors.Is(err, store.ErrUnreached); got != tc.wantUnr {
 				t.Fatalf("unreached %v, want %v (%v)", got, tc.wantUnr, err)
+			}
+			if got := errors.Is(err, store.ErrBusy); got != tc.wantBusy {
+				t.Fatalf("busy %v, want %v (%v)", got, tc.wantBusy, err)
 			}
 			// mssql.Error holds a slice, so errors.Is cannot compare it.
 			var se mssqldb.Error
