@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	mssqldb "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"dualsync/internal/domain"
@@ -25,58 +26,62 @@ import (
 	"dualsync/internal/testenv"
 )
 
-// TestContract runs the store contract against a real SQL Server, one fresh
-// database per subtest, created on the server MSSQL_URL names (its login
-// needs CREATE DATABASE).
+// TestContract runs the store contract against a real SQL Server or Azure
+// SQL Database: the one database MSSQL_URL names, which must be used for
+// nothing else (its name must contain "test"). Each subtest starts from an
+// empty schema: the suite opens one database at a time, so the set-up drops
+// every table and sequence in dbo before handing it out. That needs neither
+// CREATE DATABASE nor SINGLE_USER, which Azure SQL Database does not offer
+// (or bills per database). The login needs to create and drop tables there.
 func TestContract(t *testing.T) {
-	admin := os.Getenv("MSSQL_URL")
-	if admin == "" {
+	raw := os.Getenv("MSSQL_URL")
+	if raw == "" {
 		t.Skip("MSSQL_URL not set: SQL Server contract tests not run (no SQL Server on this machine)")
 	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal("MSSQL_URL cannot be parsed")
+	}
+	if name := u.Query().Get("database"); !strings.Contains(strings.ToLower(name), "test") {
+		t.Fatalf("MSSQL_URL names database %q: the contract suite empties the database it runs in, so use one whose name contains \"test\"", name)
+	}
+	inUse := false
 	storetest.Run(t, func(t *testing.T, role store.Role) store.DB {
-		db, err := mssql.Open(context.Background(), createDatabase(t, admin), role, mssql.Options{})
+		if inUse {
+			t.Fatal("the contract suite opened a second database while one is open; MSSQL_URL runs share one database and need them one at a time")
+		}
+		resetSchema(t, raw)
+		db, err := mssql.Open(context.Background(), raw, role, mssql.Options{ConnectTimeout: 15 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(db.Close)
+		inUse = true
+		t.Cleanup(func() { db.Close(); inUse = false })
 		return db
 	})
 }
 
-func createDatabase(t *testing.T, admin string) string {
+// resetSchema drops every table and sequence in dbo of the test database.
+func resetSchema(t *testing.T, raw string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := sql.Open("sqlserver", admin)
+	// azuread's connector also signs in with Entra (fedauth=...), as Azure
+	// SQL Database with Entra-only authentication needs.
+	connector, err := azuread.NewConnector(raw)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal("MSSQL_URL: ", err)
 	}
+	conn := sql.OpenDB(connector)
 	defer conn.Close()
-	name := "dualsync_test_" + testenv.RandomHex(6) // hex only: safe in brackets
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE ["+name+"]"); err != nil {
-		t.Fatalf("create database: %v", err)
+	// Names come from the catalog and are quoted with QUOTENAME.
+	const drop = `DECLARE @sql NVARCHAR(MAX) = N'';
+		SELECT @sql += N'DROP TABLE dbo.' + QUOTENAME(name) + N'; ' FROM sys.tables WHERE schema_id = SCHEMA_ID(N'dbo');
+		SELECT @sql += N'DROP SEQUENCE dbo.' + QUOTENAME(name) + N'; ' FROM sys.sequences WHERE schema_id = SCHEMA_ID(N'dbo');
+		EXEC sys.sp_executesql @sql;`
+	if _, err := conn.ExecContext(ctx, drop); err != nil {
+		t.Fatalf("reset the test database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		c, err := sql.Open("sqlserver", admin)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, err = c.ExecContext(ctx, "ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]")
-		if err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("database", name)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func TestConnectURL(t *testing.T) {
