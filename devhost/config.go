@@ -49,7 +49,7 @@ func (s settings) get(name string) (string, bool) {
 	return v, ok
 }
 
-// hostOverridePrefix marks app settings that override host.json (contract §2.8).
+// hostOverridePrefix marks app settings that override host.json (https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values).
 const hostOverridePrefix = "azurefunctionsjobhost__"
 
 // loadApp reads host.json, local.settings.json and every <Function>/function.json
@@ -160,7 +160,7 @@ func (a *app) readHost() error {
 	if err := decodeJSON(data, &raw); err != nil {
 		return fmt.Errorf("%s: %w", a.hostFile, err)
 	}
-	// AzureFunctionsJobHost__a__b settings override host.json (contract §2.8).
+	// AzureFunctionsJobHost__a__b settings override host.json (https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values).
 	// Keys are applied in sorted order so the result does not depend on map order.
 	var names []string
 	for k := range a.settings {

@@ -161,7 +161,7 @@ func TestQueueTrigger(t *testing.T) {
 		if !ok {
 			t.Fatalf("no result for %q in %v", s, byText)
 		}
-		// Data.msg is the message text serialised twice (contract §1.5 rule 4).
+		// Data.msg is the message text serialised twice (the host serialises it once more).
 		inner, _ := json.Marshal(s)
 		outer, _ := json.Marshal(string(inner))
 		if r.Raw != string(outer) {

@@ -64,7 +64,7 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *functio
 		return h.envelopeHTTP(ctx, w, r, fn, params, body, id, &written)
 	})
 	if err != nil && !written {
-		// A failed invocation is a 500 for the caller (contract §1.10).
+		// A failed invocation is a 500 for the caller (as the Azure host answers it).
 		w.WriteHeader(http.StatusInternalServerError)
 	}
 }
@@ -72,7 +72,7 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *functio
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // forward sends the original request to the handler at its original path
-// (route prefix included) and relays the raw answer (contract §1.11).
+// (route prefix included) and relays the raw answer (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 func (h *Host) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id string, written *bool) error {
 	base, err := h.w.url(ctx)
 	if err != nil {
@@ -113,7 +113,7 @@ func (h *Host) forward(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	return nil
 }
 
-// requestObject builds Data.<req> (HOST-REQ GetRequestAsJObject, contract §1.6).
+// requestObject builds Data.<req> (the host's GetRequestAsJObject; https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 func requestObject(r *http.Request, params map[string]string, body []byte) map[string]any {
 	scheme := "http"
 	if r.TLS != nil {

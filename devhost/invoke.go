@@ -14,7 +14,7 @@ import (
 
 func lower(s string) string { return strings.ToLower(s) }
 
-// invokeResult is the handler's answer (contract §1.9).
+// invokeResult is the handler's answer (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 type invokeResult struct {
 	Outputs     map[string]json.RawMessage `json:"Outputs"`
 	Logs        []json.RawMessage          `json:"Logs"`
@@ -156,7 +156,7 @@ func (h *Host) writeOutputs(ctx context.Context, fn *function, res *invokeResult
 	return nil
 }
 
-// queueMessages turns an output value into message bodies (contract §1.9):
+// queueMessages turns an output value into message bodies (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers):
 // a string is one message, an array (or a string holding a JSON array) one
 // message per element, an object its JSON text.
 func (h *Host) queueMessages(fn *function, o *binding, v json.RawMessage) ([][]byte, error) {

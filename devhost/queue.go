@@ -15,7 +15,7 @@ import (
 )
 
 // DevelopmentStorage is what UseDevelopmentStorage=true stands for: Azurite's
-// well-known account on its default ports (contract §6). The Go SDK does not
+// well-known account on its default ports (Azurite's documented development account). The Go SDK does not
 // expand the shortcut itself.
 const DevelopmentStorage = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;" +
 	"AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
@@ -230,7 +230,7 @@ func (l *queueListener) process(m *azqueue.DequeuedMessage) {
 		if fn.Trigger.DataType == "binary" {
 			value = base64.StdEncoding.EncodeToString(payload)
 		} else {
-			// [inference] HOST-CTX rule 4 (contract §1.5/§1.7): the trigger binds
+			// [inference] HOST-CTX rule 4 (the host's serialisation): the trigger binds
 			// to string and the host serialises it with JsonConvert, so the text
 			// arrives double-encoded ("\"hello\""). CH-DOC's sample shows single
 			// encoding; the host source says double, and devhost follows the source.

@@ -111,7 +111,7 @@ func (h *Host) fireTimer(ctx context.Context, fn *function, occurrence, last tim
 	})
 }
 
-// timerInfo builds the TimerInfo payload (contract §1.8). devhost keeps no
+// timerInfo builds the TimerInfo payload (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers). devhost keeps no
 // schedule monitor blob: with useMonitor the status is computed in memory
 // (Last is year 1 on the first run, as on a fresh host), and IsPastDue is
 // always false because missed occurrences are not detected across restarts.

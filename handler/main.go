@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,9 +55,42 @@ type settings struct {
 	ResendAfter             time.Duration
 	LogLevel                slog.Level
 	Base64Messages          bool // host.json extensions.queues.messageEncoding
+	// Connection pool caps per database (open = idle); each instance holds
+	// its own, so in Azure they are derived from the instance cap (infra).
+	PrimaryMaxConns, FallbackMaxConns int32
 }
 
+// defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
+// Basic: 30 concurrent requests; PostgreSQL B1ms: about 50 connections).
+const defaultMaxConns = 10
+
+// keyVaultRefPrefix starts an app setting the platform has not replaced with
+// its Key Vault secret (the secret is missing or the identity cannot read it).
+const keyVaultRefPrefix = "@Microsoft.KeyVault("
+
 func loadSettings(getenv func(string) string) (settings, error) {
+	var unresolved []string
+	getenv = func(get func(string) string) func(string) string {
+		return func(name string) string {
+			v := get(name)
+			if strings.HasPrefix(strings.TrimSpace(v), keyVaultRefPrefix) {
+				unresolved = append(unresolved, name)
+			}
+			return v
+		}
+	}(getenv)
+	s, err := readSettings(getenv)
+	if len(unresolved) > 0 {
+		// Said first, by name: otherwise the literal reference would fail
+		// later as "invalid database URL", pointing nowhere near the cause.
+		return s, fmt.Errorf("app setting %s is an unresolved Key Vault reference (%s...)): the platform could not read the secret; "+
+			"check that the secret exists and that the app's identity has the Key Vault Secrets User role (docs/deploy.md)",
+			strings.Join(unresolved, " and "), keyVaultRefPrefix)
+	}
+	return s, err
+}
+
+func readSettings(getenv func(string) string) (settings, error) {
 	s := settings{
 		PrimaryURL:  getenv("PRIMARY_DATABASE_URL"),
 		FallbackURL: getenv("FALLBACK_DATABASE_URL"),
@@ -85,6 +119,20 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.QueryTimeout = dur("DB_QUERY_TIMEOUT", 5*time.Second)
 	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
 	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
+	count := func(name string) int32 {
+		v := getenv(name)
+		if v == "" || err != nil {
+			return defaultMaxConns
+		}
+		n, e := strconv.ParseInt(v, 10, 32)
+		if e != nil || n <= 0 {
+			err = fmt.Errorf("%s=%q is not a positive whole number", name, v)
+			return defaultMaxConns
+		}
+		return int32(n)
+	}
+	s.PrimaryMaxConns = count("PRIMARY_DB_MAX_CONNS")
+	s.FallbackMaxConns = count("FALLBACK_DB_MAX_CONNS")
 	if err != nil {
 		return s, err
 	}
@@ -110,13 +158,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 
-	opts := database.Options{ConnectTimeout: s.ConnectTimeout}
-	primary, err := database.Open(ctx, s.PrimaryURL, store.RolePrimary, opts)
+	primary, err := database.Open(ctx, s.PrimaryURL, store.RolePrimary,
+		database.Options{ConnectTimeout: s.ConnectTimeout, MaxConns: s.PrimaryMaxConns})
 	if err != nil {
 		return fmt.Errorf("primary database: %w", err)
 	}
 	defer primary.Close()
-	fallback, err := database.Open(ctx, s.FallbackURL, store.RoleFallback, opts)
+	fallback, err := database.Open(ctx, s.FallbackURL, store.RoleFallback,
+		database.Options{ConnectTimeout: s.ConnectTimeout, MaxConns: s.FallbackMaxConns})
 	if err != nil {
 		return fmt.Errorf("fallback database: %w", err)
 	}

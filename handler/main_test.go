@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,14 @@ func TestLoadSettings(t *testing.T) {
 		{"bad duration", map[string]string{"DB_QUERY_TIMEOUT": "soon"}, true, nil},
 		{"bad level", map[string]string{"LOG_LEVEL": "loud"}, true, nil},
 		{"missing url", map[string]string{"PRIMARY_DATABASE_URL": ""}, true, nil},
+		{"pool defaults", nil, false, func(s settings) bool {
+			return s.PrimaryMaxConns == defaultMaxConns && s.FallbackMaxConns == defaultMaxConns
+		}},
+		{"pool sizes", map[string]string{"PRIMARY_DB_MAX_CONNS": "3", "FALLBACK_DB_MAX_CONNS": "1"}, false, func(s settings) bool {
+			return s.PrimaryMaxConns == 3 && s.FallbackMaxConns == 1
+		}},
+		{"bad pool size", map[string]string{"FALLBACK_DB_MAX_CONNS": "0"}, true, nil},
+		{"bad pool size text", map[string]string{"PRIMARY_DB_MAX_CONNS": "ten"}, true, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,6 +56,55 @@ func TestLoadSettings(t *testing.T) {
 				t.Errorf("settings = %+v", s)
 			}
 		})
+	}
+}
+
+// In Azure a Key Vault reference the platform could not resolve stays in the
+// setting as literal text; the handler must name that setting, not fail later
+// on an "invalid URL".
+func TestUnresolvedKeyVaultReference(t *testing.T) {
+	ref := "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/fallback-database-url/)"
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    []string // setting names the error must name
+		notWant []string
+	}{
+		{"fallback unresolved", map[string]string{"PRIMARY_DATABASE_URL": "postgres://a", "FALLBACK_DATABASE_URL": ref},
+			[]string{"FALLBACK_DATABASE_URL"}, []string{"PRIMARY_DATABASE_URL"}},
+		{"both unresolved", map[string]string{"PRIMARY_DATABASE_URL": ref, "FALLBACK_DATABASE_URL": " " + ref},
+			[]string{"PRIMARY_DATABASE_URL and FALLBACK_DATABASE_URL"}, nil},
+		{"another setting", map[string]string{"PRIMARY_DATABASE_URL": "postgres://a", "FALLBACK_DATABASE_URL": "postgres://b", "DB_QUERY_TIMEOUT": ref},
+			[]string{"DB_QUERY_TIMEOUT"}, []string{"DATABASE_URL"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadSettings(func(k string) string { return tc.env[k] })
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "unresolved Key Vault reference") {
+				t.Errorf("error does not say what is wrong: %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not name %s: %v", w, err)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(msg, w) {
+					t.Errorf("error names %s, which is fine: %v", w, err)
+				}
+			}
+		})
+	}
+	// Through run, as the host starts it: the error names the setting.
+	err := run(context.Background(), nil, func(k string) string {
+		return map[string]string{"PRIMARY_DATABASE_URL": ref, "FALLBACK_DATABASE_URL": "postgres://b"}[k]
+	}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PRIMARY_DATABASE_URL is an unresolved Key Vault reference") {
+		t.Fatalf("run: %v", err)
 	}
 }
 

@@ -11,12 +11,13 @@ import (
 )
 
 type bicepResource struct {
-	file   string
-	symbol string
-	typ    string // e.g. Microsoft.Storage/storageAccounts
-	api    string
-	cond   string // the if (...) condition, if any
-	body   string // from the opening { or [ to its match, inclusive
+	file     string
+	symbol   string
+	typ      string // e.g. Microsoft.Storage/storageAccounts
+	api      string
+	cond     string // the if (...) condition, if any
+	existing bool   // declared with existing: a reference, not a deployment
+	body     string // from the opening { or [ to its match, inclusive
 }
 
 type bicepModule struct {
@@ -128,6 +129,7 @@ func parseResources(file, text string) []bicepResource {
 		if m[12] >= 0 {
 			r.cond = text[m[12]:m[13]]
 		}
+		r.existing = m[8] >= 0
 		out = append(out, r)
 	}
 	return out

@@ -234,6 +234,28 @@ func (p *project) check() []string {
 	}
 	site, hasSite := one("Microsoft.Web/sites")
 	if hasSite {
+		// Flex Consumption rejects siteConfig.ftpsState (there is no FTP on Flex).
+		if _, ok := prop(site.body, "ftpsState"); ok {
+			c.errorf("site %s: siteConfig.ftpsState is rejected on Flex Consumption; remove it", site.symbol)
+		}
+		for _, pol := range ofType("Microsoft.Web/sites/basicPublishingCredentialsPolicies") {
+			if n, _ := prop(pol.body, "name"); n == "'ftp'" {
+				c.errorf("%s: an FTP publishing-credentials policy on a Flex Consumption site (no FTP there); remove it", pol.symbol)
+			}
+		}
+		// The site reads its package from the deployment container with its identity at once.
+		deps := block(site.body, "dependsOn")
+		for _, ct := range ofType("Microsoft.Storage/storageAccounts/blobServices/containers") {
+			if !regexp.MustCompile(`\b` + ct.symbol + `\b`).MatchString(deps) {
+				c.errorf("site %s: does not depend on its deployment container %s", site.symbol, ct.symbol)
+			}
+		}
+		for _, ra := range ofType("Microsoft.Authorization/roleAssignments") {
+			def, _ := prop(ra.body, "roleDefinitionId")
+			if strings.Contains(def, "storageBlobDataOwnerRoleId") && !regexp.MustCompile(`\b`+ra.symbol+`\b`).MatchString(deps) {
+				c.errorf("site %s: does not depend on its blob role assignment %s", site.symbol, ra.symbol)
+			}
+		}
 		want(site, "kind", "'functionapp,linux'")
 		want(site, "httpsOnly", "true")
 		want(site, "minTlsVersion", "'1.2'")
@@ -290,9 +312,34 @@ func (p *project) check() []string {
 		}
 	}
 	for _, r := range ofType("Microsoft.Sql/servers") {
-		want(r, "azureADOnlyAuthentication", "true")
 		if _, ok := prop(r.body, "administratorLoginPassword"); ok {
 			c.errorf("Azure SQL %s: has a SQL login password; Entra-only authentication is wanted", r.symbol)
+		}
+		// The server's administrators block applies at creation only, and Entra-only set there
+		// fails re-provisioning: both belong in child resources, which apply every time.
+		if _, ok := prop(r.body, "azureADOnlyAuthentication"); ok {
+			c.errorf("Azure SQL %s: azureADOnlyAuthentication on the server fails re-provisioning; set it with a Microsoft.Sql/servers/azureADOnlyAuthentications child", r.symbol)
+		}
+		child := func(typ, name string) (bicepResource, bool) {
+			for _, ch := range ofType(typ) {
+				if p, _ := prop(ch.body, "parent"); p == r.symbol {
+					if n, _ := prop(ch.body, "name"); n != "'"+name+"'" {
+						c.errorf("%s %s: name must be '%s', have %s", typ, ch.symbol, name, n)
+					}
+					return ch, true
+				}
+			}
+			c.errorf("Azure SQL %s: no %s child resource (re-provisioning would not keep it)", r.symbol, typ)
+			return bicepResource{}, false
+		}
+		if admin, ok := child("Microsoft.Sql/servers/administrators", "ActiveDirectory"); ok {
+			want(admin, "administratorType", "'ActiveDirectory'")
+			if v, _ := prop(admin.body, "sid"); v == "" {
+				c.errorf("Azure SQL admin %s: no sid (the admin's object id)", admin.symbol)
+			}
+		}
+		if only, ok := child("Microsoft.Sql/servers/azureADOnlyAuthentications", "Default"); ok {
+			want(only, "azureADOnlyAuthentication", "true")
 		}
 	}
 	for _, r := range ofType("Microsoft.DBforPostgreSQL/flexibleServers") {
@@ -316,6 +363,9 @@ func (p *project) check() []string {
 		}
 	}
 	p.checkSettings(c, settings, identity.symbol)
+	p.checkPoolSettings(c, settings, stripped)
+	p.checkKeyVaultReferences(c, settings, ofType("Microsoft.KeyVault/vaults/secrets"), stripped)
+	p.checkPrincipalType(c, resources, stripped)
 
 	// Queues and tables.
 	created := func(typ, loopVar string) map[string]bool {
@@ -655,6 +705,117 @@ func (p *project) checkSettings(c *checker, settings map[string]string, identity
 	}
 }
 
+// poolSettings are the handler's pool caps; each instance holds its own pools, so in Azure they
+// must be derived from the instance cap, not fixed.
+var poolSettings = []string{"PRIMARY_DB_MAX_CONNS", "FALLBACK_DB_MAX_CONNS"}
+
+func (p *project) checkPoolSettings(c *checker, settings map[string]string, stripped map[string]string) {
+	vars := map[string]string{}
+	for _, text := range stripped {
+		for _, m := range regexp.MustCompile(`(?m)^var\s+(\w+)\s*=\s*(.*)$`).FindAllStringSubmatch(text, -1) {
+			vars[m[1]] = m[2]
+		}
+	}
+	// expand follows vars a few levels deep.
+	expand := func(expr string) string {
+		for range 3 {
+			for name, v := range vars {
+				expr = regexp.MustCompile(`\b`+name+`\b`).ReplaceAllLiteralString(expr, "("+v+")")
+			}
+		}
+		return expr
+	}
+	for _, name := range poolSettings {
+		v, ok := settings[name]
+		if !ok {
+			c.errorf("app setting %s (connection pool cap) is not set in Bicep", name)
+			continue
+		}
+		if !strings.Contains(expand(v), "maximumInstanceCount") {
+			c.errorf("app setting %s = %s is not derived from maximumInstanceCount: every instance holds its own pool", name, v)
+		}
+	}
+}
+
+// checkKeyVaultReferences: a Key Vault reference names a secret this Bicep writes, or, where it
+// writes it only on a condition, one it reads as existing otherwise, so that provisioning fails
+// when the secret is missing instead of starting an app whose references cannot resolve.
+func (p *project) checkKeyVaultReferences(c *checker, settings map[string]string, secrets []bicepResource, stripped map[string]string) {
+	vars := map[string]string{}
+	for _, text := range stripped {
+		for _, m := range regexp.MustCompile(`(?m)^var\s+(\w+)\s*=\s*(.*)$`).FindAllStringSubmatch(text, -1) {
+			vars[m[1]] = m[2]
+		}
+	}
+	for _, name := range keyVaultSettings {
+		v, ok := settings[name]
+		if !ok {
+			continue
+		}
+		m := regexp.MustCompile(`SecretUri=\$\{(\w+)\}`).FindStringSubmatch(v)
+		if m == nil {
+			c.errorf("app setting %s: the SecretUri must come from a secret resource's properties.secretUri (through a var), have %s", name, v)
+			continue
+		}
+		expr := vars[m[1]]
+		var written, kept *bicepResource
+		for i, r := range secrets {
+			if !regexp.MustCompile(`\b` + r.symbol + `!?\.properties\.secretUri\b`).MatchString(expr) {
+				continue
+			}
+			if r.existing {
+				kept = &secrets[i]
+			} else {
+				written = &secrets[i]
+			}
+		}
+		switch {
+		case written == nil:
+			c.errorf("app setting %s: its SecretUri (%s) is not a written secret's properties.secretUri", name, m[1])
+		case written.cond != "" && kept == nil:
+			c.errorf("app setting %s: secret %s is written only if (%s), and nothing checks that it exists otherwise (an existing secret resource)", name, written.symbol, written.cond)
+		case kept != nil:
+			wn, _ := prop(written.body, "name")
+			kn, _ := prop(kept.body, "name")
+			if wn != kn {
+				c.errorf("app setting %s: secrets %s (%s) and %s (%s) differ in name", name, written.symbol, wn, kept.symbol, kn)
+			}
+		}
+	}
+}
+
+// checkPrincipalType: role assignments to the deployer fail with UnmatchedPrincipalType when the
+// type is wrong, and azd sets no AZURE_PRINCIPAL_TYPE for a .bicepparam file: so no 'User'
+// default in the parameters, main.bicep works the type out (deployer()), and every assignment
+// to principalId uses the param, never a literal.
+func (p *project) checkPrincipalType(c *checker, resources []bicepResource, stripped map[string]string) {
+	if m := regexp.MustCompile(`readEnvironmentVariable\('AZURE_PRINCIPAL_TYPE',\s*'([^']*)'\)`).FindStringSubmatch(p.bicepParam); m == nil || m[1] != "" {
+		c.errorf("infra/main.bicepparam: principalType must read AZURE_PRINCIPAL_TYPE with an empty default (azd does not set it; main.bicep works it out)")
+	}
+	main := stripped["main.bicep"]
+	for _, mod := range parseModules("main.bicep", main) {
+		for _, kv := range topKeys(block(mod.body, "params")) {
+			if kv.key != "principalType" {
+				continue
+			}
+			def := regexp.MustCompile(`(?ms)^var\s+` + regexp.QuoteMeta(kv.value) + `\s*=(.*?)\n\S`).FindStringSubmatch(main + "\nx")
+			if def == nil || !strings.Contains(def[1], "deployer()") {
+				c.errorf("main.bicep: module %s gets principalType %s, which is not worked out from deployer() when AZURE_PRINCIPAL_TYPE is unset", mod.symbol, kv.value)
+			}
+		}
+	}
+	for _, ra := range resources {
+		if ra.typ != "Microsoft.Authorization/roleAssignments" {
+			continue
+		}
+		if pid, _ := prop(ra.body, "principalId"); pid == "principalId" {
+			if pt, _ := prop(ra.body, "principalType"); pt != "principalType" {
+				c.errorf("role assignment %s to the deployer: principalType must be the principalType param, have %s", ra.symbol, pt)
+			}
+		}
+	}
+}
+
 // requiredQueues: every queue a function binds to, the poison queue of each trigger queue, and
 // the queues docs/architecture.md lists (the handler writes sync-plan and product-sync).
 func (p *project) requiredQueues(c *checker) []string {
@@ -838,6 +999,23 @@ func TestChecksCatchDrift(t *testing.T) {
 		}, "connection OrdersStorage"},
 		{"setting nobody reads", replace("modules/app.bicep", "    LOG_LEVEL: logLevel\n", "    LOG_LEVEL: logLevel\n    LOGLEVEL: logLevel\n"), "LOGLEVEL is set in Bicep but read by nobody"},
 		{"Entra-only SQL off", replace("modules/databases.bicep", "azureADOnlyAuthentication: true", "azureADOnlyAuthentication: false"), "azureADOnlyAuthentication"},
+		{"ftpsState back", replace("modules/app.bicep", "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"), "ftpsState"},
+		{"FTP policy back", replace("modules/app.bicep", "  name: 'scm'\n", "  name: 'ftp'\n"), "FTP publishing-credentials policy"},
+		{"site without container dependency", replace("modules/app.bicep", "    deploymentContainer\n    appBlobDataOwner\n  ]\n}", "    appBlobDataOwner\n  ]\n}"), "deployment container"},
+		{"site without blob role dependency", replace("modules/app.bicep", "    deploymentContainer\n    appBlobDataOwner\n  ]\n}", "    deploymentContainer\n  ]\n}"), "blob role assignment"},
+		{"Entra-only on the server", replace("modules/databases.bicep", "      administratorType: 'ActiveDirectory'\n      login: principalName\n      sid: principalId\n      principalType",
+			"      administratorType: 'ActiveDirectory'\n      azureADOnlyAuthentication: true\n      login: principalName\n      sid: principalId\n      principalType"), "fails re-provisioning"},
+		{"Entra-only child missing", replace("modules/databases.bicep", "'Microsoft.Sql/servers/azureADOnlyAuthentications@", "'Microsoft.Sql/servers/somethingElse@"), "azureADOnlyAuthentications child"},
+		{"SQL admin child missing", replace("modules/databases.bicep", "'Microsoft.Sql/servers/administrators@", "'Microsoft.Sql/servers/somethingElse@"), "servers/administrators child"},
+		{"principal type defaults to User", func(t *testing.T, p *project) {
+			p.bicepParam = strings.Replace(p.bicepParam, "readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', '')", "readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', 'User')", 1)
+		}, "AZURE_PRINCIPAL_TYPE"},
+		{"principal type not worked out", replace("main.bicep", "    principalType: effectivePrincipalType\n    createDatabases", "    principalType: principalType\n    createDatabases"), "deployer()"},
+		{"literal principal type", replace("modules/app.bicep", "    principalId: principalId\n    principalType: principalType\n", "    principalId: principalId\n    principalType: 'User'\n"), "to the deployer"},
+		{"pool size fixed", replace("modules/app.bicep", "PRIMARY_DB_MAX_CONNS: string(primaryMaxConns)", "PRIMARY_DB_MAX_CONNS: '10'"), "PRIMARY_DB_MAX_CONNS"},
+		{"pool setting missing", replace("modules/app.bicep", "    FALLBACK_DB_MAX_CONNS: string(fallbackMaxConns)\n", ""), "FALLBACK_DB_MAX_CONNS"},
+		{"secret existence not checked", replace("modules/app.bicep", "? primarySecret!.properties.secretUri : primarySecretKept!.properties.secretUri", "? primarySecret!.properties.secretUri : ''"), "nothing checks that it exists"},
+		{"hand-built secret URI", replace("modules/app.bicep", "'@Microsoft.KeyVault(SecretUri=${fallbackSecretUri})'", "'@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/x/)'"), "FALLBACK_DATABASE_URL: the SecretUri"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

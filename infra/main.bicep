@@ -22,8 +22,14 @@ param principalId string = ''
 @description('Sign-in name (UPN) or display name of principalId. Required when createDatabases is true: the Entra admin login of both database servers.')
 param principalName string = ''
 
-@description('Kind of principalId: User, Group or ServicePrincipal.')
-param principalType string = 'User'
+@allowed([
+  ''
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of principalId: User, Group or ServicePrincipal. Empty: worked out from the deployer (azd does not set AZURE_PRINCIPAL_TYPE for a .bicepparam file): ServicePrincipal when principalId is the deploying identity and it has no user principal name (a pipeline), User otherwise. Needs Bicep 0.36.1 or later (deployer().userPrincipalName).')
+param principalType string = ''
 
 @description('true: create an Azure SQL database (primary, Entra-only authentication; the app signs in with its managed identity) and an Azure Database for PostgreSQL Flexible Server (fallback). false: bring existing databases through primaryDatabaseUrl and fallbackDatabaseUrl.')
 param createDatabases bool = false
@@ -36,8 +42,15 @@ param primaryDatabaseUrl string = ''
 @description('When createDatabases is false: URL of the existing fallback database. Written to Key Vault only. Empty: the Key Vault secret is left as it is.')
 param fallbackDatabaseUrl string = ''
 
-@description('When createDatabases is true: administrator login of the PostgreSQL server; the app connects with it.')
+@description('When createDatabases is true: administrator login of the PostgreSQL server (migrations and the app role\'s creation; the app does not use it).')
 param postgresAdminLogin string = 'dualsync'
+
+@description('When createDatabases is true: the PostgreSQL role the app connects as, with only the rights it needs. Created once by hand after provisioning (docs/deploy.md).')
+param postgresAppLogin string = 'dualsync_app'
+
+@secure()
+@description('When createDatabases is true: password of postgresAppLogin. Written to Key Vault only; set the same on the role (docs/deploy.md).')
+param postgresAppPassword string = ''
 
 @secure()
 @description('When createDatabases is true: password of postgresAdminLogin. Set on the server and written to Key Vault, nowhere else. Changing it and provisioning again rotates it.')
@@ -86,7 +99,21 @@ param instanceMemoryMB int = 512
 @description('Upper bound of instances. Each instance holds its own database connections.')
 param maximumInstanceCount int = 40
 
+@minValue(1)
+@description('Connections the primary database accepts from the app in all (Azure SQL Basic: 30 concurrent requests). Each instance gets max(2, this / maximumInstanceCount) (app setting PRIMARY_DB_MAX_CONNS); above the limit SQL Server answers 10928, which the app treats as busy, not down.')
+param primaryConnectionLimit int = 30
+
+@minValue(1)
+@description('Connections the fallback database accepts from the app in all (PostgreSQL B1ms: 50, some reserved). Each instance gets max(2, this / maximumInstanceCount) (app setting FALLBACK_DB_MAX_CONNS).')
+param fallbackConnectionLimit int = 40
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+
+// Role assignments fail with UnmatchedPrincipalType when the type is wrong, and azd fills
+// AZURE_PRINCIPAL_TYPE only for main.parameters.json, not for a .bicepparam file.
+var effectivePrincipalType = !empty(principalType)
+  ? principalType
+  : (principalId == deployer().objectId && empty(deployer().userPrincipalName) ? 'ServicePrincipal' : 'User')
 var tags = {
   'azd-env-name': environmentName
   app: 'dualsync'
@@ -107,7 +134,7 @@ module databases 'modules/databases.bicep' = if (createDatabases) {
     resourceToken: resourceToken
     principalId: principalId
     principalName: principalName
-    principalType: principalType
+    principalType: effectivePrincipalType
     postgresAdminLogin: postgresAdminLogin
     postgresAdminPassword: postgresAdminPassword
     clientIpAddress: clientIpAddress
@@ -122,14 +149,14 @@ module app 'modules/app.bicep' = {
     tags: tags
     resourceToken: resourceToken
     principalId: principalId
-    principalType: principalType
+    principalType: effectivePrincipalType
     createDatabases: createDatabases
     sqlServerFqdn: createDatabases ? databases!.outputs.sqlServerFqdn : ''
     sqlDatabaseName: createDatabases ? databases!.outputs.sqlDatabaseName : ''
     postgresFqdn: createDatabases ? databases!.outputs.postgresFqdn : ''
     postgresDatabaseName: createDatabases ? databases!.outputs.postgresDatabaseName : ''
-    postgresAdminLogin: postgresAdminLogin
-    postgresAdminPassword: postgresAdminPassword
+    postgresAppLogin: postgresAppLogin
+    postgresAppPassword: postgresAppPassword
     primaryDatabaseUrl: primaryDatabaseUrl
     fallbackDatabaseUrl: fallbackDatabaseUrl
     nightlySyncSchedule: nightlySyncSchedule
@@ -141,6 +168,8 @@ module app 'modules/app.bicep' = {
     logLevel: logLevel
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    primaryConnectionLimit: primaryConnectionLimit
+    fallbackConnectionLimit: fallbackConnectionLimit
   }
 }
 
@@ -153,6 +182,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output AZURE_KEY_VAULT_NAME string = app.outputs.keyVaultName
 output APP_IDENTITY_NAME string = app.outputs.identityName
 output APP_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
+output APP_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
 output APPLICATIONINSIGHTS_NAME string = app.outputs.applicationInsightsName
 output LOG_ANALYTICS_WORKSPACE_NAME string = app.outputs.logAnalyticsWorkspaceName
 output SQL_SERVER_FQDN string = createDatabases ? databases!.outputs.sqlServerFqdn : ''

@@ -33,12 +33,12 @@ param postgresFqdn string
 @description('Created PostgreSQL database name (createDatabases).')
 param postgresDatabaseName string
 
-@description('PostgreSQL administrator login (createDatabases).')
-param postgresAdminLogin string
+@description('PostgreSQL role the app connects as (createDatabases).')
+param postgresAppLogin string
 
 @secure()
-@description('PostgreSQL administrator password (createDatabases).')
-param postgresAdminPassword string
+@description('Password of postgresAppLogin (createDatabases).')
+param postgresAppPassword string
 
 @secure()
 @description('Existing primary database URL (not createDatabases). Empty: leave the Key Vault secret as it is.')
@@ -75,6 +75,12 @@ param instanceMemoryMB int
 @description('Upper bound of instances.')
 param maximumInstanceCount int
 
+@description('Connections the primary database accepts from the app in all.')
+param primaryConnectionLimit int
+
+@description('Connections the fallback database accepts from the app in all.')
+param fallbackConnectionLimit int
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -104,9 +110,17 @@ var primarySecretName = 'primary-database-url'
 var fallbackSecretName = 'fallback-database-url'
 
 // With created databases: the primary is Azure SQL reached with the app's managed identity
-// (go-mssqldb fedauth, no secret in the URL); the fallback is PostgreSQL with the admin password.
+// (go-mssqldb fedauth, no secret in the URL); the fallback is PostgreSQL as the app's own
+// least-privilege role, never the administrator.
 var primaryUrl = createDatabases ? 'sqlserver://${sqlServerFqdn}?database=${sqlDatabaseName}&encrypt=true&fedauth=ActiveDirectoryManagedIdentity&user%20id=${appIdentity.properties.clientId}' : primaryDatabaseUrl
-var fallbackUrl = createDatabases ? 'postgres://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgresFqdn}:5432/${postgresDatabaseName}?sslmode=require' : fallbackDatabaseUrl
+var fallbackUrl = createDatabases ? 'postgres://${postgresAppLogin}:${uriComponent(postgresAppPassword)}@${postgresFqdn}:5432/${postgresDatabaseName}?sslmode=require' : fallbackDatabaseUrl
+
+// Each instance has its own pools: the databases' limits are shared among up to
+// maximumInstanceCount instances. At least 2 per instance, so one slow call never queues all
+// others; beyond the limit the databases answer 10928 / 53300, which the app treats as busy
+// (that call goes to the other database, the breaker stays closed).
+var primaryMaxConns = max(2, primaryConnectionLimit / maximumInstanceCount)
+var fallbackMaxConns = max(2, fallbackConnectionLimit / maximumInstanceCount)
 
 resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -234,6 +248,23 @@ resource fallbackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (cre
   }
 }
 
+// Without a URL to write, the secret must already be there (from an earlier provisioning, or
+// rotated in Key Vault). The app settings read these when so, which makes provisioning fail
+// with "secrets/primary-database-url ... not found" instead of starting an app whose Key Vault
+// references cannot resolve (set AZURE_PRIMARY_DATABASE_URL / AZURE_FALLBACK_DATABASE_URL).
+resource primarySecretKept 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = if (!createDatabases && empty(primaryDatabaseUrl)) {
+  parent: keyVault
+  name: primarySecretName
+}
+
+resource fallbackSecretKept 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = if (!createDatabases && empty(fallbackDatabaseUrl)) {
+  parent: keyVault
+  name: fallbackSecretName
+}
+
+var primarySecretUri = createDatabases || !empty(primaryDatabaseUrl) ? primarySecret!.properties.secretUri : primarySecretKept!.properties.secretUri
+var fallbackSecretUri = createDatabases || !empty(fallbackDatabaseUrl) ? fallbackSecret!.properties.secretUri : fallbackSecretKept!.properties.secretUri
+
 // Role assignments for the app's identity.
 
 resource appBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -347,9 +378,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: appIdentity.id
+    // No ftpsState: Flex Consumption rejects it (there is no FTP on Flex).
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -372,20 +403,17 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
+  // The site reads its package from the container with the identity from its first start.
+  dependsOn: [
+    deploymentContainer
+    appBlobDataOwner
+  ]
 }
 
 // No publishing with user names and passwords: deployments use Entra tokens.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
-  properties: {
-    allow: false
-  }
-}
-
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
-  parent: functionApp
-  name: 'ftp'
   properties: {
     allow: false
   }
@@ -405,8 +433,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SyncStorage__tableServiceUri: storage.properties.primaryEndpoints.table
     SyncStorage__credential: 'managedidentity'
     SyncStorage__clientId: appIdentity.properties.clientId
-    PRIMARY_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${primarySecretName}/)'
-    FALLBACK_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/${fallbackSecretName}/)'
+    PRIMARY_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${primarySecretUri})'
+    FALLBACK_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${fallbackSecretUri})'
+    PRIMARY_DB_MAX_CONNS: string(primaryMaxConns)
+    FALLBACK_DB_MAX_CONNS: string(fallbackMaxConns)
     NightlySyncSchedule: nightlySyncSchedule
     OutboxRelaySchedule: outboxRelaySchedule
     DB_CONNECT_TIMEOUT: dbConnectTimeout
@@ -438,5 +468,6 @@ output storageAccountName string = storage.name
 output keyVaultName string = keyVault.name
 output identityName string = appIdentity.name
 output identityClientId string = appIdentity.properties.clientId
+output identityPrincipalId string = appIdentity.properties.principalId
 output applicationInsightsName string = appInsights.name
 output logAnalyticsWorkspaceName string = logAnalytics.name

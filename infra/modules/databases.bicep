@@ -34,6 +34,10 @@ param clientIpAddress string
 @description('Name of the database on both servers.')
 param databaseName string = 'dualsync'
 
+// properties.administrators is read only when the server is created: it names the first Entra
+// admin (a server needs an admin to exist). Entra-only authentication and the admin are then set
+// by the child resources below, which apply on every provisioning; setting
+// azureADOnlyAuthentication here instead makes re-provisioning fail (AadOnlyAuthenticationIsEnabled).
 resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
   name: 'sql-${resourceToken}'
   location: location
@@ -43,13 +47,36 @@ resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
     publicNetworkAccess: 'Enabled'
     administrators: {
       administratorType: 'ActiveDirectory'
-      azureADOnlyAuthentication: true
       login: principalName
       sid: principalId
-      principalType: principalType == 'ServicePrincipal' ? 'Application' : principalType
+      principalType: sqlPrincipalType
       tenantId: tenant().tenantId
     }
   }
+}
+
+var sqlPrincipalType = principalType == 'ServicePrincipal' ? 'Application' : principalType
+
+resource sqlEntraAdmin 'Microsoft.Sql/servers/administrators@2021-11-01' = {
+  parent: sqlServer
+  name: 'ActiveDirectory'
+  properties: {
+    administratorType: 'ActiveDirectory'
+    login: principalName
+    sid: principalId
+    tenantId: tenant().tenantId
+  }
+}
+
+resource sqlEntraOnly 'Microsoft.Sql/servers/azureADOnlyAuthentications@2021-11-01' = {
+  parent: sqlServer
+  name: 'Default'
+  properties: {
+    azureADOnlyAuthentication: true
+  }
+  dependsOn: [
+    sqlEntraAdmin
+  ]
 }
 
 // Basic (5 DTU, 2 GB): a flat few dollars a month. A serverless database would not save money

@@ -147,7 +147,12 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 	if err == nil || !domain.IsKind(err, domain.KindUnavailable) || ctx.Err() != nil {
 		return v, db, err
 	}
-	f.open(err)
+	// A busy primary (at its connection or request limit) is up: this call
+	// may go to the fallback, but the breaker stays closed, or load alone
+	// would send every call there until the fallback's outbox drained.
+	if !errors.Is(err, store.ErrBusy) {
+		f.open(err)
+	}
 	if !retryable(err) {
 		return v, db, err
 	}

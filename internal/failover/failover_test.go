@@ -2,10 +2,13 @@ package failover_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"dualsync/internal/database"
 	"dualsync/internal/domain"
@@ -193,5 +196,43 @@ func TestFallbackDownWhileDraining(t *testing.T) {
 	want := []changed{{store.RoleFallback, onFallback.ID}, {store.RolePrimary, onPrimary.ID}}
 	if fmt.Sprint(changes) != fmt.Sprint(want) {
 		t.Errorf("OnChange calls = %v, want %v", changes, want)
+	}
+}
+
+// A primary at its connection limit is busy, not down: PostgreSQL refuses a
+// role over its CONNECTION LIMIT with 53300 (too_many_connections), as Azure
+// SQL refuses work over its limits with 10928. The call is served by the
+// fallback, but the breaker stays closed: load alone never fails over.
+func TestBusyPrimaryKeepsBreakerClosed(t *testing.T) {
+	ctx := context.Background()
+	pgURL := testenv.CreateDatabase(t)
+	admin, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := "dualsync_busy_" + testenv.RandomHex(4)
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN CONNECTION LIMIT 0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	primary := open(t, u.String(), store.RolePrimary, false)
+	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
+	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 5 * time.Second, Cooldown: time.Hour})
+
+	if err := primary.Ping(ctx); !errors.Is(err, store.ErrBusy) || !domain.IsKind(err, domain.KindUnavailable) {
+		t.Fatalf("primary over its connection limit: %v, want unavailable and busy", err)
+	}
+	p, err := f.CreateProduct(ctx, change("a"))
+	if err != nil || p.ID%2 != 0 {
+		t.Fatalf("create = %+v, %v; want it on the fallback (even id)", p, err)
+	}
+	if s := f.State(); s != failover.BreakerClosed {
+		t.Fatalf("breaker %s after a busy primary, want closed", s)
 	}
 }

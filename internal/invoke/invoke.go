@@ -1,6 +1,7 @@
 // Package invoke holds the custom-handler invocation envelope for non-HTTP
 // triggers: the host POSTs {"Data","Metadata"} to /<FunctionName> and reads
-// {"Outputs","Logs","ReturnValue"} back (functions-contract §1.5, §1.7-1.10).
+// {"Outputs","Logs","ReturnValue"} back
+// (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 //
 // Decoding is deliberately tolerant: the real host double-encodes strings
 // (queue message text arrives as a JSON string holding a JSON string), some
@@ -188,7 +189,7 @@ func (r Request) MetaString(key string) string {
 	return s
 }
 
-// TimerInfo is Data.<timer> of a timer trigger (contract §1.8). Times stay
+// TimerInfo is Data.<timer> of a timer trigger (custom handler request payload). Times stay
 // strings: the host can send year-1 or offset-less values that time.Time's
 // RFC 3339 parser rejects, and dualsync only logs them.
 type TimerInfo struct {

@@ -9,14 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/golang-sql/civil"
 	mssqldb "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/azuread"
@@ -29,12 +28,17 @@ import (
 type Options struct {
 	ConnectTimeout time.Duration // per connection attempt; default 2s
 	Clock          domain.Clock  // default time.Now
-	MaxConns       int32         // default unlimited (database/sql's)
+	MaxConns       int32         // open (and idle) connections; default DefaultMaxConns
 }
 
 // DefaultConnectTimeout bounds a connection attempt: go-mssqldb otherwise
 // dials for 15 s and logs in without a limit, which would stall failover.
 const DefaultConnectTimeout = 2 * time.Second
+
+// DefaultMaxConns caps the pool: database/sql's default is no cap, and above
+// the database's limits (Azure SQL Basic: 30 concurrent requests) the server
+// refuses work with error 10928.
+const DefaultMaxConns = 10
 
 // DB is one SQL Server database in one role.
 type DB struct {
@@ -51,7 +55,7 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if role != store.RolePrimary && role != store.RoleFallback {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: unknown role %q", role)
 	}
-	dsn, err := WithTimeouts(rawURL, o.ConnectTimeout)
+	dsn, err := ConnectURL(rawURL, o.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +66,16 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if err != nil {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
 	}
-	db := sql.OpenDB(conn)
-	if o.MaxConns > 0 {
-		db.SetMaxOpenConns(int(o.MaxConns))
-		db.SetMaxIdleConns(int(o.MaxConns))
+	db := sql.OpenDB(bound(conn, o.ConnectTimeout))
+	maxConns := int(o.MaxConns)
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
 	}
+	// Idle = open: database/sql keeps only 2 idle connections by default, so
+	// a burst would open and close connections, each a TLS handshake and an
+	// Entra login.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	// Connections broken by a failover or a restart are dropped rather than
 	// kept forever.
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -75,29 +84,6 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 		now = time.Now
 	}
 	return &DB{db: db, role: role, now: now}, nil
-}
-
-// WithTimeouts returns rawURL with go-mssqldb's "dial timeout" and
-// "connection timeout" (whole seconds, rounded up) set to connectTimeout
-// (default 2s), unless the URL already sets them. It never echoes the URL in
-// an error.
-func WithTimeouts(rawURL string, connectTimeout time.Duration) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || !strings.EqualFold(u.Scheme, "sqlserver") || u.Host == "" {
-		return "", domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: expected sqlserver://user:password@host:port?database=name")
-	}
-	if connectTimeout <= 0 {
-		connectTimeout = DefaultConnectTimeout
-	}
-	secs := strconv.FormatInt(int64(math.Ceil(connectTimeout.Seconds())), 10)
-	q := u.Query()
-	for _, key := range []string{"dial timeout", "connection timeout"} {
-		if !hasKey(q, key) {
-			q.Set(key, secs)
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }
 
 func hasKey(q url.Values, key string) bool {
@@ -146,12 +132,25 @@ func dtPtr(t *time.Time) any {
 	return dt(*t)
 }
 
-// inTx runs fn in a transaction and commits. Failures before COMMIT was sent
-// changed nothing (SQL Server rolls back an open transaction whose
+// inTx runs fn in a transaction and commits, once more if SQL Server chose
+// it as a deadlock victim (the server has rolled it back whole, so running it
+// again is safe). fn must be safe to run twice. Failures before COMMIT was
+// sent changed nothing (SQL Server rolls back an open transaction whose
 // connection drops), so they are reported as unreached.
 func (db *DB) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	return retryDeadlock(ctx, func() error { return db.tryTx(ctx, what, fn) })
+}
+
+func (db *DB) tryTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
+		return classify(err, what, true)
+	}
+	// XACT_ABORT: any error, a cancelled statement (attention) included,
+	// rolls the whole transaction back on the server at once, instead of
+	// leaving it open with its locks until the client's ROLLBACK arrives.
+	if _, err := tx.ExecContext(ctx, "SET XACT_ABORT ON"); err != nil {
+		_ = tx.Rollback()
 		return classify(err, what, true)
 	}
 	if err := fn(tx); err != nil {
@@ -168,6 +167,21 @@ func (db *DB) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) 
 	return nil
 }
 
+// retryDeadlock runs op, and once more if it failed as a deadlock victim
+// (1205) while ctx still allows.
+func retryDeadlock(ctx context.Context, op func() error) error {
+	err := op()
+	if isDeadlock(err) && ctx.Err() == nil {
+		err = op()
+	}
+	return err
+}
+
+func isDeadlock(err error) bool {
+	var se mssqldb.Error
+	return errors.As(err, &se) && se.Number == errDeadlock
+}
+
 // SQL Server error numbers the classification knows.
 const (
 	errUniqueIndex      = 2601  // duplicate key in a unique index
@@ -179,6 +193,9 @@ const (
 	errTruncatedNew     = 2628  // the same, SQL Server 2019+
 	errLogin            = 18456 // login failed
 	errOpenDatabase     = 4060  // cannot open the database of the login
+	errDeadlock         = 1205  // chosen as deadlock victim: the transaction was rolled back
+	errRequestLimit     = 10928 // Azure SQL: the database's request, worker or session limit is reached
+	errResourceLimit    = 10929 // Azure SQL: minimum guarantee not met, limits lowered for now
 )
 
 // unavailableNumbers are server errors that mean "not now": Azure SQL
@@ -186,7 +203,7 @@ const (
 var unavailableNumbers = map[int32]bool{
 	errLogin: true, errOpenDatabase: true, 18452: true, // authentication
 	40613: true, 40197: true, 40501: true, 40540: true, 40544: true, 40549: true, 40550: true,
-	49918: true, 49919: true, 49920: true, 10928: true, 10929: true, 4221: true, 615: true, 926: true,
+	49918: true, 49919: true, 49920: true, 4221: true, 615: true, 926: true,
 }
 
 // Classify gives err a domain kind; exported for tests of the mapping.
@@ -203,6 +220,12 @@ func classify(err error, what string, unreached bool) error {
 	if errors.As(err, &de) {
 		return err
 	}
+	if isTokenError(err) {
+		// No Entra token (identity endpoint down, identity not assigned or
+		// not yet propagated): the connect stopped before login, so nothing
+		// changed, and the database is as unusable as an unreachable one.
+		return unavailable(err, true)
+	}
 	var serverErr mssqldb.ServerError
 	if errors.As(err, &serverErr) {
 		// A fatal server error severs the connection; whether a write
@@ -217,6 +240,10 @@ func classify(err error, what string, unreached bool) error {
 				return domain.Wrap(domain.KindConflict, err, "a user with this email already exists")
 			}
 			return domain.Wrap(domain.KindConflict, err, "the row conflicts with an existing one")
+		case n == errRequestLimit || n == errResourceLimit:
+			// The server is up but at its limits: busy, not down (see
+			// store.ErrBusy); the request was refused, not run.
+			return unavailable(fmt.Errorf("%w: %w", store.ErrBusy, err), unreached)
 		case n == errNotNull, n == errCheck, n == errOverflow, n == errTruncated, n == errTruncatedNew:
 			// Something a client sent: never a 500.
 			return domain.Wrap(domain.KindInvalid, err, "the database rejected a value")
@@ -239,6 +266,19 @@ func unavailable(err error, unreached bool) error {
 	return domain.Wrap(domain.KindUnavailable, err, "the database is unavailable")
 }
 
+// isTokenError reports a failure to get an Entra token for the login:
+// azidentity's AuthenticationFailedError and AuthenticationRequiredError, and
+// its "credential unavailable" errors, which are unexported but, like every
+// azidentity error, carry the SDK's NonRetriable marker (go-mssqldb's azuread
+// package returns them unwrapped from the token provider, and the connect
+// returns them as they are).
+func isTokenError(err error) bool {
+	var failed *azidentity.AuthenticationFailedError
+	var required *azidentity.AuthenticationRequiredError
+	var nonRetriable interface{ NonRetriable() }
+	return errors.As(err, &failed) || errors.As(err, &required) || errors.As(err, &nonRetriable)
+}
+
 // isConnectionError reports failures of reaching or talking to the server,
 // as opposed to errors the server returned.
 func isConnectionError(err error) bool {
@@ -258,3 +298,6 @@ func isConnectionError(err error) bool {
 	return strings.Contains(msg, "unable to open tcp connection") || strings.Contains(msg, "login error") ||
 		strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe")
 }
+
+// Stats reports the connection pool's statistics.
+func (db *DB) Stats() sql.DBStats { return db.db.Stats() }

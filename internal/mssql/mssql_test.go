@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	mssqldb "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
+	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/mssql"
@@ -23,76 +26,80 @@ import (
 	"dualsync/internal/testenv"
 )
 
-// TestContract runs the store contract against a real SQL Server, one fresh
-// database per subtest, created on the server MSSQL_URL names (its login
-// needs CREATE DATABASE).
+// TestContract runs the store contract against a real SQL Server or Azure
+// SQL Database: the one database MSSQL_URL names, which must be used for
+// nothing else (its name must contain "test"). Each subtest starts from an
+// empty schema: the suite opens one database at a time, so the set-up drops
+// every table and sequence in dbo before handing it out. That needs neither
+// CREATE DATABASE nor SINGLE_USER, which Azure SQL Database does not offer
+// (or bills per database). The login needs to create and drop tables there.
 func TestContract(t *testing.T) {
-	admin := os.Getenv("MSSQL_URL")
-	if admin == "" {
+	raw := os.Getenv("MSSQL_URL")
+	if raw == "" {
 		t.Skip("MSSQL_URL not set: SQL Server contract tests not run (no SQL Server on this machine)")
 	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal("MSSQL_URL cannot be parsed")
+	}
+	if name := u.Query().Get("database"); !strings.Contains(strings.ToLower(name), "test") {
+		t.Fatalf("MSSQL_URL names database %q: the contract suite empties the database it runs in, so use one whose name contains \"test\"", name)
+	}
+	inUse := false
 	storetest.Run(t, func(t *testing.T, role store.Role) store.DB {
-		db, err := mssql.Open(context.Background(), createDatabase(t, admin), role, mssql.Options{})
+		if inUse {
+			t.Fatal("the contract suite opened a second database while one is open; MSSQL_URL runs share one database and need them one at a time")
+		}
+		resetSchema(t, raw)
+		db, err := mssql.Open(context.Background(), raw, role, mssql.Options{ConnectTimeout: 15 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(db.Close)
+		inUse = true
+		t.Cleanup(func() { db.Close(); inUse = false })
 		return db
 	})
 }
 
-func createDatabase(t *testing.T, admin string) string {
+// resetSchema drops every table and sequence in dbo of the test database.
+func resetSchema(t *testing.T, raw string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := sql.Open("sqlserver", admin)
+	// azuread's connector also signs in with Entra (fedauth=...), as Azure
+	// SQL Database with Entra-only authentication needs.
+	connector, err := azuread.NewConnector(raw)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal("MSSQL_URL: ", err)
 	}
+	conn := sql.OpenDB(connector)
 	defer conn.Close()
-	name := "dualsync_test_" + testenv.RandomHex(6) // hex only: safe in brackets
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE ["+name+"]"); err != nil {
-		t.Fatalf("create database: %v", err)
+	// Names come from the catalog and are quoted with QUOTENAME.
+	const drop = `DECLARE @sql NVARCHAR(MAX) = N'';
+		SELECT @sql += N'DROP TABLE dbo.' + QUOTENAME(name) + N'; ' FROM sys.tables WHERE schema_id = SCHEMA_ID(N'dbo');
+		SELECT @sql += N'DROP SEQUENCE dbo.' + QUOTENAME(name) + N'; ' FROM sys.sequences WHERE schema_id = SCHEMA_ID(N'dbo');
+		EXEC sys.sp_executesql @sql;`
+	if _, err := conn.ExecContext(ctx, drop); err != nil {
+		t.Fatalf("reset the test database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		c, err := sql.Open("sqlserver", admin)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, err = c.ExecContext(ctx, "ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]")
-		if err != nil {
-			t.Logf("drop %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("database", name)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
-func TestWithTimeouts(t *testing.T) {
+func TestConnectURL(t *testing.T) {
 	tests := []struct {
 		name, in string
 		timeout  time.Duration
 		want     map[string]string
 	}{
-		{"defaults added", "sqlserver://sa:pw@db.example:1433?database=app", 0,
-			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
+		{"dial timeout added, no connection timeout", "sqlserver://sa:pw@db.example:1433?database=app", 0,
+			map[string]string{"dial timeout": "2", "database": "app"}},
 		{"rounded up to whole seconds", "sqlserver://sa:pw@db.example?database=app", 1500 * time.Millisecond,
-			map[string]string{"dial timeout": "2", "connection timeout": "2", "database": "app"}},
-		{"URL's own values kept", "sqlserver://sa:pw@db.example?dial+timeout=7&Connection%20Timeout=9", time.Second,
-			map[string]string{"dial timeout": "7", "Connection Timeout": "9"}},
+			map[string]string{"dial timeout": "2", "database": "app"}},
+		{"URL's own dial timeout kept", "sqlserver://sa:pw@db.example?dial+timeout=7", time.Second,
+			map[string]string{"dial timeout": "7"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := mssql.WithTimeouts(tc.in, tc.timeout)
+			out, err := mssql.ConnectURL(tc.in, tc.timeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,15 +119,97 @@ func TestWithTimeouts(t *testing.T) {
 			if pw, _ := u.User.Password(); pw != "pw" || u.Host == "" {
 				t.Errorf("credentials or host lost: %s", u.Redacted())
 			}
+			// What go-mssqldb makes of it: no whole-life socket timeout.
+			cfg, err := msdsn.Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ConnTimeout != 0 {
+				t.Errorf("go-mssqldb connection timeout %v, want 0 (it would bound every read for the connection's life)", cfg.ConnTimeout)
+			}
 		})
 	}
+	// A URL's own "connection timeout" would bound every read: refused, by name.
+	for _, in := range []string{"sqlserver://sa:Secr3t@db.example?connection+timeout=30", "sqlserver://sa:Secr3t@db.example?Connection%20Timeout=9"} {
+		_, err := mssql.ConnectURL(in, 0)
+		if err == nil || !strings.Contains(err.Error(), `"connection timeout"`) || strings.Contains(err.Error(), "Secr3t") {
+			t.Errorf("%s: err = %v, want a refusal naming the parameter", in, err)
+		}
+	}
 	for _, bad := range []string{"postgres://u:pw@h/db", "sqlserver://", "::not a url", "sqlserver://u:Secr3t@h:bad port/"} {
-		_, err := mssql.WithTimeouts(bad, 0)
+		_, err := mssql.ConnectURL(bad, 0)
 		if err == nil {
 			t.Errorf("%q: no error", bad)
 		} else if strings.Contains(err.Error(), "Secr3t") {
 			t.Errorf("error shows the password: %v", err)
 		}
+	}
+}
+
+// silentServer accepts TCP connections and never answers: the pre-login read
+// of go-mssqldb (which does not watch the context) waits on it forever
+// unless the connect is bounded.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestConnectIsBounded(t *testing.T) {
+	addr := silentServer(t)
+	db, err := mssql.Open(context.Background(), "sqlserver://sa:pw@"+addr+"?database=x", store.RolePrimary,
+		mssql.Options{ConnectTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The caller's own deadline is far away: the connect timeout must end
+	// the attempt first, as an unavailable database that changed nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = db.Ping(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("Ping returned only when the caller's deadline passed: %v", err)
+	}
+	if !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, store.ErrUnreached) {
+		t.Fatalf("Ping: %v, want unavailable and unreached", err)
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	ctx := context.Background()
+	u := fmt.Sprintf("sqlserver://sa:pw@127.0.0.1:%d?database=x", testenv.FreePort(t))
+	for _, tc := range []struct{ set, want int32 }{{0, mssql.DefaultMaxConns}, {3, 3}} {
+		db, err := mssql.Open(ctx, u, store.RolePrimary, mssql.Options{MaxConns: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Stats().MaxOpenConnections; got != int(tc.want) {
+			t.Errorf("MaxConns %d: pool caps at %d, want %d", tc.set, got, tc.want)
+		}
+		db.Close()
 	}
 }
 
@@ -170,24 +259,34 @@ func TestClassify(t *testing.T) {
 		unreached bool // passed in
 		kind      domain.Kind
 		wantUnr   bool
+		wantBusy  bool
 	}{
-		{"email index", mssqldb.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.users' with unique index 'users_email_live'."}, true, domain.KindConflict, false},
-		{"primary key", mssqldb.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'products_pk'."}, true, domain.KindConflict, false},
-		{"truncation", mssqldb.Error{Number: 2628}, true, domain.KindInvalid, false},
-		{"old truncation", mssqldb.Error{Number: 8152}, true, domain.KindInvalid, false},
-		{"overflow", mssqldb.Error{Number: 8115}, true, domain.KindInvalid, false},
-		{"login failed", mssqldb.Error{Number: 18456}, false, domain.KindUnavailable, true},
-		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false},
-		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true},
-		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false},
-		{"syntax", mssqldb.Error{Number: 102}, true, domain.KindInternal, false},
-		{"dial refused", fmt.Errorf("unable to open tcp connection with host '127.0.0.1:1': %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, domain.KindUnavailable, false},
-		{"dial refused before anything", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, domain.KindUnavailable, true},
-		{"bad connection (driver says nothing sent)", driver.ErrBadConn, false, domain.KindUnavailable, true},
-		{"reset mid-commit", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, false, domain.KindUnavailable, false},
-		{"deadline", context.DeadlineExceeded, false, domain.KindUnavailable, false},
-		{"eof", fmt.Errorf("reading: %w", errors.New("EOF")), false, domain.KindInternal, false},
-		{"other", errors.New("boom"), true, domain.KindInternal, false},
+		{"email index", mssqldb.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.users' with unique index 'users_email_live'."}, true, domain.KindConflict, false, false},
+		{"primary key", mssqldb.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'products_pk'."}, true, domain.KindConflict, false, false},
+		{"truncation", mssqldb.Error{Number: 2628}, true, domain.KindInvalid, false, false},
+		{"old truncation", mssqldb.Error{Number: 8152}, true, domain.KindInvalid, false, false},
+		{"overflow", mssqldb.Error{Number: 8115}, true, domain.KindInvalid, false, false},
+		{"login failed", mssqldb.Error{Number: 18456}, false, domain.KindUnavailable, true, false},
+		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false, false},
+		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true, false},
+		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false, false},
+		{"request limit is busy, not down", mssqldb.Error{Number: 10928, Message: "Resource ID : 1. The request limit for the database is 30 and has been reached."}, true, domain.KindUnavailable, true, true},
+		{"resource limit is busy, not down", mssqldb.Error{Number: 10929}, true, domain.KindUnavailable, true, true},
+		{"busy at commit: may have applied", mssqldb.Error{Number: 10928}, false, domain.KindUnavailable, false, true},
+		// Entra token failures, as go-mssqldb's azuread token provider
+		// returns them from the connect: the identity endpoint is down or
+		// the identity cannot sign in, so the database is unusable.
+		{"managed identity unavailable", azidentity.NewCredentialUnavailableError("ManagedIdentityCredential: no response from the IMDS endpoint"), false, domain.KindUnavailable, true, false},
+		{"authentication failed", &azidentity.AuthenticationFailedError{}, false, domain.KindUnavailable, true, false},
+		{"authentication required", &azidentity.AuthenticationRequiredError{}, false, domain.KindUnavailable, true, false},
+		{"syntax", mssqldb.Error{Number: 102}, true, domain.KindInternal, false, false},
+		{"dial refused", fmt.Errorf("unable to open tcp connection with host '127.0.0.1:1': %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), false, domain.KindUnavailable, false, false},
+		{"dial refused before anything", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, domain.KindUnavailable, true, false},
+		{"bad connection (driver says nothing sent)", driver.ErrBadConn, false, domain.KindUnavailable, true, false},
+		{"reset mid-commit", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, false, domain.KindUnavailable, false, false},
+		{"deadline", context.DeadlineExceeded, false, domain.KindUnavailable, false, false},
+		{"eof", fmt.Errorf("reading: %w", errors.New("EOF")), false, domain.KindInternal, false, false},
+		{"other", errors.New("boom"), true, domain.KindInternal, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,6 +296,9 @@ func TestClassify(t *testing.T) {
 			}
 			if got := errors.Is(err, store.ErrUnreached); got != tc.wantUnr {
 				t.Fatalf("unreached %v, want %v (%v)", got, tc.wantUnr, err)
+			}
+			if got := errors.Is(err, store.ErrBusy); got != tc.wantBusy {
+				t.Fatalf("busy %v, want %v (%v)", got, tc.wantBusy, err)
 			}
 			// mssql.Error holds a slice, so errors.Is cannot compare it.
 			var se mssqldb.Error

@@ -53,14 +53,20 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 }
 
 func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error {
-	_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
-		string(e), id, dt(upTo), dt(at))
+	err := retryDeadlock(ctx, func() error {
+		_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
+			string(e), id, dt(upTo), dt(at))
+		return err
+	})
 	return classify(err, "mark outbox sent", false)
 }
 
 func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error {
-	_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
-		string(e), id, dt(upTo))
+	err := retryDeadlock(ctx, func() error {
+		_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
+			string(e), id, dt(upTo))
+		return err
+	})
 	return classify(err, "ack outbox", false)
 }
 

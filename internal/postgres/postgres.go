@@ -151,6 +151,11 @@ func classifyPg(pe *pgconn.PgError, err error, what string, unreached bool) erro
 		// data exceptions (too long, out of range, bad encoding) and
 		// constraint checks: something a client sent, never a 500.
 		return domain.Wrap(domain.KindInvalid, err, "the database rejected a value")
+	case code == "53300": // too_many_connections: up, but at its connection limit
+		if unreached || pgconn.SafeToRetry(err) {
+			err = fmt.Errorf("%w: %w", store.ErrUnreached, err)
+		}
+		return domain.Wrap(domain.KindUnavailable, fmt.Errorf("%w: %w", store.ErrBusy, err), "the database is unavailable")
 	case len(code) == 5 && (code[:2] == "08" || code[:2] == "53" || code[:2] == "57"):
 		// connection exceptions, insufficient resources, shutdown,
 		// cannot-connect-now, query canceled by timeout.

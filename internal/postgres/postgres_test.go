@@ -169,6 +169,7 @@ func TestClassify(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, domain.KindUnavailable, false},
 		{"connection reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, domain.KindUnavailable, false},
 		{"other", errors.New("boom"), domain.KindInternal, false},
+		{"too many connections is busy", &pgconn.PgError{Code: "53300"}, domain.KindUnavailable, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,6 +182,9 @@ func TestClassify(t *testing.T) {
 			}
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("the cause is lost: %v", err)
+			}
+			if pe, ok := tc.err.(*pgconn.PgError); errors.Is(err, store.ErrBusy) != (ok && pe.Code == "53300") {
+				t.Fatalf("busy = %v: only 53300 (too_many_connections) is busy", errors.Is(err, store.ErrBusy))
 			}
 			if tc.kind == domain.KindUnavailable && !errors.Is(postgres.Classify(tc.err, true), store.ErrUnreached) {
 				t.Fatal("a connection failure known to have changed nothing is not marked unreached")
