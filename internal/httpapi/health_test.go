@@ -49,4 +49,3 @@ func TestHealthAnonymousAndDetails(t *testing.T) {
 		})
 	}
 }
-
