@@ -39,7 +39,7 @@ func (l *lockedBuffer) String() string {
 // logger or an error might print it (as is, URL-escaped, or quoted).
 func assertNoSecret(t *testing.T, where, text, marker string) {
 	t.Helper()
-	for _, form := range []string{marker, url.QueryEscape(marker), fmt.Sprintf("%q", marker)[1:len(marker)+1]} {
+	for _, form := range []string{marker, url.QueryEscape(marker), fmt.Sprintf("%q", marker)[1 : len(marker)+1]} {
 		if strings.Contains(text, form) {
 			t.Errorf("%s shows the database password:\n%s", where, text)
 			return
