@@ -17,3 +17,10 @@ param clientIpAddress = readEnvironmentVariable('CLIENT_IP_ADDRESS', '')
 param primaryDatabaseUrl = readEnvironmentVariable('AZURE_PRIMARY_DATABASE_URL', '')
 param fallbackDatabaseUrl = readEnvironmentVariable('AZURE_FALLBACK_DATABASE_URL', '')
 param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD', '')
+
+// Security (docs/deploy.md, "Security: keys and Entra ID"). Lists are comma-separated.
+param entraClientId = readEnvironmentVariable('ENTRA_CLIENT_ID', '')
+param entraTenantId = readEnvironmentVariable('ENTRA_TENANT_ID', '')
+param entraAllowedAudiences = empty(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', ''), ',')
+param entraAllowedClientApplications = empty(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', ''), ',')
+param corsAllowedOrigins = empty(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', '')) ? [] : split(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', ''), ',')
