@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"dualsync/internal/failover"
 )
@@ -47,5 +49,58 @@ func TestHealthAnonymousAndDetails(t *testing.T) {
 				t.Errorf("/api/health/details body %s lacks the detail", rec.Body)
 			}
 		})
+	}
+}
+
+type countingHealth struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingHealth) Health(context.Context) failover.Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return failover.Health{Status: "ok"}
+}
+
+func (c *countingHealth) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// Anonymous probes reuse a recent check, so a flood of them does not become
+// database load; the keyed details are always fresh.
+func TestAnonymousHealthReusesRecentCheck(t *testing.T) {
+	checker := &countingHealth{}
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	probe := newProbeCache()
+	probe.now = func() time.Time { return now }
+	s := &server{checker: checker, probe: probe}
+	anon := func() {
+		rec := httptest.NewRecorder()
+		s.health(rec, httptest.NewRequest("GET", "/api/health", nil))
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(anon)
+	}
+	wg.Wait()
+	if n := checker.calls(); n != 1 {
+		t.Fatalf("50 probes within the TTL ran %d checks, want 1", n)
+	}
+	now = now.Add(probeTTL)
+	anon()
+	if n := checker.calls(); n != 2 {
+		t.Fatalf("a probe after the TTL ran %d checks in all, want 2", n)
+	}
+	s.healthDetails(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/health/details", nil))
+	s.healthDetails(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/health/details", nil))
+	if n := checker.calls(); n != 4 {
+		t.Fatalf("two detail calls ran %d checks in all, want 4 (never cached)", n)
 	}
 }
