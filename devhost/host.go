@@ -195,6 +195,9 @@ func (h *Host) Run(ctx context.Context) error {
 	h.printFunctions()
 	if h.opts.Keys == nil {
 		h.log.printf("Function keys are not enforced (no -keys file): every route is open, as with Core Tools locally. In Azure, routes that are not anonymous need a key.")
+		if !isLoopback(h.Addr()) {
+			h.log.printf("Warning: listening on %s without keys: anyone who reaches this address can call every route and the admin API.", h.Addr())
+		}
 	} else {
 		h.log.printf("Function keys enforced (authLevel): %s.", h.opts.Keys.summary())
 	}

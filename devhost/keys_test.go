@@ -254,6 +254,9 @@ func TestNoKeysSaysSoOnce(t *testing.T) {
 	if n := strings.Count(rt.log.String(), "Function keys are not enforced"); n != 1 {
 		t.Errorf("start-up notice printed %d times, want once:\n%s", n, rt.log.String())
 	}
+	if strings.Contains(rt.log.String(), "Warning: listening") {
+		t.Errorf("warned about exposure while listening on loopback only (%s)", rt.h.Addr())
+	}
 	for _, path := range []string{"/api/hello/World", "/api/secret", "/admin/host/status"} {
 		resp, err := http.Get(rt.h.URL() + path)
 		if err != nil {
@@ -262,6 +265,17 @@ func TestNoKeysSaysSoOnce(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
 			t.Errorf("GET %s without keys: status %d, want 2xx", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7071": true, "[::1]:7071": true, "localhost:7071": true, "127.5.0.1:80": true,
+		"0.0.0.0:7071": false, "[::]:7071": false, "192.0.2.1:7071": false, "nonsense": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }
