@@ -38,8 +38,9 @@ app: build
 	cp host.json local.settings.json bin/handler $(APP)/
 	cp -r functions/* $(APP)/
 
+# DEVHOST_FLAGS='-keys .run/keys.json' enforces authLevel as Azure does (default: no keys, as Core Tools).
 run: seed app
-	./bin/devhost -port 7071 $(APP)
+	./bin/devhost -port 7071 $(DEVHOST_FLAGS) $(APP)
 
 test: services
 	go vet ./...

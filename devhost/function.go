@@ -27,8 +27,9 @@ type function struct {
 	Forward  bool // forwarded HTTP (enableForwardingHttpRequest and http in + http out only)
 
 	// HTTP trigger
-	route   *route
-	methods map[string]bool // nil = any method
+	route     *route
+	methods   map[string]bool // nil = any method
+	authLevel string          // lower-case; enforced only with Options.Keys
 
 	// timer trigger
 	timer *timerSpec
@@ -210,9 +211,11 @@ func (a *app) httpTrigger(fn *function, tr *reader, field string) error {
 	if tmpl == "" {
 		tmpl = fn.Name // default route is the function name
 	}
-	// authLevel is accepted and not enforced, as Core Tools does locally.
-	switch lvl := strings.ToLower(tr.str("authLevel", "function")); lvl {
-	case "anonymous", "function", "admin", "system", "user":
+	// The host's default level is function. It is enforced only when devhost
+	// has keys (Options.Keys), as Core Tools does not enforce it locally.
+	switch lvl := strings.ToLower(tr.str("authLevel", levelFunction)); lvl {
+	case levelAnonymous, levelFunction, levelAdmin, levelSystem, levelUser:
+		fn.authLevel = lvl
 	default:
 		return fmt.Errorf("%s: %s.authLevel: want anonymous, function or admin, got %q", file, field, lvl)
 	}

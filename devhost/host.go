@@ -48,6 +48,10 @@ type Options struct {
 	QueueLease time.Duration
 	// OnInvocation, if set, is called after every invocation ends.
 	OnInvocation func(Invocation)
+	// Keys, if set, are enforced as the Azure host enforces authLevel: a
+	// route that is not anonymous answers 401 without a matching key in
+	// x-functions-key or ?code=. nil enforces nothing, as Core Tools does.
+	Keys *Keys
 }
 
 // Invocation describes one finished function invocation.
@@ -189,6 +193,14 @@ func (h *Host) Run(ctx context.Context) error {
 		}
 	}
 	h.printFunctions()
+	if h.opts.Keys == nil {
+		h.log.printf("Function keys are not enforced (no -keys file): every route is open, as with Core Tools locally. In Azure, routes that are not anonymous need a key.")
+		if !isLoopback(h.Addr()) {
+			h.log.printf("Warning: listening on %s without keys: anyone who reaches this address can call every route and the admin API.", h.Addr())
+		}
+	} else {
+		h.log.printf("Function keys enforced (authLevel): %s.", h.opts.Keys.summary())
+	}
 	close(h.ready)
 
 	select {

@@ -24,6 +24,11 @@ const reasonHostAPI = "This function was programmatically called via the host AP
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	if strings.HasPrefix(lower(path), "/admin/") {
+		// The admin API is admin level: only the master key opens it.
+		if h.opts.Keys != nil && !h.opts.Keys.allows(r, "", levelAdmin) {
+			unauthorized(w)
+			return
+		}
 		h.serveAdmin(w, r)
 		return
 	}
@@ -36,6 +41,13 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params, ok := fn.route.match(segs)
 		if !ok || (fn.methods != nil && !fn.methods[r.Method]) {
 			continue
+		}
+		// As in the host: the route is matched first (404 stays 404), then
+		// the key is checked, and a refused call never reaches the handler.
+		if h.opts.Keys != nil && !h.opts.Keys.allows(r, fn.Name, fn.authLevel) {
+			h.log.printf("Unauthorized call of 'Functions.%s' (authLevel %s): 401, not invoked.", fn.Name, fn.authLevel)
+			unauthorized(w)
+			return
 		}
 		h.serveFunction(w, r, fn, params)
 		return
@@ -280,7 +292,8 @@ func parseHTTPOutput(v json.RawMessage) (*httpResponse, error) {
 
 // serveAdmin implements the parts of the admin API that matter locally:
 // POST /admin/functions/<Name> (manual run of a non-HTTP function) and
-// GET /admin/host/status. Like Core Tools, no key is required.
+// GET /admin/host/status. Like Core Tools, no key is required unless the
+// host was given keys (then the master key, checked in ServeHTTP).
 func (h *Host) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/admin/")
 	switch {

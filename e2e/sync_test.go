@@ -154,7 +154,7 @@ func TestPrimaryOutageAndFailback(t *testing.T) {
 		written = append(written, p.ID)
 	}
 	var h health
-	s.call("GET", "/api/health", "", &h)
+	s.call("GET", "/api/health/details", "", &h)
 	if h.Serving != "fallback" || h.Status != "degraded" {
 		t.Errorf("health during the outage = %+v", h)
 	}
@@ -168,7 +168,7 @@ func TestPrimaryOutageAndFailback(t *testing.T) {
 	testenv.WaitFor(t, 60*time.Second, "failback", func() bool {
 		depth, err := s.fallback.OutboxDepth(ctx)
 		var h health
-		s.call("GET", "/api/health", "", &h)
+		s.call("GET", "/api/health/details", "", &h)
 		// Reads go through the API too, which probes and fails back.
 		s.call("GET", "/api/products?limit=1", "", nil)
 		if h.Breaker == "closed" && (err != nil || depth != 0) {

@@ -348,7 +348,13 @@ func (p *project) check() []string {
 
 	// App settings.
 	settings := map[string]string{}
-	if cfg := ofType("Microsoft.Web/sites/config"); len(cfg) != 1 {
+	var cfg []bicepResource
+	for _, r := range ofType("Microsoft.Web/sites/config") {
+		if n, _ := prop(r.body, "name"); n == "'appsettings'" {
+			cfg = append(cfg, r)
+		}
+	}
+	if len(cfg) != 1 {
 		c.errorf("want exactly one Microsoft.Web/sites/config resource (name: 'appsettings'), found %d", len(cfg))
 	} else {
 		want(cfg[0], "name", "'appsettings'")
@@ -437,6 +443,7 @@ func (p *project) check() []string {
 	}
 
 	p.checkHostAndAzd(c, resources)
+	p.checkAuth(c, resources, stripped)
 	sort.Strings(c.problems)
 	return c.problems
 }

@@ -107,6 +107,24 @@ param primaryConnectionLimit int = 30
 @description('Connections the fallback database accepts from the app in all (PostgreSQL B1ms: 50, some reserved). Each instance gets max(2, this / maximumInstanceCount) (app setting FALLBACK_DB_MAX_CONNS).')
 param fallbackConnectionLimit int = 40
 
+// Security: who may call the API (docs/deploy.md, "Security: keys and Entra ID"). Function keys are
+// always required on every route but /api/health; these add Microsoft Entra ID sign-in and CORS.
+
+@description('Client (application) id of the Microsoft Entra app registration that represents this API. Empty (default): no Entra sign-in, function keys alone guard the API. Set: App Service Authentication answers 401 to any call without a valid Entra token, except /api/health; the function key is still required behind it.')
+param entraClientId string = ''
+
+@description('Tenant that issues the tokens. Empty: the tenant of this deployment.')
+param entraTenantId string = ''
+
+@description('Audiences a token may carry. Empty: api://<entraClientId> and entraClientId.')
+param entraAllowedAudiences array = []
+
+@description('Client ids of the applications allowed to call with a token (the token\'s appid/azp). Empty: any application that can get a token for the audience; restrict who can with "Assignment required" on the enterprise application.')
+param entraAllowedClientApplications array = []
+
+@description('Origins that browsers may call the API from (CORS), exactly, e.g. https://app.example.com. Empty (default): no cross-origin calls. Wildcards are dropped: never every origin.')
+param corsAllowedOrigins array = []
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 
 // Role assignments fail with UnmatchedPrincipalType when the type is wrong, and azd fills
@@ -170,6 +188,12 @@ module app 'modules/app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     primaryConnectionLimit: primaryConnectionLimit
     fallbackConnectionLimit: fallbackConnectionLimit
+
+    entraClientId: entraClientId
+    entraTenantId: entraTenantId
+    entraAllowedAudiences: entraAllowedAudiences
+    entraAllowedClientApplications: entraAllowedClientApplications
+    corsAllowedOrigins: corsAllowedOrigins
   }
 }
 
@@ -184,6 +208,7 @@ output APP_IDENTITY_NAME string = app.outputs.identityName
 output APP_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output APP_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
 output APPLICATIONINSIGHTS_NAME string = app.outputs.applicationInsightsName
+output ENTRA_AUTH_ENABLED bool = !empty(entraClientId)
 output LOG_ANALYTICS_WORKSPACE_NAME string = app.outputs.logAnalyticsWorkspaceName
 output SQL_SERVER_FQDN string = createDatabases ? databases!.outputs.sqlServerFqdn : ''
 output SQL_DATABASE_NAME string = createDatabases ? databases!.outputs.sqlDatabaseName : ''

@@ -19,3 +19,10 @@ param primaryDatabaseUrl = readEnvironmentVariable('AZURE_PRIMARY_DATABASE_URL',
 param fallbackDatabaseUrl = readEnvironmentVariable('AZURE_FALLBACK_DATABASE_URL', '')
 param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD', '')
 param postgresAppPassword = readEnvironmentVariable('POSTGRES_APP_PASSWORD', '')
+
+// Security (docs/deploy.md, "Security: keys and Entra ID"). Lists are comma-separated.
+param entraClientId = readEnvironmentVariable('ENTRA_CLIENT_ID', '')
+param entraTenantId = readEnvironmentVariable('ENTRA_TENANT_ID', '')
+param entraAllowedAudiences = empty(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', ''), ',')
+param entraAllowedClientApplications = empty(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', ''), ',')
+param corsAllowedOrigins = empty(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', '')) ? [] : split(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', ''), ',')

@@ -123,6 +123,7 @@ func TestRunFailures(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, 2, "flag provided but not defined"},
 		{"two directories", []string{"a", "b"}, 2, "usage: devhost"},
 		{"not an app", []string{t.TempDir()}, 1, "host.json"},
+		{"missing keys file", []string{"-keys", filepath.Join(t.TempDir(), "keys.json"), t.TempDir()}, 1, "-keys"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,5 +135,52 @@ func TestRunFailures(t *testing.T) {
 				t.Errorf("output %q lacks %q", out.String(), tc.want)
 			}
 		})
+	}
+}
+
+// -keys FILE makes the binary enforce authLevel: Hello is function level.
+func TestRunWithKeys(t *testing.T) {
+	dir := app(t)
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(keys, []byte(`{"masterKey":"M-3j","functionKeys":{"default":"H-8w"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	environ := append(os.Environ(), "AzureWebJobs.Work.Disabled=true", "AzureWebJobs.Fail.Disabled=true")
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"-keys", keys, "-port", fmt.Sprint(port), dir}, environ, out, out) }()
+	defer func() { cancel(); <-code }()
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/hello/World", port)
+	get := func(key string) (int, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if key != "" {
+			req.Header.Set("x-functions-key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, err := get("")
+		if err == nil {
+			if status != http.StatusUnauthorized {
+				t.Fatalf("without a key: status %d, want 401", status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("devhost did not serve %s: %v\n%s", url, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status, err := get("H-8w"); err != nil || status != http.StatusCreated {
+		t.Fatalf("with the host key: status %d (%v), want 201", status, err)
 	}
 }

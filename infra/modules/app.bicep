@@ -81,6 +81,21 @@ param primaryConnectionLimit int
 @description('Connections the fallback database accepts from the app in all.')
 param fallbackConnectionLimit int
 
+@description('Entra app registration of the API. Empty: no App Service Authentication.')
+param entraClientId string
+
+@description('Tenant issuing the tokens. Empty: this deployment\'s tenant.')
+param entraTenantId string
+
+@description('Accepted token audiences. Empty: api://<entraClientId> and entraClientId.')
+param entraAllowedAudiences array
+
+@description('Client ids allowed to call with a token. Empty: no restriction by application.')
+param entraAllowedClientApplications array
+
+@description('CORS origins; wildcards are dropped.')
+param corsAllowedOrigins array
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -381,6 +396,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // No ftpsState: Flex Consumption rejects it (there is no FTP on Flex).
     siteConfig: {
       minTlsVersion: '1.2'
+      // Browsers may call only from the listed origins: never '*', nor any wildcard.
+      cors: {
+        allowedOrigins: filter(corsAllowedOrigins, origin => !contains(origin, '*'))
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {
@@ -416,6 +436,57 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// Microsoft Entra ID sign-in (App Service Authentication), only when entraClientId is set. It runs
+// before the Functions host: a call without a valid token for an allowed audience gets 401 (an API
+// has no login page to redirect to) and never reaches the host. The one exception is the anonymous
+// health probe, so load balancers and monitors need no token. Behind it the function key is still
+// checked: a token alone opens nothing, nor does a key alone (docs/deploy.md says why).
+var entraEnabled = !empty(entraClientId)
+var entraTenant = empty(entraTenantId) ? tenant().tenantId : entraTenantId
+
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (entraEnabled) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/health'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenant}/v2.0'
+        }
+        validation: {
+          allowedAudiences: empty(entraAllowedAudiences) ? [
+            'api://${entraClientId}'
+            entraClientId
+          ] : entraAllowedAudiences
+          defaultAuthorizationPolicy: {
+            allowedApplications: entraAllowedClientApplications
+          }
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
   }
 }
 

@@ -238,7 +238,7 @@ type DBHealth struct {
 	OutboxDepth int64  `json:"outboxDepth"`
 }
 
-// Health is the JSON body of /api/health.
+// Health is the JSON body of /api/health/details (/api/health shows only Status).
 type Health struct {
 	Status    string              `json:"status"`  // ok, degraded, down
 	Serving   string              `json:"serving"` // primary, fallback

@@ -329,8 +329,12 @@ func TestHealthAndReady(t *testing.T) {
 		t.Fatalf("ready: %d", resp.StatusCode)
 	}
 	resp, b := do(t, "GET", e.url+"/api/health", "", "")
+	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"ok"}` {
+		t.Fatalf("health: %d %s, want 200 {\"status\":\"ok\"} and nothing more", resp.StatusCode, b)
+	}
+	resp, b = do(t, "GET", e.url+"/api/health/details", "", "")
 	var h failover.Health
 	if err := json.Unmarshal(b, &h); err != nil || resp.StatusCode != 200 || h.Status != "ok" || h.Serving != "primary" || !h.Databases["fallback"].Reachable {
-		t.Fatalf("health: %d %s", resp.StatusCode, b)
+		t.Fatalf("health details: %d %s", resp.StatusCode, b)
 	}
 }

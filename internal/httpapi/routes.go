@@ -23,6 +23,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/users/{id}", s.users.delete)
 
 	mux.HandleFunc("GET /api/health", s.health)
+	mux.HandleFunc("GET /api/health/details", s.healthDetails)
 
 	mux.HandleFunc("POST /api/start-product-sync", s.sync.start)
 	mux.HandleFunc("POST /api/start-product-sync/{orchestrator}", s.sync.start)

@@ -50,6 +50,7 @@ type HealthChecker interface {
 type server struct {
 	log      *slog.Logger
 	checker  HealthChecker
+	probe    *probeCache // the anonymous /api/health reuses recent checks
 	products resource[domain.Product, domain.ProductChange]
 	users    resource[domain.User, domain.UserChange]
 	sync     syncRoutes
@@ -57,7 +58,7 @@ type server struct {
 
 // NewServer returns the API handler with problem+json errors and request logging.
 func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) http.Handler {
-	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}}
+	s := &server{log: log, checker: health, probe: newProbeCache(), sync: syncRoutes{log: log, sync: sync}}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
 	mux := http.NewServeMux()

@@ -47,6 +47,10 @@ func main() {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	mux.HandleFunc("/api/secret", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"secret": "admin only"})
+	})
 	mux.HandleFunc("/api/crash", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(3)
 	})
