@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"dualsync/internal/domain"
@@ -348,17 +349,88 @@ func (db *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.V
 // PutUser: a duplicate live email key fails the statement (Conflict) and the
 // transaction rolls back: nothing changes.
 func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (store.PutResult, error) {
-	args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt),
-		u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)}
-	return db.put(ctx, domain.EntityUser, "dbo.users", u.ID, expect, u.Deleted(),
-		func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
-				VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11)`, args...)
-			return err
-		},
-		func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, created_at = @p5, updated_at = @p6,
-				deleted_at = @p7, ver_p = @p8, ver_f = @p9, name_at = @p10, email_at = @p11 WHERE id = @p1`, args...)
-			return err
-		})
+	res, err := db.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}})
+	if err != nil {
+		return "", err
+	}
+	return res[0], nil
+}
+
+// emailParking is an email key no real email has (no @): rows of a joint
+// put park their key there first, so a swap does not trip the unique index
+// on its way (SQL Server checks it per statement).
+func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
+
+func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	res := make([]store.PutResult, len(puts))
+	err := db.inTx(ctx, "put user", func(tx *sql.Tx) error {
+		exists := make([]bool, len(puts))
+		for i, p := range puts {
+			var (
+				ver         domain.Vector
+				prevDeleted sql.NullTime
+			)
+			err := tx.QueryRowContext(ctx, "SELECT ver_p, ver_f, deleted_at FROM dbo.users WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1", p.User.ID).Scan(&ver.P, &ver.F, &prevDeleted)
+			ex := err == nil
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return classify(err, "put user", true)
+			}
+			if ex != (p.Expect != nil) || (ex && *p.Expect != ver) {
+				return changed("dbo.users", p.User.ID)
+			}
+			exists[i] = ex
+			switch {
+			case !ex:
+				res[i] = store.PutCreated
+			case p.User.Deleted() && !prevDeleted.Valid:
+				res[i] = store.PutDeleted
+			default:
+				res[i] = store.PutUpdated
+			}
+		}
+		if len(puts) > 1 {
+			for i, p := range puts {
+				if exists[i] {
+					if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", p.User.ID, emailParking(p.User.ID)); err != nil {
+						return classify(err, "put user", true)
+					}
+				}
+			}
+		}
+		for i, p := range puts {
+			u := p.User
+			args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt),
+				u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)}
+			if exists[i] {
+				if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, created_at = @p5, updated_at = @p6,
+					deleted_at = @p7, ver_p = @p8, ver_f = @p9, name_at = @p10, email_at = @p11 WHERE id = @p1`, args...); err != nil {
+					return classify(err, "put user", true)
+				}
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
+				VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11)`, args...); err != nil {
+				return classify(err, "put user", true)
+			}
+			if err := db.advanceSequence(ctx, tx, domain.EntityUser, u.ID); err != nil {
+				return classify(err, "put user", true)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (db *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
+	u, err := scanUser(db.db.QueryRowContext(ctx, "SELECT "+userCols+" FROM dbo.users WHERE email_key = @p1 AND deleted_at IS NULL", domain.EmailKey(email)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, classify(err, "user by email", true)
+	}
+	return u, true, nil
 }

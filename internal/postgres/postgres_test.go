@@ -69,7 +69,7 @@ func TestUnreachable(t *testing.T) {
 		wantUnavailable(t, "create", err, true)
 		_, err = db.ListUsers(ctx, store.Page{})
 		wantUnavailable(t, "list", err, true)
-		_, err = db.PutProduct(ctx, domain.Product{ID: 1, Name: "a", Price: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, false)
+		_, err = db.PutProduct(ctx, domain.Product{ID: 1, Name: "a", Price: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil)
 		wantUnavailable(t, "put", err, true)
 		wantUnavailable(t, "migrate", db.Migrate(ctx), true)
 	})

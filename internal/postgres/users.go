@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -134,33 +135,77 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 // PutUser is a compare-and-set sync write; a duplicate live email key fails
 // the statement (Conflict) and the transaction rolls back: nothing changes.
 func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (store.PutResult, error) {
-	u.CreatedAt, u.UpdatedAt, u.DeletedAt = domain.Millis(u.CreatedAt), domain.Millis(u.UpdatedAt), millisPtr(u.DeletedAt)
-	u.NameAt, u.EmailAt = domain.Millis(u.NameAt), domain.Millis(u.EmailAt)
-	var res store.PutResult
-	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
-		exists, live, err := lockForPut(ctx, tx, "users", u.ID, expect)
-		if err != nil {
-			return err
-		}
-		res = putResult(exists, live, u.Deleted())
-		args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), u.CreatedAt, u.UpdatedAt, u.DeletedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt}
-		if exists {
-			_, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, email_key = $4, created_at = $5, updated_at = $6, deleted_at = $7,
-				ver_p = $8, ver_f = $9, name_at = $10, email_at = $11 WHERE id = $1`, args...)
-			return classify(err, "put user", true)
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`, args...)
-		if err != nil {
-			return classify(err, "put user", true)
-		}
-		if tag.RowsAffected() == 0 {
-			return changed("users", u.ID)
-		}
-		return classify(db.advanceSequence(ctx, tx, domain.EntityUser, u.ID), "put user", true)
-	})
+	res, err := db.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}})
 	if err != nil {
 		return "", err
 	}
+	return res[0], nil
+}
+
+// emailParking is an email key no real email has (no @): rows of a joint
+// put park their key there first, so a swap does not trip the unique index
+// on its way (PostgreSQL checks it per statement, not at commit).
+func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
+
+func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	res := make([]store.PutResult, len(puts))
+	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
+		exists := make([]bool, len(puts))
+		for i, p := range puts {
+			ex, live, err := lockForPut(ctx, tx, "users", p.User.ID, p.Expect)
+			if err != nil {
+				return err
+			}
+			exists[i], res[i] = ex, putResult(ex, live, p.User.Deleted())
+		}
+		if len(puts) > 1 {
+			for i, p := range puts {
+				if exists[i] {
+					if _, err := tx.Exec(ctx, "UPDATE users SET email_key = $2 WHERE id = $1", p.User.ID, emailParking(p.User.ID)); err != nil {
+						return classify(err, "put user", true)
+					}
+				}
+			}
+		}
+		for i, p := range puts {
+			u := p.User
+			u.CreatedAt, u.UpdatedAt, u.DeletedAt = domain.Millis(u.CreatedAt), domain.Millis(u.UpdatedAt), millisPtr(u.DeletedAt)
+			u.NameAt, u.EmailAt = domain.Millis(u.NameAt), domain.Millis(u.EmailAt)
+			args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), u.CreatedAt, u.UpdatedAt, u.DeletedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt}
+			if exists[i] {
+				if _, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, email_key = $4, created_at = $5, updated_at = $6, deleted_at = $7,
+					ver_p = $8, ver_f = $9, name_at = $10, email_at = $11 WHERE id = $1`, args...); err != nil {
+					return classify(err, "put user", true)
+				}
+				continue
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`, args...)
+			if err != nil {
+				return classify(err, "put user", true)
+			}
+			if tag.RowsAffected() == 0 {
+				return changed("users", u.ID)
+			}
+			if err := db.advanceSequence(ctx, tx, domain.EntityUser, u.ID); err != nil {
+				return classify(err, "put user", true)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+func (db *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, "SELECT "+userCols+" FROM users WHERE email_key = $1 AND deleted_at IS NULL", domain.EmailKey(email)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, classify(err, "user by email", true)
+	}
+	return u, true, nil
 }

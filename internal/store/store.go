@@ -52,6 +52,12 @@ type OutboxEntry struct {
 	SentAt    *time.Time // last time a message was enqueued for it; nil if never
 }
 
+// UserPut is one compare-and-set write of PutUsers.
+type UserPut struct {
+	User   domain.User
+	Expect *domain.Vector // nil: the row must be absent
+}
+
 // PutResult says what a sync write did to the target row.
 type PutResult string
 
@@ -103,6 +109,13 @@ type DB interface {
 	// PutUser is PutProduct for users; an email (by domain.EmailKey) held by
 	// another live user gives a Conflict error and changes nothing.
 	PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (PutResult, error)
+	// PutUsers applies several PutUser writes in one transaction, all or
+	// none; emails moving among them (a move or a swap) do not conflict
+	// with each other. Results are in the order of puts.
+	PutUsers(ctx context.Context, puts []UserPut) ([]PutResult, error)
+	// UserByEmail returns the live user whose email has email's
+	// domain.EmailKey; ok is false if none.
+	UserByEmail(ctx context.Context, email string) (u domain.User, ok bool, err error)
 	// IDs lists ids of the entity, tombstones included, > after, ascending.
 	IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error)
 
