@@ -203,7 +203,16 @@ func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error)
 
 func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
 	r.Entity, r.ID, r.At = m.Entity, m.ID, e.now()
+	if r.Status == StatusConflict {
+		e.o.Logger.Warn("sync conflict", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
+	}
 	if m.Run == "" {
+		if r.Status == StatusUnchanged {
+			// The real-time partition keeps one outcome per item and day; a
+			// duplicate message finding nothing to do must not overwrite
+			// what the item's previous message did (e.g. a conflict).
+			return nil
+		}
 		return e.rec.RecordRealtime(ctx, r)
 	}
 	// Only the first outcome of an item counts in its run: a redelivered

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -130,6 +131,7 @@ func TestChain(t *testing.T) {
 // private queues and the real tables.
 type env struct {
 	primary, fallback store.DB
+	primaryProxy      *testenv.Proxy // the primary is reached only through it
 	items, plans      *queue.Queue
 	rec               *table.Store
 	eng               *Engine
@@ -141,18 +143,16 @@ func newEnv(t testing.TB, o Options) *env {
 	conn := testenv.Storage(t)
 	e := &env{}
 	var err error
-	open := func(role store.Role) store.DB {
-		db, err := database.Open(ctx, testenv.CreateDatabase(t), role, database.Options{ConnectTimeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(db.Close)
-		if err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return db
+	e.fallback = openDB(t, testenv.CreateDatabase(t), store.RoleFallback)
+	raw := testenv.CreateDatabase(t)
+	openDB(t, raw, store.RolePrimary)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.primary, e.fallback = open(store.RolePrimary), open(store.RoleFallback)
+	e.primaryProxy = testenv.NewProxy(t, u.Host)
+	u.Host = e.primaryProxy.Addr()
+	e.primary = openDB(t, u.String(), store.RolePrimary)
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +180,20 @@ func newEnv(t testing.TB, o Options) *env {
 	}
 	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, o)
 	return e
+}
+
+// openDB opens and migrates a database.
+func openDB(t testing.TB, raw string, role store.Role) store.DB {
+	t.Helper()
+	db, err := database.Open(context.Background(), raw, role, database.Options{ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // drain receives every message on q and hands it to fn, deleting those fn
