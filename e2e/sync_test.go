@@ -216,7 +216,7 @@ func TestTargetDownDuringRun(t *testing.T) {
 	ctx := context.Background()
 	for i := int64(1); i <= 5; i += 2 {
 		now := domain.Millis(time.Now())
-		if _, err := s.primary.PutProduct(ctx, domain.Product{ID: i, Name: "p", Price: 100, CreatedAt: now, UpdatedAt: now}, false); err != nil {
+		if _, err := s.primary.PutProduct(ctx, domain.Product{ID: i, Name: "p", Price: 100, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
