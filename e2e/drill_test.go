@@ -77,7 +77,7 @@ func (r drillReport) String() string {
 	fmt.Fprintf(&b, "after the drill: outboxes empty in %s, full runs completed in %s\n", r.DrainTime.Round(time.Millisecond), r.ConvergeTime.Round(time.Millisecond))
 	fmt.Fprintf(&b, "rows compared: %d\n", r.ProductsAndIDs)
 	fmt.Fprintf(&b, "writes by a second instance on the other side during outages: %d\n", r.SecondInstance)
-	fmt.Fprintf(&b, "model check: %d rows checked, %d with an unanswered write (fields not checked), %d conflicts merged, violations: %d\n",
+	fmt.Fprintf(&b, "model check: %d rows checked, %d with an unanswered write (fields not checked), %d written on both sides, violations: %d\n",
 		r.Model.Checked, r.Model.Ambiguous, r.Model.Merged, len(r.Model.Violations))
 	for _, v := range r.Model.Violations {
 		fmt.Fprintf(&b, "  %s\n", v)
@@ -99,7 +99,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	failed := func(a ack) {
 		kind := "5xx or no answer"
 		if a.notFound {
-			kind = "404, not yet replicated"
+			kind = "404: deleted, or not yet replicated"
 		}
 		mu.Lock()
 		rep.Failed++
@@ -147,8 +147,9 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 				sleepCtx(ctx, 20*time.Millisecond)
 				continue
 			}
-			if a, ok := d.direct(db, sr, n, pool); ok {
-				record(a, true)
+			a, ok := d.direct(db, sr, n, pool)
+			record(a, ok)
+			if ok {
 				mu.Lock()
 				rep.SecondInstance++
 				mu.Unlock()
@@ -339,11 +340,16 @@ func (d drill) step(s *stack, r *rand.Rand, w, n int, pool *rows) (ack, bool) {
 	}
 }
 
-// direct is one write of the second instance, straight to db.
+// direct is one write of the second instance, straight to db. A failed
+// write is returned with its id (ambiguous unless the row was not found).
 func (d drill) direct(db store.DB, r *rand.Rand, n int, pool *rows) (ack, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	tag := fmt.Sprintf("x%s-%d", db.Role(), n)
+	failed := func(a ack, err error) (ack, bool) {
+		a.notFound = domain.IsKind(err, domain.KindNotFound)
+		return a, false
+	}
 	if r.IntN(4) == 0 {
 		id := pool.pick(r, domain.EntityUser)
 		if id == 0 {
@@ -352,7 +358,7 @@ func (d drill) direct(db store.DB, r *rand.Rand, n int, pool *rows) (ack, bool) 
 		name := "renamed " + tag
 		u, err := db.UpdateUser(ctx, id, domain.UserChange{Name: &name})
 		if err != nil {
-			return ack{}, false
+			return failed(ack{entity: domain.EntityUser, id: id}, err)
 		}
 		return ack{entity: domain.EntityUser, id: id, version: u.UpdatedAt, fields: map[string]string{"name": name}}, true
 	}
@@ -361,8 +367,8 @@ func (d drill) direct(db store.DB, r *rand.Rand, n int, pool *rows) (ack, bool) 
 		return ack{}, false
 	}
 	if r.IntN(8) == 0 {
-		if db.DeleteProduct(ctx, id) != nil {
-			return ack{}, false
+		if err := db.DeleteProduct(ctx, id); err != nil {
+			return failed(ack{entity: domain.EntityProduct, id: id, deleted: true}, err)
 		}
 		return ack{entity: domain.EntityProduct, id: id, deleted: true}, true
 	}
@@ -373,7 +379,7 @@ func (d drill) direct(db store.DB, r *rand.Rand, n int, pool *rows) (ack, bool) 
 	}
 	p, err := db.UpdateProduct(ctx, id, c)
 	if err != nil {
-		return ack{}, false
+		return failed(ack{entity: domain.EntityProduct, id: id}, err)
 	}
 	if v, ok := fields["price"]; ok {
 		fields["price"] = normPrice(v)
