@@ -365,7 +365,8 @@ func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutRe
 	res := make([]store.PutResult, len(puts))
 	err := db.inTx(ctx, "put user", func(tx *sql.Tx) error {
 		exists := make([]bool, len(puts))
-		for i, p := range puts {
+		for _, i := range store.LockOrder(puts) {
+			p := puts[i]
 			var (
 				ver         domain.Vector
 				prevDeleted sql.NullTime

@@ -151,7 +151,8 @@ func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutRe
 	res := make([]store.PutResult, len(puts))
 	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
 		exists := make([]bool, len(puts))
-		for i, p := range puts {
+		for _, i := range store.LockOrder(puts) {
+			p := puts[i]
 			ex, live, err := lockForPut(ctx, tx, "users", p.User.ID, p.Expect)
 			if err != nil {
 				return err

@@ -4,7 +4,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"errors"
 	"time"
 
@@ -56,6 +58,17 @@ type OutboxEntry struct {
 type UserPut struct {
 	User   domain.User
 	Expect *domain.Vector // nil: the row must be absent
+}
+
+// LockOrder returns the indexes of puts by ascending id: adapters lock the
+// rows of a joint put in this order, so two joint puts never deadlock.
+func LockOrder(puts []UserPut) []int {
+	idx := make([]int, len(puts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(puts[a].User.ID, puts[b].User.ID) })
+	return idx
 }
 
 // PutResult says what a sync write did to the target row.
