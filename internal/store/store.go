@@ -6,8 +6,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"slices"
 	"errors"
+	"slices"
 	"time"
 
 	"dualsync/internal/domain"
