@@ -16,7 +16,8 @@ const (
 func (e Entity) Valid() bool { return e == EntityProduct || e == EntityUser }
 
 // Product is a catalogue item. DeletedAt marks a tombstone: the API hides it,
-// sync carries it so that last-writer-wins never resurrects a deleted row.
+// sync carries it so that a delete travels like any change and wins over a
+// concurrent edit.
 type Product struct {
 	ID          int64
 	Name        string
