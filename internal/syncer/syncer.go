@@ -1,7 +1,8 @@
-// Package syncer keeps the two databases in step: it merges one item
-// (by version vector: copied when one side dominates, merged field by field when both changed), plans sync runs in pages of queue
-// messages, assembles run status from Table Storage, publishes changes after
-// commit and relays what the outbox still holds.
+// Package syncer keeps the two databases in step: it merges one item (by
+// version vector: copied when one side dominates, merged field by field
+// when both changed), plans sync runs in pages of queue messages, assembles
+// run status from Table Storage, publishes changes after commit and relays
+// what the outbox still holds.
 package syncer
 
 import (
