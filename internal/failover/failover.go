@@ -183,10 +183,14 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 	}
 	if errors.Is(err, context.DeadlineExceeded) && f.answers(ctx) {
 		// The primary is up but the call outlasted QueryTimeout (a lock
-		// wait, a slow statement): not an outage. Failing over would
-		// split writes between the databases for nothing; the client
-		// gets 503 and may retry.
-		return v, db, err
+		// wait, a slow statement): not an outage, so the breaker stays
+		// closed. A write answers 503 (redoing it on the fallback would
+		// split writes between the databases for nothing); a read may
+		// still be served by the fallback.
+		if write {
+			return v, db, err
+		}
+		return run(f.fallback)
 	}
 	f.open(err)
 	if !retryable(err) {
