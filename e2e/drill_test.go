@@ -178,7 +178,11 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	rep.Acked = len(acks)
+	for _, a := range acks {
+		if !a.ambiguous {
+			rep.Acked++
+		}
+	}
 
 	// Converge: the outboxes drain (real-time sync and the relay), then full
 	// runs repair anything else.
