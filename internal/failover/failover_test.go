@@ -290,9 +290,12 @@ func TestProbeWaitsForFallbackWrites(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	_, _ = f.ListProducts(ctx, store.Page{})
-	if st := f.State(); st != failover.BreakerDraining {
-		t.Fatalf("breaker %s with the write in the fallback's outbox, want draining", st)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the next probe to see the write in the outbox", func() bool {
+		_, _ = f.ListProducts(ctx, store.Page{})
+		st := f.State()
+		if st == failover.BreakerClosed {
+			t.Fatalf("breaker closed with the write in the fallback's outbox")
+		}
+		return st == failover.BreakerDraining
+	})
 }

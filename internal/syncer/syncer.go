@@ -7,6 +7,7 @@ package syncer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,7 +200,30 @@ func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error)
 	if fok {
 		fd = userDetail(f)
 	}
-	return table.Result{Status: StatusConflict, Detail: conflictDetail(pd, fd, nil), Version: maxTime(p.UpdatedAt, f.UpdatedAt)}, nil
+	// The other users holding this user's email, on the side each was to
+	// be copied to.
+	holders := map[string]any{}
+	for _, c := range []struct {
+		ok     bool
+		u      domain.User
+		target store.DB
+	}{{pok, p, e.fallback}, {fok, f, e.primary}} {
+		if !c.ok || c.u.Deleted() {
+			continue
+		}
+		h, ok, err := c.target.UserByEmail(ctx, c.u.Email)
+		if err != nil {
+			return table.Result{}, err
+		}
+		if ok && h.ID != id {
+			holders[string(c.target.Role())] = userDetail(h)
+		}
+	}
+	b, err := json.Marshal(map[string]any{"primary": pd, "fallback": fd, "emailHeldBy": holders})
+	if err != nil {
+		return table.Result{}, err
+	}
+	return table.Result{Status: StatusConflict, Detail: string(b), Version: maxTime(p.UpdatedAt, f.UpdatedAt)}, nil
 }
 
 func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {

@@ -377,7 +377,8 @@ func TestSyncItemUserEmailConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs) != 2 || rs[0].Reason == "" || !strings.Contains(rs[0].Detail, `"primary"`) || !strings.Contains(rs[1].Detail, "Bob") {
+	if len(rs) != 2 || rs[0].Reason == "" || !strings.Contains(rs[0].Detail, `"name":"Ann"`) || !strings.Contains(rs[0].Detail, `"name":"Bob"`) ||
+		!strings.Contains(rs[1].Detail, `"name":"Ann"`) || !strings.Contains(rs[1].Detail, `"name":"Bob"`) {
 		t.Errorf("conflict results = %+v, want 2 with reasons and both rows", rs)
 	}
 	for _, c := range []struct {
