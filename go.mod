@@ -13,6 +13,7 @@ require (
 	github.com/microsoft/go-mssqldb v1.11.2
 	github.com/rakyll/hey v0.1.5
 	github.com/robfig/cron/v3 v3.0.1
+	golang.org/x/text v0.43.0
 )
 
 require (
@@ -35,7 +36,6 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
 )
 
 tool github.com/rakyll/hey

@@ -23,7 +23,7 @@ func TestChaos(t *testing.T) {
 	fmt.Printf("chaos drill: seed %d, %d writers, %s, outages up to %s each\n", d.Seed, d.Writers, d.Duration, d.Outage)
 	rep := d.run(t, s)
 	fmt.Print(rep)
-	if len(rep.RowsDiffering) != 0 || len(rep.NotReached) != 0 {
-		t.Errorf("differing rows %v; acknowledged writes missing %v", rep.RowsDiffering, rep.NotReached)
+	if len(rep.RowsDiffering) != 0 || len(rep.NotReached) != 0 || len(rep.Model.Violations) != 0 {
+		t.Errorf("differing rows %v; acknowledged writes missing %v; model violations %v", rep.RowsDiffering, rep.NotReached, rep.Model.Violations)
 	}
 }

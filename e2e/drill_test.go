@@ -28,16 +28,22 @@ type drill struct {
 	Outage   time.Duration // how long each outage lasts (at most)
 }
 
-// ack is a write the API acknowledged: the row must end up in both
-// databases at this version or newer (a tombstone for a delete).
+// ack is a write the API (or a second instance) acknowledged: the row must
+// end up in both databases at this version or newer (a tombstone for a
+// delete), and its field values must obey the merge rules (see model).
 type ack struct {
 	entity  domain.Entity
 	id      int64
-	version time.Time // zero for a delete
+	version time.Time // the write's updatedAt; zero for a delete
 	deleted bool
+	fields  map[string]string // the fields the write set, to these values
 	// notFound marks a refused write that answered 404: expected while the
-	// primary is down, for rows it took that have not replicated yet.
+	// primary is down, for rows it took that have not replicated yet, and
+	// for rows deleted on the side that serves.
 	notFound bool
+	// ambiguous marks a write without an answer (5xx, transport error):
+	// it may or may not have been applied.
+	ambiguous bool
 }
 
 type drillReport struct {
@@ -47,6 +53,8 @@ type drillReport struct {
 	ReachedBoth    int
 	NotReached     []string
 	RowsDiffering  []string
+	Model          modelReport
+	SecondInstance int // writes made directly on the side the app could not reach
 	RunsCompleted  int
 	DrainTime      time.Duration // until both outboxes were empty
 	ConvergeTime   time.Duration // until both full runs completed
@@ -68,6 +76,12 @@ func (r drillReport) String() string {
 	}
 	fmt.Fprintf(&b, "after the drill: outboxes empty in %s, full runs completed in %s\n", r.DrainTime.Round(time.Millisecond), r.ConvergeTime.Round(time.Millisecond))
 	fmt.Fprintf(&b, "rows compared: %d\n", r.ProductsAndIDs)
+	fmt.Fprintf(&b, "writes by a second instance on the other side during outages: %d\n", r.SecondInstance)
+	fmt.Fprintf(&b, "model check: %d rows checked, %d with an unanswered write (fields not checked), %d written on both sides, violations: %d\n",
+		r.Model.Checked, r.Model.Ambiguous, r.Model.Merged, len(r.Model.Violations))
+	for _, v := range r.Model.Violations {
+		fmt.Fprintf(&b, "  %s\n", v)
+	}
 	fmt.Fprintf(&b, "rows differing: %d\n", len(r.RowsDiffering))
 	return b.String()
 }
@@ -85,7 +99,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	failed := func(a ack) {
 		kind := "5xx or no answer"
 		if a.notFound {
-			kind = "404, not yet replicated"
+			kind = "404: deleted, or not yet replicated"
 		}
 		mu.Lock()
 		rep.Failed++
@@ -95,24 +109,54 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 
 	ctx, cancel := context.WithTimeout(context.Background(), d.Duration)
 	defer cancel()
+	pool := &rows{}
+	record := func(a ack, ok bool) {
+		switch {
+		case ok:
+			mu.Lock()
+			acks = append(acks, a)
+			mu.Unlock()
+		case a.entity != "":
+			if a.id != 0 && !a.notFound {
+				a.ambiguous = true
+				mu.Lock()
+				acks = append(acks, a)
+				mu.Unlock()
+			}
+			failed(a)
+		}
+	}
 	var wg sync.WaitGroup
 	for w := range d.Writers {
 		wr := rand.New(rand.NewPCG(d.Seed+uint64(w)+1, 7))
 		wg.Go(func() {
-			var mine []int64 // live product ids this writer created
-			var users []int64
 			for n := 0; ctx.Err() == nil; n++ {
-				a, ok := d.step(s, wr, w, n, &mine, &users)
-				if ok {
-					mu.Lock()
-					acks = append(acks, a)
-					mu.Unlock()
-				} else if a.entity != "" {
-					failed(a)
-				}
+				record(d.step(s, wr, w, n, pool))
 			}
 		})
 	}
+	// A second instance whose breaker disagrees: while the app cannot reach
+	// one database, it writes the same rows there directly (the test's own
+	// connections bypass the proxies), so both sides change concurrently.
+	wg.Go(func() {
+		sr := rand.New(rand.NewPCG(d.Seed, 11))
+		for n := 0; ctx.Err() == nil; n++ {
+			part, _ := current.Load().(string)
+			db := map[string]store.DB{"primary": s.primary, "fallback": s.fallback}[part]
+			if db == nil {
+				sleepCtx(ctx, 20*time.Millisecond)
+				continue
+			}
+			a, ok := d.direct(db, sr, n, pool)
+			record(a, ok)
+			if ok {
+				mu.Lock()
+				rep.SecondInstance++
+				mu.Unlock()
+			}
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
+	})
 
 	// Outages in turn, in an order the seed picks.
 	parts := []string{"primary", "fallback", "azurite"}
@@ -134,7 +178,11 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	rep.Acked = len(acks)
+	for _, a := range acks {
+		if !a.ambiguous {
+			rep.Acked++
+		}
+	}
 
 	// Converge: the outboxes drain (real-time sync and the relay), then full
 	// runs repair anything else.
@@ -151,7 +199,11 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	p, f := takeSnapshot(t, s.primary), takeSnapshot(t, s.fallback)
 	rep.ProductsAndIDs = len(p)
 	rep.RowsDiffering = differing(p, f)
+	rep.Model = checkModel(t, s.primary, acks)
 	for _, a := range acks {
+		if a.ambiguous {
+			continue
+		}
 		if reached(t, s.primary, a) && reached(t, s.fallback, a) {
 			rep.ReachedBoth++
 		} else {
@@ -185,53 +237,166 @@ func (s *stack) breaker(part string) (down, up func()) {
 	}
 }
 
-// step makes one random write; ok reports an acknowledged write, and a
-// zero entity a step that sent nothing.
-func (d drill) step(s *stack, r *rand.Rand, w, n int, mine, users *[]int64) (ack, bool) {
-	pick := func(ids []int64) int64 { return ids[r.IntN(len(ids))] }
+// rows are the ids every writer picks from, so that writers (and the
+// second instance) change the same rows.
+type rows struct {
+	mu              sync.Mutex
+	products, users []int64
+}
+
+func (r *rows) add(e domain.Entity, id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e == domain.EntityProduct {
+		r.products = append(r.products, id)
+	} else {
+		r.users = append(r.users, id)
+	}
+}
+
+// pick returns a random id of e, or 0 if there is none yet.
+func (r *rows) pick(rng *rand.Rand, e domain.Entity) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.products
+	if e == domain.EntityUser {
+		ids = r.users
+	}
+	if len(ids) == 0 {
+		return 0
+	}
+	return ids[rng.IntN(len(ids))]
+}
+
+// patch is a random PATCH body for a product: one or two fields, values
+// unique to the write (so a field's change time always moves).
+func patch(r *rand.Rand, tag string) (string, map[string]string) {
+	f := map[string]string{}
+	switch r.IntN(3) {
+	case 0:
+		f["name"] = "n " + tag
+	case 1:
+		f["description"] = "d " + tag
+	default:
+		f["price"] = fmt.Sprintf("%d.%02d", r.IntN(1000), r.IntN(100))
+	}
+	if r.IntN(3) == 0 {
+		f["description"] = "d2 " + tag
+	}
+	b, _ := json.Marshal(f)
+	return string(b), f
+}
+
+// step makes one random write through the API; ok reports an acknowledged
+// write, and a zero entity a step that sent nothing. Deleted rows stay in
+// the pool: editing them again is part of the drill (404, or a concurrent
+// edit on a stale side, which the delete must win).
+func (d drill) step(s *stack, r *rand.Rand, w, n int, pool *rows) (ack, bool) {
+	tag := fmt.Sprintf("%d-%d", w, n)
 	switch x := r.IntN(100); {
-	case x < 35 || len(*mine) == 0:
+	case x < 25 || pool.pick(r, domain.EntityProduct) == 0:
 		var p apiProduct
-		code, body := s.write("POST", "/api/products", fmt.Sprintf(`{"name":"w%d-%d","price":"%d.%02d"}`, w, n, r.IntN(1000), r.IntN(100)), &p)
+		name, price := "w"+tag, fmt.Sprintf("%d.%02d", r.IntN(1000), r.IntN(100))
+		code, body := s.write("POST", "/api/products", fmt.Sprintf(`{"name":%q,"price":%q}`, name, price), &p)
 		if code != http.StatusCreated {
 			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
 		}
-		*mine = append(*mine, p.ID)
-		return ack{entity: domain.EntityProduct, id: p.ID, version: parseTime(body.UpdatedAt)}, true
+		pool.add(domain.EntityProduct, p.ID)
+		return ack{entity: domain.EntityProduct, id: p.ID, version: parseTime(body.UpdatedAt),
+			fields: map[string]string{"name": name, "price": body.Price, "description": ""}}, true
 	case x < 70:
-		id := pick(*mine)
+		id := pool.pick(r, domain.EntityProduct)
+		body, fields := patch(r, tag)
 		var p apiProduct
-		code, body := s.write("PATCH", fmt.Sprintf("/api/products/%d", id), fmt.Sprintf(`{"description":"edit %d-%d"}`, w, n), &p)
+		code, got := s.write("PATCH", fmt.Sprintf("/api/products/%d", id), body, &p)
 		if code != http.StatusOK {
-			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
+			return ack{entity: domain.EntityProduct, id: id, notFound: code == http.StatusNotFound}, false
 		}
-		return ack{entity: domain.EntityProduct, id: id, version: parseTime(body.UpdatedAt)}, true
-	case x < 82:
-		i := r.IntN(len(*mine))
-		id := (*mine)[i]
+		if v, ok := fields["price"]; ok {
+			fields["price"] = normPrice(v)
+		}
+		return ack{entity: domain.EntityProduct, id: id, version: parseTime(got.UpdatedAt), fields: fields}, true
+	case x < 80:
+		id := pool.pick(r, domain.EntityProduct)
 		code, _ := s.write("DELETE", fmt.Sprintf("/api/products/%d", id), "", nil)
 		if code != http.StatusNoContent {
-			return ack{entity: domain.EntityProduct, notFound: code == http.StatusNotFound}, false
+			return ack{entity: domain.EntityProduct, id: id, deleted: true, notFound: code == http.StatusNotFound}, false
 		}
-		*mine = append((*mine)[:i], (*mine)[i+1:]...)
 		return ack{entity: domain.EntityProduct, id: id, deleted: true}, true
-	case x < 92 || len(*users) == 0:
-		var u apiProduct // same id/updatedAt fields
-		code, body := s.write("POST", "/api/users", fmt.Sprintf(`{"name":"u%d-%d","email":"w%d-%d-%d@example.com"}`, w, n, w, n, d.Seed), &u)
+	case x < 90 || pool.pick(r, domain.EntityUser) == 0:
+		var u apiProduct // same id/name/updatedAt fields
+		name := "u" + tag
+		code, body := s.write("POST", "/api/users", fmt.Sprintf(`{"name":%q,"email":"w%s-%d@example.com"}`, name, tag, d.Seed), &u)
 		if code != http.StatusCreated {
 			return ack{entity: domain.EntityUser, notFound: code == http.StatusNotFound}, false
 		}
-		*users = append(*users, u.ID)
-		return ack{entity: domain.EntityUser, id: u.ID, version: parseTime(body.UpdatedAt)}, true
+		pool.add(domain.EntityUser, u.ID)
+		return ack{entity: domain.EntityUser, id: u.ID, version: parseTime(body.UpdatedAt), fields: map[string]string{"name": name}}, true
 	default:
-		id := pick(*users)
+		id := pool.pick(r, domain.EntityUser)
+		name := "renamed " + tag
 		var u apiProduct
-		code, body := s.write("PATCH", fmt.Sprintf("/api/users/%d", id), fmt.Sprintf(`{"name":"renamed %d-%d"}`, w, n), &u)
+		code, body := s.write("PATCH", fmt.Sprintf("/api/users/%d", id), fmt.Sprintf(`{"name":%q}`, name), &u)
 		if code != http.StatusOK {
-			return ack{entity: domain.EntityUser, notFound: code == http.StatusNotFound}, false
+			return ack{entity: domain.EntityUser, id: id, notFound: code == http.StatusNotFound}, false
 		}
-		return ack{entity: domain.EntityUser, id: id, version: parseTime(body.UpdatedAt)}, true
+		return ack{entity: domain.EntityUser, id: id, version: parseTime(body.UpdatedAt), fields: map[string]string{"name": name}}, true
 	}
+}
+
+// direct is one write of the second instance, straight to db. A failed
+// write is returned with its id (ambiguous unless the row was not found).
+func (d drill) direct(db store.DB, r *rand.Rand, n int, pool *rows) (ack, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tag := fmt.Sprintf("x%s-%d", db.Role(), n)
+	failed := func(a ack, err error) (ack, bool) {
+		a.notFound = domain.IsKind(err, domain.KindNotFound)
+		return a, false
+	}
+	if r.IntN(4) == 0 {
+		id := pool.pick(r, domain.EntityUser)
+		if id == 0 {
+			return ack{}, false
+		}
+		name := "renamed " + tag
+		u, err := db.UpdateUser(ctx, id, domain.UserChange{Name: &name})
+		if err != nil {
+			return failed(ack{entity: domain.EntityUser, id: id}, err)
+		}
+		return ack{entity: domain.EntityUser, id: id, version: u.UpdatedAt, fields: map[string]string{"name": name}}, true
+	}
+	id := pool.pick(r, domain.EntityProduct)
+	if id == 0 {
+		return ack{}, false
+	}
+	if r.IntN(8) == 0 {
+		if err := db.DeleteProduct(ctx, id); err != nil {
+			return failed(ack{entity: domain.EntityProduct, id: id, deleted: true}, err)
+		}
+		return ack{entity: domain.EntityProduct, id: id, deleted: true}, true
+	}
+	body, fields := patch(r, tag)
+	c, err := domain.DecodeProduct([]byte(body), domain.ModePatch)
+	if err != nil {
+		return ack{}, false
+	}
+	p, err := db.UpdateProduct(ctx, id, c)
+	if err != nil {
+		return failed(ack{entity: domain.EntityProduct, id: id}, err)
+	}
+	if v, ok := fields["price"]; ok {
+		fields["price"] = normPrice(v)
+	}
+	return ack{entity: domain.EntityProduct, id: id, version: p.UpdatedAt, fields: fields}, true
+}
+
+func normPrice(s string) string {
+	m, err := domain.ParseMoney(s)
+	if err != nil {
+		return s
+	}
+	return m.String()
 }
 
 // write sends one API write; any transport error or 5xx counts as not
@@ -304,6 +469,9 @@ func TestConvergence(t *testing.T) {
 			if len(rep.RowsDiffering) != 0 {
 				t.Errorf("rows differing: %v", rep.RowsDiffering)
 			}
+			if len(rep.Model.Violations) != 0 || rep.Model.Checked == 0 {
+				t.Errorf("model check: %+v", rep.Model)
+			}
 			if len(rep.NotReached) != 0 {
 				t.Errorf("acknowledged writes missing from a database: %v", rep.NotReached)
 			}
@@ -312,4 +480,117 @@ func TestConvergence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// modelReport is the outcome of checking the final rows against the merge
+// rules.
+type modelReport struct {
+	Checked, Ambiguous, Merged int
+	Violations                 []string
+}
+
+// checkModel checks every row an acknowledged write touched against a model
+// of the merge rules, independent of the sync code:
+//   - a row with an acknowledged delete is a tombstone (a delete wins over
+//     any concurrent edit), and a row nobody tried to delete is live;
+//   - each field holds the value of the acknowledged write that set it
+//     last, by the write's time (field-by-field merge: concurrent edits of
+//     different fields both survive; of the same field, the later wins).
+//
+// A row with an unanswered write (which may or may not have applied) is
+// checked for deletes only.
+func checkModel(t *testing.T, db store.DB, acks []ack) modelReport {
+	t.Helper()
+	type key struct {
+		e  domain.Entity
+		id int64
+	}
+	type latest struct {
+		at     time.Time
+		values map[string]bool
+	}
+	type rowModel struct {
+		deleted, mayDelete, ambiguous bool
+		fields                        map[string]*latest
+	}
+	model := map[key]*rowModel{}
+	for _, a := range acks {
+		k := key{a.entity, a.id}
+		m := model[k]
+		if m == nil {
+			m = &rowModel{fields: map[string]*latest{}}
+			model[k] = m
+		}
+		switch {
+		case a.ambiguous && a.deleted:
+			m.mayDelete = true
+		case a.ambiguous:
+			m.ambiguous = true
+		case a.deleted:
+			m.deleted = true
+		}
+		if a.ambiguous {
+			continue
+		}
+		for f, v := range a.fields {
+			l := m.fields[f]
+			switch {
+			case l == nil || a.version.After(l.at):
+				m.fields[f] = &latest{at: a.version, values: map[string]bool{v: true}}
+			case a.version.Equal(l.at):
+				l.values[v] = true // same millisecond on both sides: either may win
+			}
+		}
+	}
+	var rep modelReport
+	ctx := context.Background()
+	for k, m := range model {
+		var (
+			values  map[string]string
+			deleted bool
+			ver     domain.Vector
+			ok      bool
+			err     error
+		)
+		if k.e == domain.EntityProduct {
+			var p domain.Product
+			p, ok, err = db.LoadProduct(ctx, k.id)
+			values = map[string]string{"name": p.Name, "description": p.Description, "price": p.Price.String()}
+			deleted, ver = p.Deleted(), p.Ver
+		} else {
+			var u domain.User
+			u, ok, err = db.LoadUser(ctx, k.id)
+			values = map[string]string{"name": u.Name}
+			deleted, ver = u.Deleted(), u.Ver
+		}
+		if err != nil {
+			t.Fatalf("load %s %d: %v", k.e, k.id, err)
+		}
+		rep.Checked++
+		if ver.P > 0 && ver.F > 0 {
+			rep.Merged++ // written on both sides at some point
+		}
+		name := fmt.Sprintf("%s %d", k.e, k.id)
+		switch {
+		case !ok:
+			rep.Violations = append(rep.Violations, name+": missing")
+			continue
+		case m.deleted && !deleted:
+			rep.Violations = append(rep.Violations, name+": an acknowledged delete was undone")
+		case !m.deleted && !m.mayDelete && deleted:
+			rep.Violations = append(rep.Violations, name+": deleted, but nobody deleted it")
+		}
+		if m.ambiguous {
+			rep.Ambiguous++
+			continue
+		}
+		for f, l := range m.fields {
+			if !l.values[values[f]] {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("%s: %s = %q, want the last acknowledged value %v (at %s)",
+					name, f, values[f], l.values, domain.FormatTime(l.at)))
+			}
+		}
+	}
+	sort.Strings(rep.Violations)
+	return rep
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -216,7 +217,7 @@ func TestTargetDownDuringRun(t *testing.T) {
 	ctx := context.Background()
 	for i := int64(1); i <= 5; i += 2 {
 		now := domain.Millis(time.Now())
-		if _, err := s.primary.PutProduct(ctx, domain.Product{ID: i, Name: "p", Price: 100, CreatedAt: now, UpdatedAt: now}, false); err != nil {
+		if _, err := s.primary.PutProduct(ctx, domain.Product{ID: i, Name: "p", Price: 100, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -238,3 +239,52 @@ func TestTargetDownDuringRun(t *testing.T) {
 		t.Errorf("repair run = %+v", st.CustomStatus)
 	}
 }
+
+// Two people sign up with one address, one in each database. Through the
+// real queue and poison handler: each user's message is retried, then
+// recorded as a conflict with both rows, and the outboxes are acknowledged
+// so failback is not held forever; both users stay as they were.
+func TestEmailClashEndsAsConflict(t *testing.T) {
+	s := startStack(t, map[string]string{"AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "2"})
+	ctx := context.Background()
+	a, err := s.primary.CreateUser(ctx, domain.UserChange{Name: ptr("Ann"), Email: ptr("same@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.fallback.CreateUser(ctx, domain.UserChange{Name: ptr("Bob"), Email: ptr("ＳＡＭＥ@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOutboxes(t, s, 90*time.Second) // the relay sends both; retries, then the poison handler acknowledges
+	var page struct {
+		Items []struct {
+			ID     int64           `json:"id"`
+			Entity string          `json:"entity"`
+			Status string          `json:"status"`
+			Reason string          `json:"reason"`
+			Detail json.RawMessage `json:"detail"`
+		} `json:"items"`
+	}
+	part := "realtime-" + time.Now().UTC().Format("20060102")
+	if code, _ := s.call("GET", "/api/product-sync/"+part+"/results?status=conflict", "", &page); code != http.StatusOK {
+		t.Fatalf("results: %d", code)
+	}
+	found := map[int64]bool{}
+	for _, it := range page.Items {
+		if it.Entity == "user" && (it.ID == a.ID || it.ID == b.ID) && strings.Contains(it.Reason, "conflict") &&
+			strings.Contains(string(it.Detail), `"name":"Ann"`) && strings.Contains(string(it.Detail), `"name":"Bob"`) {
+			found[it.ID] = true
+		}
+	}
+	if !found[a.ID] || !found[b.ID] {
+		t.Fatalf("conflict results = %+v, want users %d and %d", page.Items, a.ID, b.ID)
+	}
+	if got, err := s.primary.GetUser(ctx, a.ID); err != nil || got.Email != a.Email {
+		t.Errorf("primary user %d = %+v, %v", a.ID, got, err)
+	}
+	if got, err := s.fallback.GetUser(ctx, b.ID); err != nil || got.Email != b.Email {
+		t.Errorf("fallback user %d = %+v, %v", b.ID, got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

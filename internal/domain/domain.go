@@ -16,7 +16,8 @@ const (
 func (e Entity) Valid() bool { return e == EntityProduct || e == EntityUser }
 
 // Product is a catalogue item. DeletedAt marks a tombstone: the API hides it,
-// sync carries it so that last-writer-wins never resurrects a deleted row.
+// sync carries it so that a delete travels like any change and wins over a
+// concurrent edit.
 type Product struct {
 	ID          int64
 	Name        string
@@ -25,6 +26,11 @@ type Product struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	DeletedAt   *time.Time
+
+	// Sync metadata, never shown by the API: the version vector and when
+	// each field last changed (field-by-field merge of concurrent edits).
+	Ver                            Vector
+	NameAt, DescriptionAt, PriceAt time.Time
 }
 
 // User is an account; Email is unique among live users, ignoring case.
@@ -35,6 +41,10 @@ type User struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	DeletedAt *time.Time
+
+	// Sync metadata, as for Product.
+	Ver             Vector
+	NameAt, EmailAt time.Time
 }
 
 // Deleted reports whether the product is a tombstone.
@@ -65,6 +75,22 @@ func (c ProductChange) Apply(p Product) Product {
 	return p
 }
 
+// ApplyAt returns p with the change's fields set, and the change time of
+// each field whose value actually changed set to at.
+func (c ProductChange) ApplyAt(p Product, at time.Time) Product {
+	q := c.Apply(p)
+	if q.Name != p.Name || p.NameAt.IsZero() {
+		q.NameAt = at
+	}
+	if q.Description != p.Description || p.DescriptionAt.IsZero() {
+		q.DescriptionAt = at
+	}
+	if q.Price != p.Price || p.PriceAt.IsZero() {
+		q.PriceAt = at
+	}
+	return q
+}
+
 // UserChange is a validated create, replace or patch of a user.
 type UserChange struct {
 	Name  *string
@@ -80,4 +106,27 @@ func (c UserChange) Apply(u User) User {
 		u.Email = *c.Email
 	}
 	return u
+}
+
+// ApplyAt is ProductChange.ApplyAt for users.
+func (c UserChange) ApplyAt(u User, at time.Time) User {
+	v := c.Apply(u)
+	if v.Name != u.Name || u.NameAt.IsZero() {
+		v.NameAt = at
+	}
+	if v.Email != u.Email || u.EmailAt.IsZero() {
+		v.EmailAt = at
+	}
+	return v
+}
+
+// Bump returns v with the entry of the side that writes (primary or not)
+// incremented: every API write counts once on its own side.
+func (v Vector) Bump(primary bool) Vector {
+	if primary {
+		v.P++
+	} else {
+		v.F++
+	}
+	return v
 }

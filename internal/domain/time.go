@@ -19,7 +19,8 @@ type Clock func() time.Time
 
 // NextVersion returns the updatedAt for a change to a row last updated at
 // prev: now, but always at least one millisecond after prev, so that two
-// changes of one row never share a timestamp and last-writer-wins stays exact.
+// changes of one row never share a timestamp and a field changed later always
+// has the later change time (the field-by-field merge relies on it).
 func NextVersion(now, prev time.Time) time.Time {
 	now = Millis(now)
 	if !now.After(prev) {

@@ -138,6 +138,9 @@ func DecodeUser(body []byte, mode Mode) (UserChange, error) {
 			if s, ok := stringField(raw, key, errs); ok {
 				f.Email, c.Email = strings.TrimSpace(s), &f.Email
 				present = append(present, key)
+				if !emailKeyFits(f.Email) {
+					errs[key] = "must be at most 254 characters once normalised"
+				}
 			}
 		default:
 			unknownField(key, errs)

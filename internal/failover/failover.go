@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -21,8 +22,10 @@ type Options struct {
 	Cooldown     time.Duration
 	Logger       *slog.Logger
 	// OnChange, if set, is called after an API write commits, with the
-	// database that took it; the sync engine publishes the change from there.
-	OnChange func(ctx context.Context, db store.DB, e domain.Entity, id int64, version time.Time)
+	// database that took it and that database's entry of the row's version
+	// vector after the write (store.Own; math.MaxInt64 for a delete, the
+	// row's last API write); the sync engine publishes the change from there.
+	OnChange func(ctx context.Context, db store.DB, e domain.Entity, id int64, counter int64)
 }
 
 // Breaker states.
@@ -41,6 +44,11 @@ type Failover struct {
 	state     string
 	lastProbe time.Time
 	probing   bool
+	// Writes this process sends to the fallback while the breaker is not
+	// closed: in flight now, and finished in total. The probe closes only
+	// if none was in flight and none finished while it read the outbox
+	// depth, so no write admitted during the probe is left unsynced.
+	fbWrites, fbWritesDone int64
 }
 
 // New wraps primary and fallback; the breaker starts closed.
@@ -76,30 +84,54 @@ func (f *Failover) open(err error) {
 
 // usePrimary reports whether calls should go to the primary, probing it when
 // the breaker has been open for Cooldown. Only one caller probes at a time.
-func (f *Failover) usePrimary(ctx context.Context) bool {
+// A write routed to the fallback is counted (done must be called when it
+// ends) so that the probe cannot close the breaker under it.
+func (f *Failover) usePrimary(ctx context.Context, write bool) (primary bool, done func()) {
+	noop := func() {}
 	f.mu.Lock()
 	if f.state == BreakerClosed {
 		f.mu.Unlock()
-		return true
+		return true, noop
+	}
+	fallbackWrite := func() func() {
+		if !write {
+			return noop
+		}
+		f.fbWrites++
+		return func() {
+			f.mu.Lock()
+			f.fbWrites--
+			f.fbWritesDone++
+			f.mu.Unlock()
+		}
 	}
 	if f.probing || time.Since(f.lastProbe) < f.o.Cooldown {
-		f.mu.Unlock()
-		return false
+		defer f.mu.Unlock()
+		return false, fallbackWrite()
 	}
 	f.probing = true
+	before := f.fbWritesDone
 	f.mu.Unlock()
 
 	next := f.probe(ctx)
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if next == BreakerClosed && (f.fbWrites != 0 || f.fbWritesDone != before) {
+		// A fallback write was in flight or committed after the depth was
+		// read: its outbox entry may not have been counted.
+		next = BreakerDraining
+	}
 	f.probing = false
 	f.lastProbe = time.Now()
 	if next != f.state {
 		f.o.Logger.Info("breaker state changed", "from", f.state, "to", next)
 	}
 	f.state = next
-	return next == BreakerClosed
+	if next == BreakerClosed {
+		return true, noop
+	}
+	return false, fallbackWrite()
 }
 
 // probe decides the next state: closed only if the primary answers and the
@@ -132,8 +164,10 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 		return err != nil && domain.IsKind(err, domain.KindUnavailable) && ctx.Err() == nil &&
 			(!write || errors.Is(err, store.ErrUnreached))
 	}
-	if !f.usePrimary(ctx) {
+	usePrimary, done := f.usePrimary(ctx, write)
+	if !usePrimary {
 		v, db, err := run(f.fallback)
+		done()
 		if !retryable(err) {
 			return v, db, err
 		}
@@ -147,6 +181,17 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 	if err == nil || !domain.IsKind(err, domain.KindUnavailable) || ctx.Err() != nil {
 		return v, db, err
 	}
+	if errors.Is(err, context.DeadlineExceeded) && f.answers(ctx) {
+		// The primary is up but the call outlasted QueryTimeout (a lock
+		// wait, a slow statement): not an outage, so the breaker stays
+		// closed. A write answers 503 (redoing it on the fallback would
+		// split writes between the databases for nothing); a read may
+		// still be served by the fallback.
+		if write {
+			return v, db, err
+		}
+		return run(f.fallback)
+	}
 	// A busy primary (at its connection or request limit) is up: this call
 	// may go to the fallback, but the breaker stays closed, or load alone
 	// would send every call there until the fallback's outbox drained.
@@ -159,29 +204,41 @@ func call[T any](ctx context.Context, f *Failover, write bool, op func(context.C
 	return run(f.fallback)
 }
 
+// answers reports whether the primary answers a trivial query now.
+func (f *Failover) answers(ctx context.Context) bool {
+	c, cancel := context.WithTimeout(ctx, min(f.o.QueryTimeout, time.Second))
+	defer cancel()
+	return f.primary.Ping(c) == nil
+}
+
 func read[T any](ctx context.Context, f *Failover, op func(context.Context, store.DB) (T, error)) (T, error) {
 	v, _, err := call(ctx, f, false, op)
 	return v, err
 }
 
 // write runs a write and, once it has committed, reports the change.
-func write[T any](ctx context.Context, f *Failover, e domain.Entity, id func(T) int64, version func(T) time.Time, op func(context.Context, store.DB) (T, error)) (T, error) {
+func write[T any](ctx context.Context, f *Failover, e domain.Entity, id func(T) int64, ver func(T) domain.Vector, op func(context.Context, store.DB) (T, error)) (T, error) {
 	v, db, err := call(ctx, f, true, op)
 	if err == nil && f.o.OnChange != nil {
-		f.o.OnChange(ctx, db, e, id(v), version(v))
+		counter := int64(math.MaxInt64)
+		if ver != nil {
+			counter = store.Own(db.Role(), ver(v))
+		}
+		f.o.OnChange(ctx, db, e, id(v), counter)
 	}
 	return v, err
 }
 
-func productID(p domain.Product) int64          { return p.ID }
-func productVersion(p domain.Product) time.Time { return p.UpdatedAt }
-func userID(u domain.User) int64                { return u.ID }
-func userVersion(u domain.User) time.Time       { return u.UpdatedAt }
+func productID(p domain.Product) int64              { return p.ID }
+func productVersion(p domain.Product) domain.Vector { return p.Ver }
+func userID(u domain.User) int64                    { return u.ID }
+func userVersion(u domain.User) domain.Vector       { return u.Ver }
 
-// remove runs a delete; its new version is not returned, so the change is
-// reported with a zero version (the publisher then covers up to now).
+// remove runs a delete. Its vector is not returned; a delete is the row's
+// last API write on that database (a tombstone cannot be edited), so the
+// change covers every entry of the item there.
 func remove(ctx context.Context, f *Failover, e domain.Entity, id int64, op func(context.Context, store.DB) error) error {
-	_, err := write(ctx, f, e, func(struct{}) int64 { return id }, func(struct{}) time.Time { return time.Time{} },
+	_, err := write(ctx, f, e, func(struct{}) int64 { return id }, nil,
 		func(c context.Context, db store.DB) (struct{}, error) { return struct{}{}, op(c, db) })
 	return err
 }

@@ -127,7 +127,7 @@ func TestCutAndFailback(t *testing.T) {
 		t.Fatalf("pending = %v, %v", pending, err)
 	}
 	for _, e := range pending {
-		if err := fallback.AckOutbox(ctx, e.Entity, e.ID, e.Version); err != nil {
+		if err := fallback.AckOutbox(ctx, e.Entity, e.ID, e.Counter); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +171,7 @@ func TestFallbackDownWhileDraining(t *testing.T) {
 	var changes []changed
 	f := failover.New(primary, fallback, failover.Options{
 		QueryTimeout: 3 * time.Second, Cooldown: 100 * time.Millisecond,
-		OnChange: func(_ context.Context, db store.DB, _ domain.Entity, id int64, _ time.Time) {
+		OnChange: func(_ context.Context, db store.DB, _ domain.Entity, id int64, _ int64) {
 			changes = append(changes, changed{db.Role(), id})
 		},
 	})
@@ -235,4 +235,106 @@ func TestBusyPrimaryKeepsBreakerClosed(t *testing.T) {
 	if s := f.State(); s != failover.BreakerClosed {
 		t.Fatalf("breaker %s after a busy primary, want closed", s)
 	}
+}
+
+// A primary that answers but holds a row lock past QueryTimeout is slow, not
+// down: the write fails (503) and is not redone on the fallback, and the
+// breaker stays closed (issue 15: a lock wait counted as "unreached" split
+// writes between the databases).
+func TestLockWaitIsNotAnOutage(t *testing.T) {
+	ctx := context.Background()
+	raw := testenv.CreateDatabase(t)
+	primary := open(t, raw, store.RolePrimary, true)
+	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
+	var changes int
+	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 500 * time.Millisecond, Cooldown: time.Hour,
+		OnChange: func(context.Context, store.DB, domain.Entity, int64, int64) { changes++ }})
+	p, err := f.CreateProduct(ctx, change("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another session holds the row's lock.
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM products WHERE id = $1 FOR UPDATE", p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.UpdateProduct(ctx, p.ID, domain.ProductChange{Name: ptr("b")})
+	if !domain.IsKind(err, domain.KindUnavailable) {
+		t.Fatalf("update under a held lock: %v, want unavailable", err)
+	}
+	if st := f.State(); st != failover.BreakerClosed {
+		t.Errorf("breaker %s after a lock wait, want closed", st)
+	}
+	if d, _ := fallback.OutboxDepth(ctx); d != 0 || changes != 1 {
+		t.Errorf("fallback outbox depth %d, changes %d: the write was redone elsewhere", d, changes)
+	}
+	if ids, _ := fallback.IDs(ctx, domain.EntityProduct, 0, 10); len(ids) != 0 {
+		t.Errorf("fallback holds %v", ids)
+	}
+}
+
+// gatedDB is a real database whose CreateProduct waits for a signal before
+// it starts, to hold a write in flight at a chosen moment.
+type gatedDB struct {
+	store.DB
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedDB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.DB.CreateProduct(ctx, c)
+}
+
+// The failback probe must not close the breaker while a write it admitted
+// to the fallback is still in flight: that write's outbox entry would be
+// missed and reads on the primary would not see it (issue 15, item 1).
+func TestProbeWaitsForFallbackWrites(t *testing.T) {
+	ctx := context.Background()
+	primary, pp := proxied(t, store.RolePrimary)
+	fb := &gatedDB{DB: open(t, testenv.CreateDatabase(t), store.RoleFallback, true), entered: make(chan struct{}), gate: make(chan struct{})}
+	f := failover.New(primary, fb, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: 50 * time.Millisecond})
+	pp.Cut()
+	if _, err := f.ListProducts(ctx, store.Page{}); err != nil {
+		t.Fatal(err) // opens the breaker, served by the fallback
+	}
+	if f.State() != failover.BreakerOpen {
+		t.Fatalf("breaker %s, want open", f.State())
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.CreateProduct(ctx, change("in flight"))
+		done <- err
+	}()
+	<-fb.entered // the write is admitted to the fallback, not yet committed
+	pp.Restore()
+	time.Sleep(100 * time.Millisecond) // past Cooldown: the next call probes
+	if _, err := f.ListProducts(ctx, store.Page{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.State(); st == failover.BreakerClosed {
+		t.Fatalf("the probe closed the breaker with a fallback write in flight")
+	}
+	close(fb.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the next probe to see the write in the outbox", func() bool {
+		_, _ = f.ListProducts(ctx, store.Page{})
+		st := f.State()
+		if st == failover.BreakerClosed {
+			t.Fatalf("breaker closed with the write in the fallback's outbox")
+		}
+		return st == failover.BreakerDraining
+	})
 }

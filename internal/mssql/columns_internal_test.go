@@ -22,7 +22,9 @@ func schemaColumns(t *testing.T) map[string]string {
 	createTable := regexp.MustCompile(`(?is)CREATE\s+TABLE\s+dbo\.(\w+)\s*\((.*?)\n\);`)
 	columnDef := regexp.MustCompile(`(?m)^\s*(\w+)\s+([A-Za-z]+(?:\s*\([^)]*\))?)`)
 	alter := regexp.MustCompile(`(?i)ALTER\s+TABLE\s+dbo\.(\w+)\s+ALTER\s+COLUMN\s+(\w+)\s+([A-Za-z]+(?:\s*\([^)]*\))?)`)
-	addCol := regexp.MustCompile(`(?i)ALTER\s+TABLE\s+dbo\.(\w+)\s+ADD\s+(\w+)\s+([A-Za-z]+(?:\s*\([^)]*\))?)`)
+	// ADD takes one column or a comma-separated list, up to the statement's end.
+	addCols := regexp.MustCompile(`(?is)ALTER\s+TABLE\s+dbo\.(\w+)\s+ADD\s+(.*?)(?:;|\nGO\b)`)
+	dropCol := regexp.MustCompile(`(?i)ALTER\s+TABLE\s+dbo\.(\w+)\s+DROP\s+COLUMN\s+(\w+)`)
 	cols := map[string]string{}
 	for _, name := range names {
 		body, err := migrations.ReadFile(name)
@@ -38,10 +40,18 @@ func schemaColumns(t *testing.T) map[string]string {
 				cols[m[1]+"."+c[1]] = strings.ToUpper(c[2])
 			}
 		}
-		for _, re := range []*regexp.Regexp{alter, addCol} {
-			for _, m := range re.FindAllStringSubmatch(text, -1) {
-				cols[m[1]+"."+m[2]] = strings.ToUpper(m[3])
+		for _, m := range addCols.FindAllStringSubmatch(text, -1) {
+			for _, def := range strings.Split(m[2], ",") {
+				if c := columnDef.FindStringSubmatch(def); c != nil {
+					cols[m[1]+"."+c[1]] = strings.ToUpper(c[2])
+				}
 			}
+		}
+		for _, m := range alter.FindAllStringSubmatch(text, -1) {
+			cols[m[1]+"."+m[2]] = strings.ToUpper(m[3])
+		}
+		for _, m := range dropCol.FindAllStringSubmatch(text, -1) {
+			delete(cols, m[1]+"."+m[2])
 		}
 	}
 	return cols
@@ -54,7 +64,7 @@ func schemaColumns(t *testing.T) map[string]string {
 // compares with a parameter must be one the migrations create.
 func TestColumnTypesMatchParameters(t *testing.T) {
 	cols := schemaColumns(t)
-	for _, want := range []string{"outbox.entity", "users.email", "products.name", "outbox.version"} {
+	for _, want := range []string{"outbox.entity", "users.email", "products.name", "outbox.counter", "users.email_key"} {
 		if _, ok := cols[want]; !ok {
 			t.Fatalf("the schema model lacks %s (parser out of step with the migrations): %v", want, cols)
 		}
@@ -73,7 +83,8 @@ func TestColumnTypesMatchParameters(t *testing.T) {
 	for col := range cols {
 		known[col[strings.Index(col, ".")+1:]] = true
 	}
-	cmp := regexp.MustCompile(`\b(\w+)\s*(?:=|<=|>=|<|>|<>)\s*@p\d+`)
+	// A column, not a T-SQL variable (@next) or a number (id % 2 = @p2).
+	cmp := regexp.MustCompile(`(?:^|[^@\w])([A-Za-z_]\w*)\s*(?:=|<=|>=|<|>|<>)\s*@p\d+`)
 	seen := 0
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -88,7 +99,7 @@ func TestColumnTypesMatchParameters(t *testing.T) {
 			switch m[1] {
 			case "name", "version", "Resource", "LockMode", "LockOwner", "LockTimeout":
 				// name: sys.sequences.name (sysname = NVARCHAR), products.name;
-				// version: schema_migrations.version (NVARCHAR) or outbox.version;
+				// version: schema_migrations.version (NVARCHAR);
 				// the rest are sp_getapplock's named arguments.
 				continue
 			}

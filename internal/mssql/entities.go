@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"dualsync/internal/domain"
@@ -11,7 +13,7 @@ import (
 )
 
 // Prices leave the server as text so they never pass through float64.
-const productCols = "id, name, description, CONVERT(VARCHAR(20), price), created_at, updated_at, deleted_at"
+const productCols = "id, name, description, CONVERT(VARCHAR(20), price), created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -21,7 +23,8 @@ func scanProduct(row scanner) (domain.Product, error) {
 		price   string
 		deleted sql.NullTime
 	)
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted,
+		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt); err != nil {
 		return p, err
 	}
 	m, err := domain.ParseMoney(price)
@@ -30,20 +33,22 @@ func scanProduct(row scanner) (domain.Product, error) {
 	}
 	p.Price = m
 	p.CreatedAt, p.UpdatedAt, p.DeletedAt = utc(p.CreatedAt), utc(p.UpdatedAt), nullTime(deleted)
+	p.NameAt, p.DescriptionAt, p.PriceAt = utc(p.NameAt), utc(p.DescriptionAt), utc(p.PriceAt)
 	return p, nil
 }
 
-const userCols = "id, name, email, created_at, updated_at, deleted_at"
+const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at"
 
 func scanUser(row scanner) (domain.User, error) {
 	var (
 		u       domain.User
 		deleted sql.NullTime
 	)
-	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt); err != nil {
 		return u, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.DeletedAt = utc(u.CreatedAt), utc(u.UpdatedAt), nullTime(deleted)
+	u.NameAt, u.EmailAt = utc(u.NameAt), utc(u.EmailAt)
 	return u, nil
 }
 
@@ -138,25 +143,28 @@ func (db *DB) LoadUser(ctx context.Context, id int64) (domain.User, bool, error)
 	return getOne(ctx, db.db, domain.EntityUser, id, "SELECT "+userCols+" FROM dbo.users WHERE id = @p1", scanUser)
 }
 
-func insertOutbox(ctx context.Context, tx *sql.Tx, e domain.Entity, id int64, version, now time.Time) error {
-	_, err := tx.ExecContext(ctx, "INSERT INTO dbo.outbox (entity, entity_id, version, created_at) VALUES (@p1, @p2, @p3, @p4)",
-		string(e), id, dt(version), dt(now))
+func insertOutbox(ctx context.Context, tx *sql.Tx, e domain.Entity, id, counter int64, now time.Time) error {
+	_, err := tx.ExecContext(ctx, "INSERT INTO dbo.outbox (entity, entity_id, counter, created_at) VALUES (@p1, @p2, @p3, @p4)",
+		string(e), id, counter, dt(now))
 	return err
 }
 
+func (db *DB) primary() bool { return db.role == store.RolePrimary }
+
 func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error) {
-	p := c.Apply(domain.Product{})
 	now := db.clock()
+	p := c.ApplyAt(domain.Product{}, now)
 	p.CreatedAt, p.UpdatedAt = now, now
+	p.Ver = p.Ver.Bump(db.primary())
 	err := db.inTx(ctx, "create product", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at)
+		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
 			OUTPUT INSERTED.id
-			VALUES (NEXT VALUE FOR dbo.products_id_seq, @p1, @p2, CAST(@p3 AS DECIMAL(10,2)), @p4, @p4)`,
-			p.Name, p.Description, p.Price.String(), dt(now)).Scan(&p.ID)
+			VALUES (NEXT VALUE FOR dbo.products_id_seq, @p1, @p2, CAST(@p3 AS DECIMAL(10,2)), @p4, @p4, @p5, @p6, @p4, @p4, @p4)`,
+			p.Name, p.Description, p.Price.String(), dt(now), p.Ver.P, p.Ver.F).Scan(&p.ID)
 		if err != nil {
 			return classify(err, "create product", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityProduct, p.ID, now, now)
+		return insertOutbox(ctx, tx, domain.EntityProduct, p.ID, store.Own(db.role, p.Ver), now)
 	})
 	if err != nil {
 		return domain.Product{}, err
@@ -165,18 +173,19 @@ func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain
 }
 
 func (db *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User, error) {
-	u := c.Apply(domain.User{})
 	now := db.clock()
+	u := c.ApplyAt(domain.User{}, now)
 	u.CreatedAt, u.UpdatedAt = now, now
+	u.Ver = u.Ver.Bump(db.primary())
 	err := db.inTx(ctx, "create user", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.users (id, name, email, created_at, updated_at)
+		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, ver_p, ver_f, name_at, email_at)
 			OUTPUT INSERTED.id
-			VALUES (NEXT VALUE FOR dbo.users_id_seq, @p1, @p2, @p3, @p3)`,
-			u.Name, u.Email, dt(now)).Scan(&u.ID)
+			VALUES (NEXT VALUE FOR dbo.users_id_seq, @p1, @p2, @p3, @p4, @p4, @p5, @p6, @p4, @p4)`,
+			u.Name, u.Email, domain.EmailKey(u.Email), dt(now), u.Ver.P, u.Ver.F).Scan(&u.ID)
 		if err != nil {
 			return classify(err, "create user", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityUser, u.ID, now, now)
+		return insertOutbox(ctx, tx, domain.EntityUser, u.ID, store.Own(db.role, u.Ver), now)
 	})
 	if err != nil {
 		return domain.User{}, err
@@ -194,6 +203,9 @@ func lockLive[T any](ctx context.Context, tx *sql.Tx, e domain.Entity, id int64,
 	return v, classify(err, "lock "+string(e), true)
 }
 
+// UpdateProduct changes the live row under its lock: this side's vector
+// entry counts the write, and only the fields whose value changes get the
+// write's time.
 func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChange) (domain.Product, error) {
 	var p domain.Product
 	err := db.inTx(ctx, "update product", func(tx *sql.Tx) error {
@@ -202,13 +214,15 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 		if err != nil {
 			return err
 		}
-		p = c.Apply(prev)
-		p.UpdatedAt = domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.ExecContext(ctx, `UPDATE dbo.products SET name = @p2, description = @p3, price = CAST(@p4 AS DECIMAL(10,2)), updated_at = @p5 WHERE id = @p1`,
-			id, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt)); err != nil {
+		v := domain.NextVersion(db.now(), prev.UpdatedAt)
+		p = c.ApplyAt(prev, v)
+		p.UpdatedAt, p.Ver = v, prev.Ver.Bump(db.primary())
+		if _, err := tx.ExecContext(ctx, `UPDATE dbo.products SET name = @p2, description = @p3, price = CAST(@p4 AS DECIMAL(10,2)), updated_at = @p5,
+			ver_p = @p6, ver_f = @p7, name_at = @p8, description_at = @p9, price_at = @p10 WHERE id = @p1`,
+			id, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt), p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt)); err != nil {
 			return classify(err, "update product", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityProduct, id, p.UpdatedAt, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, p.Ver), db.clock())
 	})
 	if err != nil {
 		return domain.Product{}, err
@@ -224,13 +238,15 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (do
 		if err != nil {
 			return err
 		}
-		u = c.Apply(prev)
-		u.UpdatedAt = domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, updated_at = @p4 WHERE id = @p1`,
-			id, u.Name, u.Email, dt(u.UpdatedAt)); err != nil {
+		v := domain.NextVersion(db.now(), prev.UpdatedAt)
+		u = c.ApplyAt(prev, v)
+		u.UpdatedAt, u.Ver = v, prev.Ver.Bump(db.primary())
+		if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, updated_at = @p5,
+			ver_p = @p6, ver_f = @p7, name_at = @p8, email_at = @p9 WHERE id = @p1`,
+			id, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.UpdatedAt), u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)); err != nil {
 			return classify(err, "update user", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityUser, id, u.UpdatedAt, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, u.Ver), db.clock())
 	})
 	if err != nil {
 		return domain.User{}, err
@@ -246,12 +262,15 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 	return db.tombstone(ctx, domain.EntityUser, "dbo.users", id)
 }
 
-// tombstone sets deleted_at and bumps updated_at of a live row; table is one
-// of our constants, never input.
+// tombstone sets deleted_at, bumps updated_at and counts the write in this
+// side's vector entry; table is one of our constants, never input.
 func (db *DB) tombstone(ctx context.Context, e domain.Entity, table string, id int64) error {
 	return db.inTx(ctx, "delete "+string(e), func(tx *sql.Tx) error {
-		var prev time.Time
-		err := tx.QueryRowContext(ctx, "SELECT updated_at FROM "+table+" WITH (UPDLOCK, ROWLOCK) WHERE id = @p1 AND deleted_at IS NULL", id).Scan(&prev)
+		var (
+			prev time.Time
+			ver  domain.Vector
+		)
+		err := tx.QueryRowContext(ctx, "SELECT updated_at, ver_p, ver_f FROM "+table+" WITH (UPDLOCK, ROWLOCK) WHERE id = @p1 AND deleted_at IS NULL", id).Scan(&prev, &ver.P, &ver.F)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(e, id)
 		}
@@ -259,52 +278,50 @@ func (db *DB) tombstone(ctx context.Context, e domain.Entity, table string, id i
 			return classify(err, "delete "+string(e), true)
 		}
 		v := domain.NextVersion(db.now(), utc(prev))
-		if _, err := tx.ExecContext(ctx, "UPDATE "+table+" SET deleted_at = @p2, updated_at = @p2 WHERE id = @p1", id, dt(v)); err != nil {
+		ver = ver.Bump(db.primary())
+		if _, err := tx.ExecContext(ctx, "UPDATE "+table+" SET deleted_at = @p2, updated_at = @p2, ver_p = @p3, ver_f = @p4 WHERE id = @p1", id, dt(v), ver.P, ver.F); err != nil {
 			return classify(err, "delete "+string(e), true)
 		}
-		return insertOutbox(ctx, tx, e, id, v, db.clock())
+		return insertOutbox(ctx, tx, e, id, store.Own(db.role, ver), db.clock())
 	})
 }
 
-// putOutcome decides what a sync write does to a target row.
-func putOutcome(exists bool, targetUpdated time.Time, targetDeleted bool, srcUpdated time.Time, srcDeleted, overwriteTie bool) store.PutResult {
-	switch {
-	case !exists:
-		return store.PutCreated
-	case targetUpdated.Before(srcUpdated) || (targetUpdated.Equal(srcUpdated) && overwriteTie):
-		if srcDeleted && !targetDeleted {
-			return store.PutDeleted
-		}
-		return store.PutUpdated
-	default:
-		return store.PutUnchanged
-	}
+func changed(table string, id int64) error {
+	return domain.Wrap(domain.KindUnavailable, store.ErrChanged, fmt.Sprintf("%s %d changed during sync; it is merged again", table, id))
 }
 
-// put locks the target row, or the gap where it would be (UPDLOCK,
-// HOLDLOCK: a concurrent put of the same id waits), decides, and writes.
-func (db *DB) put(ctx context.Context, e domain.Entity, table string, id int64, updated time.Time, deleted, overwriteTie bool,
+// put is a compare-and-set sync write: it locks the target row, or the gap
+// where it would be (UPDLOCK, HOLDLOCK: a concurrent put of the same id
+// waits), checks it still holds expect (nil: still absent), and writes.
+func (db *DB) put(ctx context.Context, e domain.Entity, table string, id int64, expect *domain.Vector, deleted bool,
 	insert, update func(tx *sql.Tx) error) (store.PutResult, error) {
 	var res store.PutResult
 	err := db.inTx(ctx, "put "+string(e), func(tx *sql.Tx) error {
 		var (
-			prev        time.Time
+			ver         domain.Vector
 			prevDeleted sql.NullTime
 		)
-		err := tx.QueryRowContext(ctx, "SELECT updated_at, deleted_at FROM "+table+" WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1", id).Scan(&prev, &prevDeleted)
+		err := tx.QueryRowContext(ctx, "SELECT ver_p, ver_f, deleted_at FROM "+table+" WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1", id).Scan(&ver.P, &ver.F, &prevDeleted)
+		exists := err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return classify(err, "put "+string(e), true)
 		}
-		res = putOutcome(err == nil, utc(prev), prevDeleted.Valid, updated, deleted, overwriteTie)
-		switch res {
-		case store.PutUnchanged:
-			return nil
-		case store.PutCreated:
-			err = insert(tx)
-		default:
-			err = update(tx)
+		if exists != (expect != nil) || (exists && *expect != ver) {
+			return changed(table, id)
 		}
-		return classify(err, "put "+string(e), true)
+		switch {
+		case !exists:
+			res = store.PutCreated
+			if err := insert(tx); err != nil {
+				return classify(err, "put "+string(e), true)
+			}
+			return classify(db.advanceSequence(ctx, tx, e, id), "put "+string(e), true)
+		case deleted && !prevDeleted.Valid:
+			res = store.PutDeleted
+		default:
+			res = store.PutUpdated
+		}
+		return classify(update(tx), "put "+string(e), true)
 	})
 	if err != nil {
 		return "", err
@@ -312,36 +329,109 @@ func (db *DB) put(ctx context.Context, e domain.Entity, table string, id int64, 
 	return res, nil
 }
 
-func (db *DB) PutProduct(ctx context.Context, p domain.Product, overwriteTie bool) (store.PutResult, error) {
-	p.UpdatedAt = domain.Millis(p.UpdatedAt)
-	args := []any{p.ID, p.Name, p.Description, p.Price.String(), dt(p.CreatedAt), dt(p.UpdatedAt), dtPtr(p.DeletedAt)}
-	return db.put(ctx, domain.EntityProduct, "dbo.products", p.ID, p.UpdatedAt, p.Deleted(), overwriteTie,
+func (db *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
+	args := []any{p.ID, p.Name, p.Description, p.Price.String(), dt(p.CreatedAt), dt(p.UpdatedAt), dtPtr(p.DeletedAt),
+		p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt)}
+	return db.put(ctx, domain.EntityProduct, "dbo.products", p.ID, expect, p.Deleted(),
 		func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, deleted_at)
-				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p6, @p7)`, args...)
+			_, err := tx.ExecContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
+				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12)`, args...)
 			return err
 		},
 		func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE dbo.products SET name = @p2, description = @p3, price = CAST(@p4 AS DECIMAL(10,2)),
-				created_at = @p5, updated_at = @p6, deleted_at = @p7 WHERE id = @p1`, args...)
+				created_at = @p5, updated_at = @p6, deleted_at = @p7, ver_p = @p8, ver_f = @p9, name_at = @p10, description_at = @p11, price_at = @p12
+				WHERE id = @p1`, args...)
 			return err
 		})
 }
 
-func (db *DB) PutUser(ctx context.Context, u domain.User, overwriteTie bool) (store.PutResult, error) {
-	u.UpdatedAt = domain.Millis(u.UpdatedAt)
-	args := []any{u.ID, u.Name, u.Email, dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt)}
-	// A duplicate live email fails the statement (Conflict) and the
-	// transaction rolls back: nothing changes.
-	return db.put(ctx, domain.EntityUser, "dbo.users", u.ID, u.UpdatedAt, u.Deleted(), overwriteTie,
-		func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO dbo.users (id, name, email, created_at, updated_at, deleted_at)
-				VALUES (@p1, @p2, @p3, @p4, @p5, @p6)`, args...)
-			return err
-		},
-		func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, created_at = @p4, updated_at = @p5, deleted_at = @p6
-				WHERE id = @p1`, args...)
-			return err
-		})
+// PutUser: a duplicate live email key fails the statement (Conflict) and the
+// transaction rolls back: nothing changes.
+func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (store.PutResult, error) {
+	res, err := db.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}})
+	if err != nil {
+		return "", err
+	}
+	return res[0], nil
+}
+
+// emailParking is an email key no real email has (no @): rows of a joint
+// put park their key there first, so a swap does not trip the unique index
+// on its way (SQL Server checks it per statement).
+func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
+
+func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	res := make([]store.PutResult, len(puts))
+	err := db.inTx(ctx, "put user", func(tx *sql.Tx) error {
+		exists := make([]bool, len(puts))
+		for _, i := range store.LockOrder(puts) {
+			p := puts[i]
+			var (
+				ver         domain.Vector
+				prevDeleted sql.NullTime
+			)
+			err := tx.QueryRowContext(ctx, "SELECT ver_p, ver_f, deleted_at FROM dbo.users WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1", p.User.ID).Scan(&ver.P, &ver.F, &prevDeleted)
+			ex := err == nil
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return classify(err, "put user", true)
+			}
+			if ex != (p.Expect != nil) || (ex && *p.Expect != ver) {
+				return changed("dbo.users", p.User.ID)
+			}
+			exists[i] = ex
+			switch {
+			case !ex:
+				res[i] = store.PutCreated
+			case p.User.Deleted() && !prevDeleted.Valid:
+				res[i] = store.PutDeleted
+			default:
+				res[i] = store.PutUpdated
+			}
+		}
+		if len(puts) > 1 {
+			for i, p := range puts {
+				if exists[i] {
+					if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", p.User.ID, emailParking(p.User.ID)); err != nil {
+						return classify(err, "put user", true)
+					}
+				}
+			}
+		}
+		for i, p := range puts {
+			u := p.User
+			args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt),
+				u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)}
+			if exists[i] {
+				if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, created_at = @p5, updated_at = @p6,
+					deleted_at = @p7, ver_p = @p8, ver_f = @p9, name_at = @p10, email_at = @p11 WHERE id = @p1`, args...); err != nil {
+					return classify(err, "put user", true)
+				}
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
+				VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11)`, args...); err != nil {
+				return classify(err, "put user", true)
+			}
+			if err := db.advanceSequence(ctx, tx, domain.EntityUser, u.ID); err != nil {
+				return classify(err, "put user", true)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (db *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
+	u, err := scanUser(db.db.QueryRowContext(ctx, "SELECT "+userCols+" FROM dbo.users WHERE email_key = @p1 AND deleted_at IS NULL", domain.EmailKey(email)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, classify(err, "user by email", true)
+	}
+	return u, true, nil
 }

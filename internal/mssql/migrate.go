@@ -102,12 +102,70 @@ func (db *DB) Migrate(ctx context.Context) error {
 					return domain.Wrap(domain.KindInternal, err, "sqlserver: migration "+version+" batch "+strconv.Itoa(i+1)+" failed")
 				}
 			}
+			if step := afterMigration[version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return domain.Wrap(domain.KindInternal, err, "sqlserver: migration "+version+" failed")
+				}
+			}
 			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", version); err != nil {
 				return err
 			}
 		}
-		return db.checkParity(ctx, tx)
+		if err := db.checkParity(ctx, tx); err != nil {
+			return err
+		}
+		// A restored or rebuilt database may hold ids of its own parity past
+		// its sequence (rows synced back from the other side).
+		for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+			if err := db.advanceSequence(ctx, tx, e, 0); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// afterMigration holds steps written in Go that complete a migration in the
+// same transaction.
+var afterMigration = map[string]func(context.Context, *sql.Tx) error{
+	"002_versions": fillEmailKeys,
+}
+
+// fillEmailKeys computes domain.EmailKey for existing users (in Go: the same
+// function as every write, in both adapters), then makes the key required
+// and unique among live users, compared byte for byte.
+func fillEmailKeys(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, "SELECT id, email FROM dbo.users WHERE email_key IS NULL")
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id    int64
+		email string
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.email); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range todo {
+		if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", r.id, domain.EmailKey(r.email)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "ALTER TABLE dbo.users ALTER COLUMN email_key NVARCHAR(254) COLLATE Latin1_General_100_BIN2 NOT NULL"); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "CREATE UNIQUE INDEX users_email_live ON dbo.users (email_key) WHERE deleted_at IS NULL")
+	return err
 }
 
 // checkParity refuses a database whose sequences were created for the other
@@ -137,18 +195,18 @@ func (db *DB) Seed(ctx context.Context) error {
 	return db.inTx(ctx, "seed", func(tx *sql.Tx) error {
 		for _, p := range sample.Products {
 			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.products WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1)
-				INSERT INTO dbo.products (id, name, description, price, created_at, updated_at)
-				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p5)`,
+				INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
+				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p5, @p5, @p5, @p5)`,
 				p.ID, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt)); err != nil {
 				return err
 			}
 		}
 		for _, u := range sample.Users {
 			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.users WITH (UPDLOCK, HOLDLOCK)
-					WHERE id = @p1 OR (email = @p3 AND deleted_at IS NULL))
-				INSERT INTO dbo.users (id, name, email, created_at, updated_at)
-				VALUES (@p1, @p2, @p3, @p4, @p4)`,
-				u.ID, u.Name, u.Email, dt(u.UpdatedAt)); err != nil {
+					WHERE id = @p1 OR (email_key = @p5 AND deleted_at IS NULL))
+				INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, name_at, email_at)
+				VALUES (@p1, @p2, @p3, @p5, @p4, @p4, @p4, @p4)`,
+				u.ID, u.Name, u.Email, dt(u.UpdatedAt), domain.EmailKey(u.Email)); err != nil {
 				return err
 			}
 		}

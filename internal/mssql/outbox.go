@@ -38,33 +38,33 @@ func scanOutbox(s scanner) (store.OutboxEntry, error) {
 		entity string
 		sent   sql.NullTime
 	)
-	if err := s.Scan(&e.Seq, &entity, &e.ID, &e.Version, &e.CreatedAt, &sent); err != nil {
+	if err := s.Scan(&e.Seq, &entity, &e.ID, &e.Counter, &e.CreatedAt, &sent); err != nil {
 		return e, err
 	}
 	e.Entity = domain.Entity(entity)
-	e.Version, e.CreatedAt, e.SentAt = utc(e.Version), utc(e.CreatedAt), nullTime(sent)
+	e.CreatedAt, e.SentAt = utc(e.CreatedAt), nullTime(sent)
 	return e, nil
 }
 
 func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]store.OutboxEntry, error) {
-	return queryList(ctx, db.db, "pending outbox", `SELECT TOP (@p3) seq, entity, entity_id, version, created_at, sent_at FROM dbo.outbox
+	return queryList(ctx, db.db, "pending outbox", `SELECT TOP (@p3) seq, entity, entity_id, counter, created_at, sent_at FROM dbo.outbox
 		WHERE (sent_at IS NULL AND created_at < @p1) OR (sent_at IS NOT NULL AND sent_at < @p2)
 		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
 }
 
-func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error {
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error {
 	err := retryDeadlock(ctx, func() error {
-		_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
-			string(e), id, dt(upTo), dt(at))
+		_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND counter <= @p3",
+			string(e), id, upTo, dt(at))
 		return err
 	})
 	return classify(err, "mark outbox sent", false)
 }
 
-func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error {
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error {
 	err := retryDeadlock(ctx, func() error {
-		_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND version <= @p3",
-			string(e), id, dt(upTo))
+		_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND counter <= @p3",
+			string(e), id, upTo)
 		return err
 	})
 	return classify(err, "ack outbox", false)

@@ -69,12 +69,72 @@ func (db *DB) Migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, sql); err != nil {
 				return domain.Wrap(domain.KindInternal, err, "postgres: migration "+version+" failed")
 			}
+			if step := afterMigration[version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return domain.Wrap(domain.KindInternal, err, "postgres: migration "+version+" failed")
+				}
+			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", version); err != nil {
 				return err
 			}
 		}
-		return db.checkParity(ctx, tx)
+		if err := db.checkParity(ctx, tx); err != nil {
+			return err
+		}
+		// A restored or rebuilt database may hold ids of its own parity past
+		// its sequence (rows synced back from the other side).
+		for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+			if err := db.advanceSequence(ctx, tx, e, 0); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+}
+
+// afterMigration holds steps written in Go that complete a migration in the
+// same transaction.
+var afterMigration = map[string]func(context.Context, pgx.Tx) error{
+	"002_versions": fillEmailKeys,
+}
+
+// fillEmailKeys computes domain.EmailKey for existing users (in Go: the same
+// function as every write, in both adapters), then makes the key required
+// and unique among live users.
+func fillEmailKeys(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, "SELECT id, email FROM users WHERE email_key IS NULL")
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id    int64
+		email string
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.email); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range todo {
+		if _, err := tx.Exec(ctx, "UPDATE users SET email_key = $2 WHERE id = $1", r.id, domain.EmailKey(r.email)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "ALTER TABLE users ALTER COLUMN email_key SET NOT NULL"); err != nil {
+		return err
+	}
+	// Fails, naming the key, if two live users' emails differ only in ways
+	// the key ignores (e.g. full-width letters): a person must decide.
+	_, err = tx.Exec(ctx, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_live ON users (email_key) WHERE deleted_at IS NULL")
+	return err
 }
 
 // checkParity refuses a database whose sequences were created for the other
@@ -103,8 +163,8 @@ func (db *DB) checkParity(ctx context.Context, tx pgx.Tx) error {
 func (db *DB) Seed(ctx context.Context) error {
 	return db.inTx(ctx, "seed", func(tx pgx.Tx) error {
 		for _, p := range sample.Products {
-			if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at)
-				VALUES ($1, $2, $3, $4::numeric, $5, $5) ON CONFLICT DO NOTHING`,
+			if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
+				VALUES ($1, $2, $3, $4::numeric, $5, $5, $5, $5, $5) ON CONFLICT DO NOTHING`,
 				p.ID, p.Name, p.Description, p.Price.String(), domain.Millis(p.UpdatedAt)); err != nil {
 				return err
 			}
@@ -112,9 +172,9 @@ func (db *DB) Seed(ctx context.Context) error {
 		for _, u := range sample.Users {
 			// ON CONFLICT without a target also skips a user whose email a
 			// live user already holds.
-			if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
-				u.ID, u.Name, u.Email, domain.Millis(u.UpdatedAt)); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, name_at, email_at)
+				VALUES ($1, $2, $3, $5, $4, $4, $4, $4) ON CONFLICT DO NOTHING`,
+				u.ID, u.Name, u.Email, domain.Millis(u.UpdatedAt), domain.EmailKey(u.Email)); err != nil {
 				return err
 			}
 		}

@@ -44,7 +44,7 @@ func (db *DB) IDs(ctx context.Context, e domain.Entity, after int64, limit int) 
 }
 
 func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]store.OutboxEntry, error) {
-	rows, err := db.pool.Query(ctx, `SELECT seq, entity, entity_id, version, created_at, sent_at FROM outbox
+	rows, err := db.pool.Query(ctx, `SELECT seq, entity, entity_id, counter, created_at, sent_at FROM outbox
 		WHERE (sent_at IS NULL AND created_at < $1) OR (sent_at IS NOT NULL AND sent_at < $2)
 		ORDER BY seq LIMIT $3`, notSentBefore, resendBefore, limitOf(limit))
 	if err != nil {
@@ -57,11 +57,11 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 			e      store.OutboxEntry
 			entity string
 		)
-		if err := rows.Scan(&e.Seq, &entity, &e.ID, &e.Version, &e.CreatedAt, &e.SentAt); err != nil {
+		if err := rows.Scan(&e.Seq, &entity, &e.ID, &e.Counter, &e.CreatedAt, &e.SentAt); err != nil {
 			return nil, classify(err, "pending outbox", true)
 		}
 		e.Entity = domain.Entity(entity)
-		e.Version, e.CreatedAt, e.SentAt = e.Version.UTC(), e.CreatedAt.UTC(), utcPtr(e.SentAt)
+		e.CreatedAt, e.SentAt = e.CreatedAt.UTC(), utcPtr(e.SentAt)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -70,15 +70,15 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 	return out, nil
 }
 
-func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error {
-	_, err := db.pool.Exec(ctx, "UPDATE outbox SET sent_at = $4 WHERE entity = $1 AND entity_id = $2 AND version <= $3",
-		string(e), id, domain.Millis(upTo), domain.Millis(at))
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error {
+	_, err := db.pool.Exec(ctx, "UPDATE outbox SET sent_at = $4 WHERE entity = $1 AND entity_id = $2 AND counter <= $3",
+		string(e), id, upTo, domain.Millis(at))
 	return classify(err, "mark outbox sent", false)
 }
 
-func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error {
-	_, err := db.pool.Exec(ctx, "DELETE FROM outbox WHERE entity = $1 AND entity_id = $2 AND version <= $3",
-		string(e), id, domain.Millis(upTo))
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error {
+	_, err := db.pool.Exec(ctx, "DELETE FROM outbox WHERE entity = $1 AND entity_id = $2 AND counter <= $3",
+		string(e), id, upTo)
 	return classify(err, "ack outbox", false)
 }
 

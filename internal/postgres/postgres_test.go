@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"dualsync/internal/domain"
@@ -69,7 +71,7 @@ func TestUnreachable(t *testing.T) {
 		wantUnavailable(t, "create", err, true)
 		_, err = db.ListUsers(ctx, store.Page{})
 		wantUnavailable(t, "list", err, true)
-		_, err = db.PutProduct(ctx, domain.Product{ID: 1, Name: "a", Price: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, false)
+		_, err = db.PutProduct(ctx, domain.Product{ID: 1, Name: "a", Price: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil)
 		wantUnavailable(t, "put", err, true)
 		wantUnavailable(t, "migrate", db.Migrate(ctx), true)
 	})
@@ -194,3 +196,84 @@ func TestClassify(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A database migrated before version vectors (001 only, with rows and
+// pending outbox entries) gets them on Migrate: vectors 0/0, every field
+// changed at updated_at, email keys computed in Go, the outbox keyed by
+// counter (old entries 0), and the sequence past its own ids even when it
+// was rewound (a restore from an older backup).
+func TestMigrateExistingData(t *testing.T) {
+	ctx := context.Background()
+	raw := testenv.CreateDatabase(t)
+	conn, err := pgx.Connect(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	body, err := os.ReadFile("migrations/001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
+	for _, sql := range []string{
+		strings.ReplaceAll(string(body), "{{id_start}}", "1"),
+		`CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+		 INSERT INTO schema_migrations (version) VALUES ('001_init')`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO products (id, name, description, price, created_at, updated_at) VALUES (7, 'Old', 'd', 1.50, $1, $1)", []any{stamp}},
+		{"INSERT INTO users (id, name, email, created_at, updated_at) VALUES (9, 'Ann', 'ＡＮＮ@Example.com', $1, $1)", []any{stamp}},
+		{"INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ('product', 7, $1, $1)", []any{stamp}},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := postgres.Open(ctx, raw, store.RolePrimary, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := db.LoadProduct(ctx, 7)
+	if err != nil || !ok || p.Ver != (domain.Vector{}) || !p.NameAt.Equal(stamp) || !p.DescriptionAt.Equal(stamp) || !p.PriceAt.Equal(stamp) || p.Price != 150 {
+		t.Fatalf("migrated product %+v, %v %v", p, ok, err)
+	}
+	u, _, err := db.LoadUser(ctx, 9)
+	if err != nil || !u.EmailAt.Equal(stamp) || u.Email != "ＡＮＮ@Example.com" {
+		t.Fatalf("migrated user %+v, %v", u, err)
+	}
+	if _, err := db.CreateUser(ctx, domain.UserChange{Name: ptr("B"), Email: ptr("ann@example.com")}); !domain.IsKind(err, domain.KindConflict) {
+		t.Fatalf("the migrated email's key does not hold: %v", err)
+	}
+	pending, err := db.PendingOutbox(ctx, time.Now().Add(time.Hour), time.Now().Add(time.Hour), 10)
+	if err != nil || len(pending) != 1 || pending[0].Counter != 0 {
+		t.Fatalf("migrated outbox %+v, %v", pending, err)
+	}
+	// The sequence never handed out 7 (the row was inserted directly), so
+	// Migrate moved it past 7.
+	n, err := db.CreateProduct(ctx, domain.ProductChange{Name: ptr("n"), Description: ptr(""), Price: ptr(domain.Money(1))})
+	if err != nil || n.ID != 9 {
+		t.Fatalf("create after migrating: %+v, %v; want id 9", n, err)
+	}
+	// A restore rewinds the sequence; Migrate (at start-up) moves it again.
+	if _, err := conn.Exec(ctx, "ALTER SEQUENCE products_id_seq RESTART WITH 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err = db.CreateProduct(ctx, domain.ProductChange{Name: ptr("m"), Description: ptr(""), Price: ptr(domain.Money(1))})
+	if err != nil || n.ID != 11 {
+		t.Fatalf("create after a rewind and Migrate: %+v, %v; want id 11", n, err)
+	}
+}

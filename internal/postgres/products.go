@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,7 +13,7 @@ import (
 )
 
 // Prices leave the database as text so they never pass through float64.
-const productCols = "id, name, description, price::text, created_at, updated_at, deleted_at"
+const productCols = "id, name, description, price::text, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at"
 
 func scanProduct(row pgx.Row) (domain.Product, error) {
 	var (
@@ -20,7 +21,8 @@ func scanProduct(row pgx.Row) (domain.Product, error) {
 		price   string
 		deleted *time.Time
 	)
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted,
+		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt); err != nil {
 		return p, err
 	}
 	m, err := domain.ParseMoney(price)
@@ -29,6 +31,7 @@ func scanProduct(row pgx.Row) (domain.Product, error) {
 	}
 	p.Price = m
 	p.CreatedAt, p.UpdatedAt, p.DeletedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), utcPtr(deleted)
+	p.NameAt, p.DescriptionAt, p.PriceAt = p.NameAt.UTC(), p.DescriptionAt.UTC(), p.PriceAt.UTC()
 	return p, nil
 }
 
@@ -98,23 +101,26 @@ func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, 
 	return p, true, nil
 }
 
-func insertOutbox(ctx context.Context, tx pgx.Tx, e domain.Entity, id int64, version, now time.Time) error {
-	_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ($1, $2, $3, $4)", string(e), id, version, now)
+func insertOutbox(ctx context.Context, tx pgx.Tx, e domain.Entity, id, counter int64, now time.Time) error {
+	_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, counter, created_at) VALUES ($1, $2, $3, $4)", string(e), id, counter, now)
 	return err
 }
 
+func (db *DB) primary() bool { return db.role == store.RolePrimary }
+
 func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error) {
-	p := c.Apply(domain.Product{})
 	now := db.clock()
+	p := c.ApplyAt(domain.Product{}, now)
 	p.CreatedAt, p.UpdatedAt = now, now
+	p.Ver = p.Ver.Bump(db.primary())
 	err := db.inTx(ctx, "create product", func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at)
-			VALUES (nextval('products_id_seq'), $1, $2, $3::numeric, $4, $4) RETURNING id`,
-			p.Name, p.Description, p.Price.String(), now).Scan(&p.ID)
+		err := tx.QueryRow(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
+			VALUES (nextval('products_id_seq'), $1, $2, $3::numeric, $4, $4, $5, $6, $4, $4, $4) RETURNING id`,
+			p.Name, p.Description, p.Price.String(), now, p.Ver.P, p.Ver.F).Scan(&p.ID)
 		if err != nil {
 			return classify(err, "create product", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityProduct, p.ID, now, now)
+		return insertOutbox(ctx, tx, domain.EntityProduct, p.ID, store.Own(db.role, p.Ver), now)
 	})
 	if err != nil {
 		return domain.Product{}, err
@@ -130,6 +136,9 @@ func (db *DB) lockLiveProduct(ctx context.Context, tx pgx.Tx, id int64) (domain.
 	return p, classify(err, "lock product", true)
 }
 
+// UpdateProduct changes the live row under its lock: this side's vector
+// entry counts the write, and only the fields whose value changes get the
+// write's time.
 func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChange) (domain.Product, error) {
 	var p domain.Product
 	err := db.inTx(ctx, "update product", func(tx pgx.Tx) error {
@@ -137,13 +146,15 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 		if err != nil {
 			return err
 		}
-		p = c.Apply(prev)
-		p.UpdatedAt = domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.Exec(ctx, "UPDATE products SET name = $2, description = $3, price = $4::numeric, updated_at = $5 WHERE id = $1",
-			id, p.Name, p.Description, p.Price.String(), p.UpdatedAt); err != nil {
+		v := domain.NextVersion(db.now(), prev.UpdatedAt)
+		p = c.ApplyAt(prev, v)
+		p.UpdatedAt, p.Ver = v, prev.Ver.Bump(db.primary())
+		if _, err := tx.Exec(ctx, `UPDATE products SET name = $2, description = $3, price = $4::numeric, updated_at = $5,
+			ver_p = $6, ver_f = $7, name_at = $8, description_at = $9, price_at = $10 WHERE id = $1`,
+			id, p.Name, p.Description, p.Price.String(), p.UpdatedAt, p.Ver.P, p.Ver.F, p.NameAt, p.DescriptionAt, p.PriceAt); err != nil {
 			return classify(err, "update product", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityProduct, id, p.UpdatedAt, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, p.Ver), db.clock())
 	})
 	if err != nil {
 		return domain.Product{}, err
@@ -151,6 +162,8 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 	return p, nil
 }
 
+// DeleteProduct turns the live row into a tombstone, counted in the vector
+// like any write.
 func (db *DB) DeleteProduct(ctx context.Context, id int64) error {
 	return db.inTx(ctx, "delete product", func(tx pgx.Tx) error {
 		prev, err := db.lockLiveProduct(ctx, tx, id)
@@ -158,66 +171,78 @@ func (db *DB) DeleteProduct(ctx context.Context, id int64) error {
 			return err
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.Exec(ctx, "UPDATE products SET deleted_at = $2, updated_at = $2 WHERE id = $1", id, v); err != nil {
+		ver := prev.Ver.Bump(db.primary())
+		if _, err := tx.Exec(ctx, "UPDATE products SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4 WHERE id = $1", id, v, ver.P, ver.F); err != nil {
 			return classify(err, "delete product", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityProduct, id, v, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, ver), db.clock())
 	})
 }
 
-// putOutcome decides what a sync write does to a target row.
-func putOutcome(exists bool, targetUpdated time.Time, targetDeleted bool, srcUpdated time.Time, srcDeleted, overwriteTie bool) store.PutResult {
+// lockForPut locks the target row of a sync write and checks it still
+// holds expect (nil: still absent). It reports whether the row exists and
+// whether it is live.
+func lockForPut(ctx context.Context, tx pgx.Tx, tbl string, id int64, expect *domain.Vector) (exists, live bool, err error) {
+	var (
+		ver     domain.Vector
+		deleted *time.Time
+	)
+	err = tx.QueryRow(ctx, "SELECT ver_p, ver_f, deleted_at FROM "+tbl+" WHERE id = $1 FOR UPDATE", id).Scan(&ver.P, &ver.F, &deleted)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if expect != nil {
+			return false, false, changed(tbl, id)
+		}
+		return false, false, nil
+	case err != nil:
+		return false, false, classify(err, "put", true)
+	case expect == nil || *expect != ver:
+		return true, deleted == nil, changed(tbl, id)
+	}
+	return true, deleted == nil, nil
+}
+
+func changed(tbl string, id int64) error {
+	return domain.Wrap(domain.KindUnavailable, store.ErrChanged, fmt.Sprintf("%s %d changed during sync; it is merged again", tbl, id))
+}
+
+func putResult(exists, live, deleted bool) store.PutResult {
 	switch {
 	case !exists:
 		return store.PutCreated
-	case targetUpdated.Before(srcUpdated) || (targetUpdated.Equal(srcUpdated) && overwriteTie):
-		if srcDeleted && !targetDeleted {
-			return store.PutDeleted
-		}
-		return store.PutUpdated
-	default:
-		return store.PutUnchanged
+	case live && deleted:
+		return store.PutDeleted
 	}
+	return store.PutUpdated
 }
 
-func (db *DB) PutProduct(ctx context.Context, p domain.Product, overwriteTie bool) (store.PutResult, error) {
+func (db *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
 	p.CreatedAt, p.UpdatedAt, p.DeletedAt = domain.Millis(p.CreatedAt), domain.Millis(p.UpdatedAt), millisPtr(p.DeletedAt)
+	p.NameAt, p.DescriptionAt, p.PriceAt = domain.Millis(p.NameAt), domain.Millis(p.DescriptionAt), domain.Millis(p.PriceAt)
 	var res store.PutResult
 	err := db.inTx(ctx, "put product", func(tx pgx.Tx) error {
-		for {
-			var (
-				updated time.Time
-				deleted *time.Time
-			)
-			err := tx.QueryRow(ctx, "SELECT updated_at, deleted_at FROM products WHERE id = $1 FOR UPDATE", p.ID).Scan(&updated, &deleted)
-			exists := err == nil
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return classify(err, "put product", true)
-			}
-			res = putOutcome(exists, updated, deleted != nil, p.UpdatedAt, p.Deleted(), overwriteTie)
-			switch res {
-			case store.PutUnchanged:
-				return nil
-			case store.PutCreated:
-				// ON CONFLICT: a concurrent writer may insert the id first;
-				// then look again, now finding (and locking) its row.
-				tag, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, deleted_at)
-					VALUES ($1, $2, $3, $4::numeric, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-					p.ID, p.Name, p.Description, p.Price.String(), p.CreatedAt, p.UpdatedAt, p.DeletedAt)
-				if err != nil {
-					return classify(err, "put product", true)
-				}
-				if tag.RowsAffected() == 0 {
-					continue
-				}
-				return nil
-			default:
-				_, err := tx.Exec(ctx, `UPDATE products SET name = $2, description = $3, price = $4::numeric,
-					created_at = $5, updated_at = $6, deleted_at = $7 WHERE id = $1`,
-					p.ID, p.Name, p.Description, p.Price.String(), p.CreatedAt, p.UpdatedAt, p.DeletedAt)
-				return classify(err, "put product", true)
-			}
+		exists, live, err := lockForPut(ctx, tx, "products", p.ID, expect)
+		if err != nil {
+			return err
 		}
+		res = putResult(exists, live, p.Deleted())
+		args := []any{p.ID, p.Name, p.Description, p.Price.String(), p.CreatedAt, p.UpdatedAt, p.DeletedAt, p.Ver.P, p.Ver.F, p.NameAt, p.DescriptionAt, p.PriceAt}
+		if exists {
+			_, err := tx.Exec(ctx, `UPDATE products SET name = $2, description = $3, price = $4::numeric,
+				created_at = $5, updated_at = $6, deleted_at = $7, ver_p = $8, ver_f = $9, name_at = $10, description_at = $11, price_at = $12
+				WHERE id = $1`, args...)
+			return classify(err, "put product", true)
+		}
+		// ON CONFLICT: a concurrent writer inserted the id first.
+		tag, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
+			VALUES ($1, $2, $3, $4::numeric, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`, args...)
+		if err != nil {
+			return classify(err, "put product", true)
+		}
+		if tag.RowsAffected() == 0 {
+			return changed("products", p.ID)
+		}
+		return classify(db.advanceSequence(ctx, tx, domain.EntityProduct, p.ID), "put product", true)
 	})
 	if err != nil {
 		return "", err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,17 +12,18 @@ import (
 	"dualsync/internal/store"
 )
 
-const userCols = "id, name, email, created_at, updated_at, deleted_at"
+const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at"
 
 func scanUser(row pgx.Row) (domain.User, error) {
 	var (
 		u       domain.User
 		deleted *time.Time
 	)
-	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt); err != nil {
 		return u, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.DeletedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC(), utcPtr(deleted)
+	u.NameAt, u.EmailAt = u.NameAt.UTC(), u.EmailAt.UTC()
 	return u, nil
 }
 
@@ -65,16 +67,18 @@ func (db *DB) LoadUser(ctx context.Context, id int64) (domain.User, bool, error)
 }
 
 func (db *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User, error) {
-	u := c.Apply(domain.User{})
 	now := db.clock()
+	u := c.ApplyAt(domain.User{}, now)
 	u.CreatedAt, u.UpdatedAt = now, now
+	u.Ver = u.Ver.Bump(db.primary())
 	err := db.inTx(ctx, "create user", func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO users (id, name, email, created_at, updated_at)
-			VALUES (nextval('users_id_seq'), $1, $2, $3, $3) RETURNING id`, u.Name, u.Email, now).Scan(&u.ID)
+		err := tx.QueryRow(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, ver_p, ver_f, name_at, email_at)
+			VALUES (nextval('users_id_seq'), $1, $2, $3, $4, $4, $5, $6, $4, $4) RETURNING id`,
+			u.Name, u.Email, domain.EmailKey(u.Email), now, u.Ver.P, u.Ver.F).Scan(&u.ID)
 		if err != nil {
 			return classify(err, "create user", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityUser, u.ID, now, now)
+		return insertOutbox(ctx, tx, domain.EntityUser, u.ID, store.Own(db.role, u.Ver), now)
 	})
 	if err != nil {
 		return domain.User{}, err
@@ -97,13 +101,15 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (do
 		if err != nil {
 			return err
 		}
-		u = c.Apply(prev)
-		u.UpdatedAt = domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.Exec(ctx, "UPDATE users SET name = $2, email = $3, updated_at = $4 WHERE id = $1",
-			id, u.Name, u.Email, u.UpdatedAt); err != nil {
+		v := domain.NextVersion(db.now(), prev.UpdatedAt)
+		u = c.ApplyAt(prev, v)
+		u.UpdatedAt, u.Ver = v, prev.Ver.Bump(db.primary())
+		if _, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, email_key = $4, updated_at = $5,
+			ver_p = $6, ver_f = $7, name_at = $8, email_at = $9 WHERE id = $1`,
+			id, u.Name, u.Email, domain.EmailKey(u.Email), u.UpdatedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt); err != nil {
 			return classify(err, "update user", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityUser, id, u.UpdatedAt, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, u.Ver), db.clock())
 	})
 	if err != nil {
 		return domain.User{}, err
@@ -118,53 +124,89 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 			return err
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
-		if _, err := tx.Exec(ctx, "UPDATE users SET deleted_at = $2, updated_at = $2 WHERE id = $1", id, v); err != nil {
+		ver := prev.Ver.Bump(db.primary())
+		if _, err := tx.Exec(ctx, "UPDATE users SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4 WHERE id = $1", id, v, ver.P, ver.F); err != nil {
 			return classify(err, "delete user", true)
 		}
-		return insertOutbox(ctx, tx, domain.EntityUser, id, v, db.clock())
+		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, ver), db.clock())
 	})
 }
 
-func (db *DB) PutUser(ctx context.Context, u domain.User, overwriteTie bool) (store.PutResult, error) {
-	u.CreatedAt, u.UpdatedAt, u.DeletedAt = domain.Millis(u.CreatedAt), domain.Millis(u.UpdatedAt), millisPtr(u.DeletedAt)
-	var res store.PutResult
-	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
-		for {
-			var (
-				updated time.Time
-				deleted *time.Time
-			)
-			err := tx.QueryRow(ctx, "SELECT updated_at, deleted_at FROM users WHERE id = $1 FOR UPDATE", u.ID).Scan(&updated, &deleted)
-			exists := err == nil
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return classify(err, "put user", true)
-			}
-			res = putOutcome(exists, updated, deleted != nil, u.UpdatedAt, u.Deleted(), overwriteTie)
-			switch res {
-			case store.PutUnchanged:
-				return nil
-			case store.PutCreated:
-				// A duplicate live email fails the statement (Conflict) and the
-				// transaction rolls back: nothing changes.
-				tag, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, created_at, updated_at, deleted_at)
-					VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-					u.ID, u.Name, u.Email, u.CreatedAt, u.UpdatedAt, u.DeletedAt)
-				if err != nil {
-					return classify(err, "put user", true)
-				}
-				if tag.RowsAffected() == 0 {
-					continue
-				}
-				return nil
-			default:
-				_, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, created_at = $4, updated_at = $5, deleted_at = $6 WHERE id = $1`,
-					u.ID, u.Name, u.Email, u.CreatedAt, u.UpdatedAt, u.DeletedAt)
-				return classify(err, "put user", true)
-			}
-		}
-	})
+// PutUser is a compare-and-set sync write; a duplicate live email key fails
+// the statement (Conflict) and the transaction rolls back: nothing changes.
+func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (store.PutResult, error) {
+	res, err := db.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}})
 	if err != nil {
 		return "", err
 	}
+	return res[0], nil
+}
+
+// emailParking is an email key no real email has (no @): rows of a joint
+// put park their key there first, so a swap does not trip the unique index
+// on its way (PostgreSQL checks it per statement, not at commit).
+func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
+
+func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	res := make([]store.PutResult, len(puts))
+	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
+		exists := make([]bool, len(puts))
+		for _, i := range store.LockOrder(puts) {
+			p := puts[i]
+			ex, live, err := lockForPut(ctx, tx, "users", p.User.ID, p.Expect)
+			if err != nil {
+				return err
+			}
+			exists[i], res[i] = ex, putResult(ex, live, p.User.Deleted())
+		}
+		if len(puts) > 1 {
+			for i, p := range puts {
+				if exists[i] {
+					if _, err := tx.Exec(ctx, "UPDATE users SET email_key = $2 WHERE id = $1", p.User.ID, emailParking(p.User.ID)); err != nil {
+						return classify(err, "put user", true)
+					}
+				}
+			}
+		}
+		for i, p := range puts {
+			u := p.User
+			u.CreatedAt, u.UpdatedAt, u.DeletedAt = domain.Millis(u.CreatedAt), domain.Millis(u.UpdatedAt), millisPtr(u.DeletedAt)
+			u.NameAt, u.EmailAt = domain.Millis(u.NameAt), domain.Millis(u.EmailAt)
+			args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), u.CreatedAt, u.UpdatedAt, u.DeletedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt}
+			if exists[i] {
+				if _, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, email_key = $4, created_at = $5, updated_at = $6, deleted_at = $7,
+					ver_p = $8, ver_f = $9, name_at = $10, email_at = $11 WHERE id = $1`, args...); err != nil {
+					return classify(err, "put user", true)
+				}
+				continue
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`, args...)
+			if err != nil {
+				return classify(err, "put user", true)
+			}
+			if tag.RowsAffected() == 0 {
+				return changed("users", u.ID)
+			}
+			if err := db.advanceSequence(ctx, tx, domain.EntityUser, u.ID); err != nil {
+				return classify(err, "put user", true)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+func (db *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, "SELECT "+userCols+" FROM users WHERE email_key = $1 AND deleted_at IS NULL", domain.EmailKey(email)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, classify(err, "user by email", true)
+	}
+	return u, true, nil
 }

@@ -4,8 +4,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"dualsync/internal/domain"
@@ -25,6 +27,12 @@ const (
 // COMMIT was sent), so the failover wrapper may redo a write elsewhere.
 var ErrUnreached = errors.New("database not reached; nothing was changed")
 
+// ErrChanged is in the chain of a Put's error when the target row no longer
+// holds the version vector the caller read (or now exists where it was
+// absent): someone wrote it meanwhile. Nothing was changed; the caller reads
+// again and merges again.
+var ErrChanged = errors.New("the row changed since sync read it")
+
 // Page selects live rows with id > After, at most Limit of them, by id.
 type Page struct {
 	After int64
@@ -32,27 +40,53 @@ type Page struct {
 }
 
 // OutboxEntry is a change that must reach the other database. A row is
-// written in the same transaction as the change it describes. Version is the
-// changed row's updatedAt: the row is acknowledged (deleted) once sync has
-// made both databases agree on a version at least that new.
+// written in the same transaction as the change it describes. Counter is
+// this database's entry of the changed row's version vector after the
+// write (Ver.P on the primary, Ver.F on the fallback): the entry is
+// acknowledged (deleted) once sync has made both databases agree on a
+// vector whose entry for this side is at least Counter.
 type OutboxEntry struct {
 	Seq       int64
 	Entity    domain.Entity
 	ID        int64
-	Version   time.Time
+	Counter   int64
 	CreatedAt time.Time
 	SentAt    *time.Time // last time a message was enqueued for it; nil if never
+}
+
+// UserPut is one compare-and-set write of PutUsers.
+type UserPut struct {
+	User   domain.User
+	Expect *domain.Vector // nil: the row must be absent
+}
+
+// LockOrder returns the indexes of puts by ascending id: adapters lock the
+// rows of a joint put in this order, so two joint puts never deadlock.
+func LockOrder(puts []UserPut) []int {
+	idx := make([]int, len(puts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(puts[a].User.ID, puts[b].User.ID) })
+	return idx
 }
 
 // PutResult says what a sync write did to the target row.
 type PutResult string
 
 const (
-	PutCreated   PutResult = "created"   // the row did not exist
-	PutUpdated   PutResult = "updated"   // an older row was overwritten
-	PutDeleted   PutResult = "deleted"   // an older live row became a tombstone
-	PutUnchanged PutResult = "unchanged" // the target was already as new (or newer)
+	PutCreated PutResult = "created" // the row did not exist
+	PutUpdated PutResult = "updated" // the row was overwritten
+	PutDeleted PutResult = "deleted" // a live row became a tombstone
 )
+
+// Own returns the entry of v that counts writes made on the database in role r.
+func Own(r Role, v domain.Vector) int64 {
+	if r == RolePrimary {
+		return v.P
+	}
+	return v.F
+}
 
 // DB is one database in one role. Errors carry domain kinds: NotFound for a
 // missing or tombstoned row, Conflict for a duplicate email, Unavailable when
@@ -78,13 +112,23 @@ type DB interface {
 	//
 	// LoadProduct returns the row, tombstone included; ok is false if absent.
 	LoadProduct(ctx context.Context, id int64) (p domain.Product, ok bool, err error)
-	// PutProduct writes p with its own id and timestamps if the target row is
-	// absent, older (UpdatedAt before p's), or equal in time and overwriteTie.
-	PutProduct(ctx context.Context, p domain.Product, overwriteTie bool) (PutResult, error)
+	// PutProduct writes p as it is (id, times, vector, field times) if the
+	// target row still holds the vector expect, or is still absent when
+	// expect is nil (compare and set); otherwise it changes nothing and
+	// returns an error with ErrChanged in its chain. Inserting an id of this
+	// database's own parity moves its sequence past that id, never back.
+	PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (PutResult, error)
 	LoadUser(ctx context.Context, id int64) (u domain.User, ok bool, err error)
-	// PutUser is PutProduct for users; an email held by another live user
-	// gives a Conflict error and changes nothing.
-	PutUser(ctx context.Context, u domain.User, overwriteTie bool) (PutResult, error)
+	// PutUser is PutProduct for users; an email (by domain.EmailKey) held by
+	// another live user gives a Conflict error and changes nothing.
+	PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (PutResult, error)
+	// PutUsers applies several PutUser writes in one transaction, all or
+	// none; emails moving among them (a move or a swap) do not conflict
+	// with each other. Results are in the order of puts.
+	PutUsers(ctx context.Context, puts []UserPut) ([]PutResult, error)
+	// UserByEmail returns the live user whose email has email's
+	// domain.EmailKey; ok is false if none.
+	UserByEmail(ctx context.Context, email string) (u domain.User, ok bool, err error)
 	// IDs lists ids of the entity, tombstones included, > after, ascending.
 	IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error)
 
@@ -94,10 +138,10 @@ type DB interface {
 	// or last sent before resendBefore, oldest first.
 	PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]OutboxEntry, error)
 	// MarkOutboxSent records that a message was enqueued at `at` for the
-	// entity's entries whose Version <= upTo.
-	MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo, at time.Time) error
-	// AckOutbox deletes the entity's entries whose Version <= upTo.
-	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo time.Time) error
+	// entity's entries whose Counter <= upTo.
+	MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error
+	// AckOutbox deletes the entity's entries whose Counter <= upTo.
+	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error
 	// OutboxDepth counts the entries not yet acknowledged.
 	OutboxDepth(ctx context.Context) (int64, error)
 

@@ -2,6 +2,9 @@ package syncer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"dualsync/internal/domain"
@@ -14,50 +17,68 @@ const (
 	StatusUpdated   = "updated"
 	StatusDeleted   = "deleted"
 	StatusUnchanged = "unchanged"
-	StatusConflict  = "conflict" // users only: the email belongs to another user on the other side
-	StatusFailed    = "failed"   // retries exhausted
+	// StatusConflict: both databases changed the item since they last
+	// agreed (merged field by field, both versions and the result in the
+	// detail), or a user's email stayed taken by another user on the other
+	// side until the queue's retries were spent.
+	StatusConflict = "conflict"
+	StatusFailed   = "failed" // retries exhausted
 )
 
 // Statuses lists every outcome, in the order status reports show them.
 var Statuses = []string{StatusCreated, StatusUpdated, StatusDeleted, StatusUnchanged, StatusConflict, StatusFailed}
 
+// casAttempts bounds how often one merge re-reads and retries when a row
+// changed between its read and its compare-and-set write; past that the
+// message fails and the queue redelivers it.
+const casAttempts = 5
+
 // kind adapts one entity type to the generic merge.
 type kind[T any] struct {
 	load    func(context.Context, store.DB, int64) (T, bool, error)
-	put     func(context.Context, store.DB, T, bool) (store.PutResult, error)
-	version func(T) time.Time
+	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector) (store.PutResult, error)
+	ver     func(T) domain.Vector
+	version func(T) time.Time // updatedAt, reported only
 	deleted func(T) bool
-	same    func(a, b T) bool
+	same    func(a, b T) bool // every column but the vector
+	merge   func(p, f T) T    // field by field, for concurrent rows
+	detail  func(T) any       // JSON form for a conflict's detail
 }
 
 var productKind = kind[domain.Product]{
 	load: func(ctx context.Context, db store.DB, id int64) (domain.Product, bool, error) {
 		return db.LoadProduct(ctx, id)
 	},
-	put: func(ctx context.Context, db store.DB, p domain.Product, tie bool) (store.PutResult, error) {
-		return db.PutProduct(ctx, p, tie)
+	put: func(ctx context.Context, db, _ store.DB, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
+		return db.PutProduct(ctx, p, expect)
 	},
+	ver:     func(p domain.Product) domain.Vector { return p.Ver },
 	version: func(p domain.Product) time.Time { return p.UpdatedAt },
 	deleted: domain.Product.Deleted,
 	same: func(a, b domain.Product) bool {
 		return a.Name == b.Name && a.Description == b.Description && a.Price == b.Price &&
-			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt)
+			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt) &&
+			a.NameAt.Equal(b.NameAt) && a.DescriptionAt.Equal(b.DescriptionAt) && a.PriceAt.Equal(b.PriceAt)
 	},
+	merge:  mergeProducts,
+	detail: productDetail,
 }
 
 var userKind = kind[domain.User]{
 	load: func(ctx context.Context, db store.DB, id int64) (domain.User, bool, error) {
 		return db.LoadUser(ctx, id)
 	},
-	put: func(ctx context.Context, db store.DB, u domain.User, tie bool) (store.PutResult, error) {
-		return db.PutUser(ctx, u, tie)
-	},
+	put:     putUser,
+	ver:     func(u domain.User) domain.Vector { return u.Ver },
 	version: func(u domain.User) time.Time { return u.UpdatedAt },
 	deleted: domain.User.Deleted,
 	same: func(a, b domain.User) bool {
 		return a.Name == b.Name && a.Email == b.Email &&
-			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt)
+			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt) &&
+			a.NameAt.Equal(b.NameAt) && a.EmailAt.Equal(b.EmailAt)
 	},
+	merge:  mergeUsers,
+	detail: userDetail,
 }
 
 func sameTime(a, b *time.Time) bool {
@@ -67,53 +88,209 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// plan is what merging one item must do: copy the row of side `from` to the
-// other side (overwriting an equally new row if tie), or nothing.
-type plan struct {
-	copy bool
-	from store.Role
-	tie  bool
+// pick is one field of a field-by-field merge: the value changed last wins;
+// on equal change times the primary's.
+func pick[V any](pv V, pat time.Time, fv V, fat time.Time) (V, time.Time) {
+	if fat.After(pat) {
+		return fv, fat
+	}
+	return pv, pat
 }
 
-// decide applies last-writer-wins: the newer updatedAt wins; on a tie a
-// tombstone beats a live row (a delete is never undone by a concurrent
-// edit), then the primary's row wins. Identical rows need nothing.
-func decide[T any](k kind[T], p T, pok bool, f T, fok bool) plan {
+// tombstone merges deletion: a delete wins over a concurrent edit (the
+// earlier deletion time if both deleted).
+func tombstone(p, f *time.Time) *time.Time {
+	switch {
+	case p == nil:
+		return f
+	case f == nil, !f.Before(*p):
+		return p
+	}
+	return f
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// mergeProducts merges two concurrent versions of one product. The result's
+// vector is the element-wise maximum, which dominates both.
+func mergeProducts(p, f domain.Product) domain.Product {
+	m := p
+	m.Name, m.NameAt = pick(p.Name, p.NameAt, f.Name, f.NameAt)
+	m.Description, m.DescriptionAt = pick(p.Description, p.DescriptionAt, f.Description, f.DescriptionAt)
+	m.Price, m.PriceAt = pick(p.Price, p.PriceAt, f.Price, f.PriceAt)
+	m.CreatedAt = minTime(p.CreatedAt, f.CreatedAt)
+	m.UpdatedAt = maxTime(p.UpdatedAt, f.UpdatedAt)
+	m.DeletedAt = tombstone(p.DeletedAt, f.DeletedAt)
+	m.Ver = p.Ver.Max(f.Ver)
+	return m
+}
+
+func mergeUsers(p, f domain.User) domain.User {
+	m := p
+	m.Name, m.NameAt = pick(p.Name, p.NameAt, f.Name, f.NameAt)
+	m.Email, m.EmailAt = pick(p.Email, p.EmailAt, f.Email, f.EmailAt)
+	m.CreatedAt = minTime(p.CreatedAt, f.CreatedAt)
+	m.UpdatedAt = maxTime(p.UpdatedAt, f.UpdatedAt)
+	m.DeletedAt = tombstone(p.DeletedAt, f.DeletedAt)
+	m.Ver = p.Ver.Max(f.Ver)
+	return m
+}
+
+type vectorJSON struct {
+	P int64 `json:"primary"`
+	F int64 `json:"fallback"`
+}
+
+type productJSON struct {
+	ID            int64      `json:"id"`
+	Name          string     `json:"name"`
+	Description   string     `json:"description"`
+	Price         string     `json:"price"`
+	CreatedAt     string     `json:"createdAt"`
+	UpdatedAt     string     `json:"updatedAt"`
+	DeletedAt     *string    `json:"deletedAt"`
+	Version       vectorJSON `json:"version"`
+	NameAt        string     `json:"nameAt"`
+	DescriptionAt string     `json:"descriptionAt"`
+	PriceAt       string     `json:"priceAt"`
+}
+
+type userJSON struct {
+	ID        int64      `json:"id"`
+	Name      string     `json:"name"`
+	Email     string     `json:"email"`
+	CreatedAt string     `json:"createdAt"`
+	UpdatedAt string     `json:"updatedAt"`
+	DeletedAt *string    `json:"deletedAt"`
+	Version   vectorJSON `json:"version"`
+	NameAt    string     `json:"nameAt"`
+	EmailAt   string     `json:"emailAt"`
+}
+
+func timePtrJSON(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := domain.FormatTime(*t)
+	return &s
+}
+
+func productDetail(p domain.Product) any {
+	return productJSON{p.ID, p.Name, p.Description, p.Price.String(), domain.FormatTime(p.CreatedAt), domain.FormatTime(p.UpdatedAt),
+		timePtrJSON(p.DeletedAt), vectorJSON{p.Ver.P, p.Ver.F}, domain.FormatTime(p.NameAt), domain.FormatTime(p.DescriptionAt), domain.FormatTime(p.PriceAt)}
+}
+
+func userDetail(u domain.User) any {
+	return userJSON{u.ID, u.Name, u.Email, domain.FormatTime(u.CreatedAt), domain.FormatTime(u.UpdatedAt),
+		timePtrJSON(u.DeletedAt), vectorJSON{u.Ver.P, u.Ver.F}, domain.FormatTime(u.NameAt), domain.FormatTime(u.EmailAt)}
+}
+
+// conflictDetail is the JSON recorded with a conflict: both versions as
+// sync read them and what both databases hold now.
+func conflictDetail(primary, fallback, merged any) string {
+	b, err := json.Marshal(map[string]any{"primary": primary, "fallback": fallback, "merged": merged})
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// action is what merging one item must write.
+type action int
+
+const (
+	actNone         action = iota
+	actToFallback          // the primary's row dominates: fast-forward the fallback
+	actToPrimary           // the fallback's row dominates: fast-forward the primary
+	actMergeBoth           // concurrent: write the merged row to both
+	actNeitherSides        // in neither database
+)
+
+// decide compares the two rows by their version vectors, never by time.
+func decide[T any](k kind[T], p T, pok bool, f T, fok bool) action {
 	switch {
 	case !pok && !fok:
-		return plan{}
+		return actNeitherSides
 	case !fok:
-		return plan{copy: true, from: store.RolePrimary}
+		return actToFallback
 	case !pok:
-		return plan{copy: true, from: store.RoleFallback}
-	case k.same(p, f):
-		return plan{}
+		return actToPrimary
 	}
-	pv, fv := k.version(p), k.version(f)
+	pv, fv := k.ver(p), k.ver(f)
 	switch {
-	case pv.After(fv):
-		return plan{copy: true, from: store.RolePrimary}
-	case fv.After(pv):
-		return plan{copy: true, from: store.RoleFallback}
-	case k.deleted(f) && !k.deleted(p):
-		return plan{copy: true, from: store.RoleFallback, tie: true}
-	default:
-		return plan{copy: true, from: store.RolePrimary, tie: true}
+	case pv == fv && k.same(p, f):
+		return actNone
+	case pv == fv:
+		// Equal vectors, different rows: rows from before version vectors
+		// (both 0/0) that differ. Merge them like concurrent edits.
+		return actMergeBoth
+	case pv.Dominates(fv):
+		return actToFallback
+	case fv.Dominates(pv):
+		return actToPrimary
 	}
+	return actMergeBoth
 }
 
 // merged is the result of merging one item.
 type merged struct {
 	status  string
 	reason  string
-	version time.Time // the newest version either side held; zero if neither had the row
+	detail  string
+	version time.Time     // updatedAt both sides hold now; zero if neither had the row
+	agreed  domain.Vector // the vector both sides hold now
 }
 
-// merge makes both databases hold the winning row of one item and
-// acknowledges the outbox entries that are now satisfied on both sides.
-// An error means a transient failure: the caller retries the whole merge,
-// which is safe because every step is idempotent.
+// merge makes both databases hold the same row of one item and acknowledges
+// the outbox entries that row covers. An error means a transient failure
+// (or an email still taken, see mergeUser): the caller retries the whole
+// merge, which is safe because every write is a compare-and-set on what
+// this merge read.
 func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, e domain.Entity) (merged, error) {
+	var err error
+	for range casAttempts {
+		var m merged
+		m, err = mergeOnce(ctx, k, primary, fallback, id)
+		if errors.Is(err, store.ErrChanged) {
+			continue // someone wrote the row meanwhile: read both again
+		}
+		if err != nil {
+			return merged{}, err
+		}
+		if m.status == "" {
+			return m, nil
+		}
+		if err := ack(ctx, primary, fallback, e, id, m.agreed); err != nil {
+			return merged{}, err
+		}
+		return m, nil
+	}
+	return merged{}, err
+}
+
+// ack deletes each side's outbox entries for the item that the agreed
+// vector covers: a write made on a side after the rows were read has a
+// higher counter and stays, so its own message syncs it.
+func ack(ctx context.Context, primary, fallback store.DB, e domain.Entity, id int64, agreed domain.Vector) error {
+	if err := primary.AckOutbox(ctx, e, id, agreed.P); err != nil {
+		return err
+	}
+	return fallback.AckOutbox(ctx, e, id, agreed.F)
+}
+
+func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64) (merged, error) {
 	p, pok, err := k.load(ctx, primary, id)
 	if err != nil {
 		return merged{}, err
@@ -122,55 +299,91 @@ func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id
 	if err != nil {
 		return merged{}, err
 	}
-	var m merged
-	switch {
-	case pok && fok:
-		m.version = maxTime(k.version(p), k.version(f))
-	case pok:
-		m.version = k.version(p)
-	case fok:
-		m.version = k.version(f)
-	default:
+	status := func(res store.PutResult, row T) string {
+		if res == store.PutCreated && k.deleted(row) {
+			return StatusDeleted // a tombstone arriving where the row never existed
+		}
+		return string(res)
+	}
+	pv, fv := k.ver(p), k.ver(f)
+	var expectP, expectF *domain.Vector
+	if pok {
+		expectP = &pv
+	}
+	if fok {
+		expectF = &fv
+	}
+	switch decide(k, p, pok, f, fok) {
+	case actNeitherSides:
 		return merged{status: StatusUnchanged, reason: "in neither database"}, nil
-	}
-
-	pl := decide(k, p, pok, f, fok)
-	m.status = StatusUnchanged
-	if pl.copy {
-		row, target := p, fallback
-		if pl.from == store.RoleFallback {
-			row, target = f, primary
-		}
-		res, err := k.put(ctx, target, row, pl.tie)
-		switch {
-		case domain.IsKind(err, domain.KindConflict):
-			// Both rows stay as they are; the outcome says why. The outbox
-			// entry is still acknowledged below: a conflict needs a person,
-			// and must not hold failback hostage (see README, sync guarantees).
-			m.status, m.reason = StatusConflict, reasonOf(err)
-		case err != nil:
-			return merged{}, err
-		default:
-			m.status = string(res)
-			if res == store.PutCreated && k.deleted(row) {
-				m.status = StatusDeleted // a tombstone arriving where the row never existed
-			}
-		}
-	}
-
-	// Entries up to the winning version are satisfied on both sides. A
-	// newer write that raced with this merge has a newer version and stays.
-	for _, db := range []store.DB{primary, fallback} {
-		if err := db.AckOutbox(ctx, e, id, m.version); err != nil {
+	case actNone:
+		return merged{status: StatusUnchanged, version: k.version(p), agreed: pv}, nil
+	case actToFallback:
+		res, err := k.put(ctx, fallback, primary, p, expectF)
+		if err != nil {
 			return merged{}, err
 		}
+		return merged{status: status(res, p), version: k.version(p), agreed: pv}, nil
+	case actToPrimary:
+		res, err := k.put(ctx, primary, fallback, f, expectP)
+		if err != nil {
+			return merged{}, err
+		}
+		return merged{status: status(res, f), version: k.version(f), agreed: fv}, nil
 	}
-	return m, nil
+	m := k.merge(p, f)
+	if _, err := k.put(ctx, primary, fallback, m, expectP); err != nil {
+		return merged{}, err
+	}
+	if _, err := k.put(ctx, fallback, primary, m, expectF); err != nil {
+		// The primary holds the merged row already; the retry finds it
+		// dominating (or concurrent with a newer write) and goes on from there.
+		return merged{}, err
+	}
+	return merged{
+		status:  StatusConflict,
+		reason:  "changed in both databases since they last agreed; merged field by field",
+		detail:  conflictDetail(k.detail(p), k.detail(f), k.detail(m)),
+		version: k.version(m),
+		agreed:  k.ver(m),
+	}, nil
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+// putUser writes u to target. When u's email is held there by another user
+// whose row on source is newer and no longer holds that email (the email
+// moved, or two users swapped theirs), both rows are written together, in
+// one transaction: the target then takes the move as a whole. Any other
+// email clash is returned as a Conflict error: the caller fails the message
+// so that the queue retries it later (the holder's own message may free the
+// email meanwhile); see Engine.ItemPoisoned for when the retries are spent.
+func putUser(ctx context.Context, target, source store.DB, u domain.User, expect *domain.Vector) (store.PutResult, error) {
+	res, err := target.PutUser(ctx, u, expect)
+	if !domain.IsKind(err, domain.KindConflict) || u.Deleted() {
+		return res, err
 	}
-	return b
+	holder, ok, herr := target.UserByEmail(ctx, u.Email)
+	if herr != nil {
+		return "", herr
+	}
+	if !ok || holder.ID == u.ID {
+		return "", err
+	}
+	newer, ok, lerr := source.LoadUser(ctx, holder.ID)
+	if lerr != nil {
+		return "", lerr
+	}
+	stale := ok && newer.Ver != holder.Ver && newer.Ver.Dominates(holder.Ver)
+	if !stale || (!newer.Deleted() && domain.EmailKey(newer.Email) == domain.EmailKey(u.Email)) {
+		return "", emailTaken(err, holder.ID)
+	}
+	out, jerr := target.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}, {User: newer, Expect: &holder.Ver}})
+	if jerr != nil {
+		return "", jerr
+	}
+	return out[0], nil
+}
+
+// emailTaken names the user holding the email in the error's message.
+func emailTaken(err error, holder int64) error {
+	return domain.Wrap(domain.KindConflict, err, fmt.Sprintf("the email is held by user %d in the other database", holder))
 }

@@ -17,15 +17,15 @@ const (
 )
 
 // Changed publishes a committed API change: it enqueues the item's message
-// and marks the outbox entries it covers as sent. It is called after commit,
-// so a failure here loses nothing: the entry stays unsent and the relay
-// sends it. It never fails the API request.
-func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id int64, version time.Time) {
+// and marks the outbox entries it covers as sent. counter is db's entry of
+// the row's version vector after the write (store.Own); the entries up to
+// it were committed before the message was sent, so the message covers
+// them. It is called after commit, so a failure here loses nothing: the
+// entry stays unsent and the relay sends it. It never fails the API request.
+func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id int64, counter int64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
 	defer cancel()
-	// The message makes sync read the rows as they are when it runs, so it
-	// covers every version committed before it was sent.
-	upTo := maxTime(version, e.now())
+	upTo := counter
 	if err := e.items.Send(ctx, Message{Entity: ent, ID: id}); err != nil {
 		e.o.Logger.Warn("could not enqueue a change; the outbox relay will send it", "entity", ent, "id", id, "err", err)
 		return
@@ -71,14 +71,14 @@ func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 			e  domain.Entity
 			id int64
 		}
-		upTo := map[key]time.Time{}
+		upTo := map[key]int64{}
 		var order []key
 		for _, en := range entries {
 			k := key{en.Entity, en.ID}
 			if _, ok := upTo[k]; !ok {
 				order = append(order, k)
 			}
-			upTo[k] = maxTime(upTo[k], en.Version)
+			upTo[k] = max(upTo[k], en.Counter)
 		}
 		for _, k := range order {
 			if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {

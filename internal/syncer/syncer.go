@@ -1,14 +1,17 @@
-// Package syncer keeps the two databases in step: it merges one item
-// (last writer wins, tombstones included), plans sync runs in pages of queue
-// messages, assembles run status from Table Storage, publishes changes after
-// commit and relays what the outbox still holds.
+// Package syncer keeps the two databases in step: it merges one item (by
+// version vector: copied when one side dominates, merged field by field
+// when both changed), plans sync runs in pages of queue messages, assembles
+// run status from Table Storage, publishes changes after commit and relays
+// what the outbox still holds.
 package syncer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"dualsync/internal/domain"
@@ -144,27 +147,97 @@ func (e *Engine) SyncItem(ctx context.Context, m Message) error {
 		}
 		return fmt.Errorf("sync %s %d: %w", m.Entity, m.ID, err)
 	}
-	return e.record(ctx, m, table.Result{Status: res.status, Reason: res.reason, Version: res.version})
+	return e.record(ctx, m, table.Result{Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version})
 }
 
 // ItemPoisoned records an item whose message exhausted its retries as
 // failed, with the last attempt's error, so that its run still completes.
+// A user whose email stayed taken by another user on the other side is
+// recorded as a conflict instead, with both rows in the detail, and its
+// outbox entries are acknowledged: the clash needs a person, and must not
+// hold failback forever (the two databases keep their own rows until then).
 func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid poison message", "err", err)
 		return nil
 	}
 	reason := "gave up after the queue's retries"
-	if r, ok, err := e.rec.AttemptError(ctx, e.partition(m), m.Entity, m.ID); err == nil && ok {
-		reason += ": " + r
+	last, ok, err := e.rec.AttemptError(ctx, e.partition(m), m.Entity, m.ID)
+	if err == nil && ok {
+		reason += ": " + last
+	}
+	if m.Entity == domain.EntityUser && strings.HasPrefix(last, domain.KindConflict.String()+":") {
+		r, err := e.emailClash(ctx, m.ID)
+		if err != nil {
+			return err // transient: the poison message is retried
+		}
+		r.Reason = reason
+		e.o.Logger.Warn("user email clash recorded as a conflict", "id", m.ID, "run", m.Run, "reason", reason)
+		return e.record(ctx, m, r)
 	}
 	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason})
 }
 
+// emailClash reads both rows of a user whose email clashes, acknowledges
+// its outbox entries on both sides, and describes the clash.
+func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error) {
+	p, pok, err := e.primary.LoadUser(ctx, id)
+	if err != nil {
+		return table.Result{}, err
+	}
+	f, fok, err := e.fallback.LoadUser(ctx, id)
+	if err != nil {
+		return table.Result{}, err
+	}
+	if err := ack(ctx, e.primary, e.fallback, domain.EntityUser, id, p.Ver.Max(f.Ver)); err != nil {
+		return table.Result{}, err
+	}
+	var pd, fd any
+	if pok {
+		pd = userDetail(p)
+	}
+	if fok {
+		fd = userDetail(f)
+	}
+	// The other users holding this user's email, on the side each was to
+	// be copied to.
+	holders := map[string]any{}
+	for _, c := range []struct {
+		ok     bool
+		u      domain.User
+		target store.DB
+	}{{pok, p, e.fallback}, {fok, f, e.primary}} {
+		if !c.ok || c.u.Deleted() {
+			continue
+		}
+		h, ok, err := c.target.UserByEmail(ctx, c.u.Email)
+		if err != nil {
+			return table.Result{}, err
+		}
+		if ok && h.ID != id {
+			holders[string(c.target.Role())] = userDetail(h)
+		}
+	}
+	b, err := json.Marshal(map[string]any{"primary": pd, "fallback": fd, "emailHeldBy": holders})
+	if err != nil {
+		return table.Result{}, err
+	}
+	return table.Result{Status: StatusConflict, Detail: string(b), Version: maxTime(p.UpdatedAt, f.UpdatedAt)}, nil
+}
+
 func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
 	r.Entity, r.ID, r.At = m.Entity, m.ID, e.now()
+	if r.Status == StatusConflict {
+		e.o.Logger.Warn("sync conflict", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
+	}
 	if m.Run == "" {
+		if r.Status == StatusUnchanged {
+			// The real-time partition keeps one outcome per item and day; a
+			// duplicate message finding nothing to do must not overwrite
+			// what the item's previous message did (e.g. a conflict).
+			return nil
+		}
 		return e.rec.RecordRealtime(ctx, r)
 	}
 	// Only the first outcome of an item counts in its run: a redelivered

@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,31 +23,37 @@ import (
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func product(id int64, name string, updated time.Time, deleted bool) domain.Product {
-	p := domain.Product{ID: id, Name: name, Price: 1999, CreatedAt: t0, UpdatedAt: updated}
+	p := domain.Product{ID: id, Name: name, Price: 1999, CreatedAt: t0, UpdatedAt: updated, NameAt: updated, DescriptionAt: t0, PriceAt: t0}
 	if deleted {
 		p.DeletedAt = &updated
 	}
 	return p
 }
 
+// at returns p with version vector {pv, fv}.
+func at(p domain.Product, pv, fv int64) domain.Product {
+	p.Ver = domain.Vector{P: pv, F: fv}
+	return p
+}
+
 func TestDecide(t *testing.T) {
 	later := t0.Add(time.Millisecond)
 	tests := []struct {
-		name     string
-		p, f     *domain.Product
-		want     plan
-		wantNone bool
+		name string
+		p, f *domain.Product
+		want action
 	}{
-		{"neither", nil, nil, plan{}, true},
-		{"primary only", ptr(product(1, "a", t0, false)), nil, plan{copy: true, from: store.RolePrimary}, false},
-		{"fallback only", nil, ptr(product(2, "a", t0, false)), plan{copy: true, from: store.RoleFallback}, false},
-		{"identical", ptr(product(1, "a", t0, false)), ptr(product(1, "a", t0, false)), plan{}, true},
-		{"primary newer", ptr(product(1, "b", later, false)), ptr(product(1, "a", t0, false)), plan{copy: true, from: store.RolePrimary}, false},
-		{"fallback newer", ptr(product(1, "a", t0, false)), ptr(product(1, "b", later, false)), plan{copy: true, from: store.RoleFallback}, false},
-		{"newer live beats older tombstone", ptr(product(1, "a", t0, true)), ptr(product(1, "b", later, false)), plan{copy: true, from: store.RoleFallback}, false},
-		{"tie: fallback tombstone wins", ptr(product(1, "a", t0, false)), ptr(product(1, "a", t0, true)), plan{copy: true, from: store.RoleFallback, tie: true}, false},
-		{"tie: primary tombstone wins", ptr(product(1, "a", t0, true)), ptr(product(1, "a", t0, false)), plan{copy: true, from: store.RolePrimary, tie: true}, false},
-		{"tie: both live, primary wins", ptr(product(1, "p", t0, false)), ptr(product(1, "f", t0, false)), plan{copy: true, from: store.RolePrimary, tie: true}, false},
+		{"neither", nil, nil, actNeitherSides},
+		{"primary only", ptr(at(product(1, "a", t0, false), 1, 0)), nil, actToFallback},
+		{"fallback only", nil, ptr(at(product(2, "a", t0, false), 0, 1)), actToPrimary},
+		{"identical", ptr(at(product(1, "a", t0, false), 1, 1)), ptr(at(product(1, "a", t0, false), 1, 1)), actNone},
+		{"primary dominates", ptr(at(product(1, "b", later, false), 2, 1)), ptr(at(product(1, "a", t0, false), 1, 1)), actToFallback},
+		{"fallback dominates", ptr(at(product(1, "a", t0, false), 1, 0)), ptr(at(product(1, "b", later, false), 1, 1)), actToPrimary},
+		// Time plays no part: an older updatedAt that saw the other's change wins.
+		{"dominating but older in time", ptr(at(product(1, "b", t0, false), 2, 1)), ptr(at(product(1, "a", later, false), 1, 1)), actToFallback},
+		{"live that saw the delete is kept", ptr(at(product(1, "a", t0, true), 2, 0)), ptr(at(product(1, "b", later, false), 2, 1)), actToPrimary},
+		{"concurrent", ptr(at(product(1, "p", t0, false), 2, 0)), ptr(at(product(1, "f", t0, false), 1, 1)), actMergeBoth},
+		{"equal vectors, different rows (before vectors)", ptr(product(1, "p", t0, false)), ptr(product(1, "f", t0, false)), actMergeBoth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,11 +64,40 @@ func TestDecide(t *testing.T) {
 			if tt.f != nil {
 				f = *tt.f
 			}
-			got := decide(productKind, p, tt.p != nil, f, tt.f != nil)
-			if got != tt.want {
-				t.Errorf("decide = %+v, want %+v", got, tt.want)
+			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != tt.want {
+				t.Errorf("decide = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestMergeProducts(t *testing.T) {
+	t1, t2, t3 := t0.Add(time.Second), t0.Add(2*time.Second), t0.Add(3*time.Second)
+	base := product(1, "base", t0, false)
+	p := base
+	p.Price, p.PriceAt, p.UpdatedAt, p.Ver = 999_00, t1, t1, domain.Vector{P: 2, F: 1}
+	f := base
+	f.Name, f.NameAt, f.UpdatedAt, f.Ver = "renamed", t2, t2, domain.Vector{P: 1, F: 2}
+	m := mergeProducts(p, f)
+	if m.Name != "renamed" || m.Price != 999_00 || m.Description != base.Description || m.Ver != (domain.Vector{P: 2, F: 2}) ||
+		!m.UpdatedAt.Equal(t2) || !m.NameAt.Equal(t2) || !m.PriceAt.Equal(t1) || m.Deleted() {
+		t.Errorf("merged = %+v", m)
+	}
+	// A delete wins over a concurrent edit, whichever side and time.
+	d := base
+	d.DeletedAt, d.UpdatedAt, d.Ver = &t1, t1, domain.Vector{P: 2, F: 1}
+	e := base
+	e.Name, e.NameAt, e.UpdatedAt, e.Ver = "edited later", t3, t3, domain.Vector{P: 1, F: 2}
+	for _, m := range []domain.Product{mergeProducts(d, e), mergeProducts(e, d)} {
+		if !m.Deleted() || !m.DeletedAt.Equal(t1) || m.Name != "edited later" {
+			t.Errorf("delete vs edit merged to %+v", m)
+		}
+	}
+	// Equal field times: the primary's value.
+	q, r := base, base
+	q.Name, r.Name = "P", "F"
+	if m := mergeProducts(q, r); m.Name != "P" {
+		t.Errorf("tie gave %q, want the primary's", m.Name)
 	}
 }
 
@@ -94,6 +131,7 @@ func TestChain(t *testing.T) {
 // private queues and the real tables.
 type env struct {
 	primary, fallback store.DB
+	primaryProxy      *testenv.Proxy // the primary is reached only through it
 	items, plans      *queue.Queue
 	rec               *table.Store
 	eng               *Engine
@@ -105,18 +143,16 @@ func newEnv(t testing.TB, o Options) *env {
 	conn := testenv.Storage(t)
 	e := &env{}
 	var err error
-	open := func(role store.Role) store.DB {
-		db, err := database.Open(ctx, testenv.CreateDatabase(t), role, database.Options{ConnectTimeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(db.Close)
-		if err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return db
+	e.fallback = openDB(t, testenv.CreateDatabase(t), store.RoleFallback)
+	raw := testenv.CreateDatabase(t)
+	openDB(t, raw, store.RolePrimary)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.primary, e.fallback = open(store.RolePrimary), open(store.RoleFallback)
+	e.primaryProxy = testenv.NewProxy(t, u.Host)
+	u.Host = e.primaryProxy.Addr()
+	e.primary = openDB(t, u.String(), store.RolePrimary)
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +180,20 @@ func newEnv(t testing.TB, o Options) *env {
 	}
 	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, o)
 	return e
+}
+
+// openDB opens and migrates a database.
+func openDB(t testing.TB, raw string, role store.Role) store.DB {
+	t.Helper()
+	db, err := database.Open(context.Background(), raw, role, database.Options{ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // drain receives every message on q and hands it to fn, deleting those fn
@@ -179,9 +229,18 @@ func drain[M any](t *testing.T, q *queue.Queue, fn func(context.Context, M) erro
 	return n
 }
 
+// put writes p as sync would, whatever the row holds now.
 func put(t testing.TB, db store.DB, p domain.Product) {
 	t.Helper()
-	if _, err := db.PutProduct(context.Background(), p, true); err != nil {
+	cur, ok, err := db.LoadProduct(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expect *domain.Vector
+	if ok {
+		expect = &cur.Ver
+	}
+	if _, err := db.PutProduct(context.Background(), p, expect); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -196,14 +255,14 @@ func TestSyncItemProducts(t *testing.T) {
 		wantStatus string
 		want       domain.Product // both sides hold it afterwards
 	}{
-		{"copy to fallback", ptr(product(101, "a", t0, false)), nil, StatusCreated, product(101, "a", t0, false)},
-		{"copy to primary", nil, ptr(product(102, "a", t0, false)), StatusCreated, product(102, "a", t0, false)},
-		{"fallback newer", ptr(product(103, "old", t0, false)), ptr(product(103, "new", later, false)), StatusUpdated, product(103, "new", later, false)},
-		{"delete wins when newer", ptr(product(104, "a", t0, false)), ptr(product(104, "a", later, true)), StatusDeleted, product(104, "a", later, true)},
-		{"tombstone to absent side", ptr(product(105, "a", t0, true)), nil, StatusDeleted, product(105, "a", t0, true)},
-		{"tie: tombstone wins", ptr(product(106, "a", t0, false)), ptr(product(106, "a", t0, true)), StatusDeleted, product(106, "a", t0, true)},
-		{"tie: primary wins", ptr(product(107, "p", t0, false)), ptr(product(107, "f", t0, false)), StatusUpdated, product(107, "p", t0, false)},
-		{"identical", ptr(product(108, "a", t0, false)), ptr(product(108, "a", t0, false)), StatusUnchanged, product(108, "a", t0, false)},
+		{"copy to fallback", ptr(at(product(101, "a", t0, false), 1, 0)), nil, StatusCreated, at(product(101, "a", t0, false), 1, 0)},
+		{"copy to primary", nil, ptr(at(product(102, "a", t0, false), 0, 1)), StatusCreated, at(product(102, "a", t0, false), 0, 1)},
+		{"fallback dominates", ptr(at(product(103, "old", t0, false), 1, 0)), ptr(at(product(103, "new", later, false), 1, 1)), StatusUpdated, at(product(103, "new", later, false), 1, 1)},
+		{"delete that saw the row", ptr(at(product(104, "a", t0, false), 1, 0)), ptr(at(product(104, "a", later, true), 1, 1)), StatusDeleted, at(product(104, "a", later, true), 1, 1)},
+		{"tombstone to absent side", ptr(at(product(105, "a", t0, true), 2, 0)), nil, StatusDeleted, at(product(105, "a", t0, true), 2, 0)},
+		{"concurrent delete and edit: deleted, conflict", ptr(at(product(106, "a", t0, true), 2, 0)), ptr(at(product(106, "b", later, false), 1, 1)), StatusConflict, at(func() domain.Product { p := product(106, "b", later, false); p.DeletedAt = &t0; return p }(), 2, 1)},
+		{"equal old vectors, different rows: merged", ptr(product(107, "p", t0, false)), ptr(product(107, "f", later, false)), StatusConflict, product(107, "f", later, false)},
+		{"identical", ptr(at(product(108, "a", t0, false), 3, 2)), ptr(at(product(108, "a", t0, false), 3, 2)), StatusUnchanged, at(product(108, "a", t0, false), 3, 2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,7 +285,7 @@ func TestSyncItemProducts(t *testing.T) {
 				if err != nil || !ok {
 					t.Fatalf("%s: load: ok=%v err=%v", db.Role(), ok, err)
 				}
-				if !productKind.same(got, tt.want) {
+				if !productKind.same(got, tt.want) || got.Ver != tt.want.Ver {
 					t.Errorf("%s holds %+v, want %+v", db.Role(), got, tt.want)
 				}
 			}
@@ -286,6 +345,10 @@ func TestSyncItemAcknowledgesOutbox(t *testing.T) {
 	}
 }
 
+// Two people, one address: each message fails (the queue retries it, the
+// email may yet be freed); once the retries are spent the poison handler
+// records a conflict with both rows, and acknowledges the outbox so that
+// failback is not held forever. Both users stay intact.
 func TestSyncItemUserEmailConflict(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
@@ -293,22 +356,30 @@ func TestSyncItemUserEmailConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.fallback.CreateUser(ctx, domain.UserChange{Name: ptr("Bob"), Email: ptr("SAME@example.com")})
+	b, err := e.fallback.CreateUser(ctx, domain.UserChange{Name: ptr("Bob"), Email: ptr("ＳＡＭＥ@example.com")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := startRun(t, e)
-	for _, id := range []int64{a.ID, b.ID} {
-		if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityUser, ID: id, Run: run}); err != nil {
-			t.Fatalf("conflict must not fail the message: %v", err)
+	for i, id := range []int64{a.ID, b.ID} {
+		m := Message{Entity: domain.EntityUser, ID: id, Run: run}
+		if err := e.eng.SyncItem(ctx, m); !domain.IsKind(err, domain.KindConflict) {
+			t.Fatalf("user %d: SyncItem = %v, want a conflict error (retried by the queue)", id, err)
+		}
+		if prog, _ := e.rec.Progress(ctx, run); prog.Done != int64(i) {
+			t.Fatalf("a retried email clash was recorded as final: %+v", prog)
+		}
+		if err := e.eng.ItemPoisoned(ctx, m); err != nil {
+			t.Fatal(err)
 		}
 	}
 	rs, _, err := e.rec.Results(ctx, run, StatusConflict, 10, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs) != 2 || rs[0].Reason == "" {
-		t.Errorf("conflict results = %+v, want 2 with reasons", rs)
+	if len(rs) != 2 || rs[0].Reason == "" || !strings.Contains(rs[0].Detail, `"name":"Ann"`) || !strings.Contains(rs[0].Detail, `"name":"Bob"`) ||
+		!strings.Contains(rs[1].Detail, `"name":"Ann"`) || !strings.Contains(rs[1].Detail, `"name":"Bob"`) {
+		t.Errorf("conflict results = %+v, want 2 with reasons and both rows", rs)
 	}
 	for _, c := range []struct {
 		db   store.DB
@@ -317,6 +388,9 @@ func TestSyncItemUserEmailConflict(t *testing.T) {
 		got, err := c.db.GetUser(ctx, c.user.ID)
 		if err != nil || got.Email != c.user.Email {
 			t.Errorf("%s: user %d = %+v, %v; want intact", c.db.Role(), c.user.ID, got, err)
+		}
+		if d, _ := c.db.OutboxDepth(ctx); d != 0 {
+			t.Errorf("%s: outbox depth %d after the conflict was recorded, want 0", c.db.Role(), d)
 		}
 	}
 }
@@ -331,8 +405,8 @@ func TestRunPlansPagesAndCompletes(t *testing.T) {
 	for i := int64(2); i <= 6; i += 2 {
 		put(t, e.fallback, product(i, fmt.Sprint("f", i), t0, false))
 	}
-	put(t, e.fallback, product(1, "newer", t0.Add(time.Hour), false))
-	put(t, e.fallback, product(3, "p3", t0.Add(time.Hour), true))
+	put(t, e.fallback, at(product(1, "newer", t0.Add(time.Hour), false), 0, 1))
+	put(t, e.fallback, at(product(3, "p3", t0.Add(time.Hour), true), 0, 1))
 
 	st, err := e.eng.Start(ctx, StartRequest{Name: "ProductSyncOrchestrator", Trigger: "http"})
 	if err != nil {

@@ -1,6 +1,6 @@
 -- go-mssqldb sends every Go string as NVARCHAR. Compared with a VARCHAR column
 -- under a SQL collation, the column side is converted, so the index on
--- outbox (entity, entity_id, version) could not be sought and every
+-- outbox (entity, entity_id, ...) could not be sought and every
 -- MarkOutboxSent / AckOutbox scanned the outbox. Every character column is
 -- NVARCHAR now (TestColumnTypesMatchParameters).
 IF EXISTS (SELECT 1 FROM sys.columns
@@ -12,4 +12,4 @@ BEGIN
 END
 GO
 IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'outbox_entity' AND object_id = OBJECT_ID(N'dbo.outbox'))
-    CREATE INDEX outbox_entity ON dbo.outbox (entity, entity_id, version);
+    CREATE INDEX outbox_entity ON dbo.outbox (entity, entity_id, counter);

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,10 @@ func Run(t *testing.T, open Opener) {
 		{"UserCRUD", testUserCRUD},
 		{"ListPaging", testListPaging},
 		{"IDParityAndSequence", testIDParity},
+		{"SequenceAtMigrate", testSequenceAtMigrate},
+		{"Versions", testVersions},
+		{"PutUsersSwap", testPutUsersSwap},
+		{"EmailKey", testEmailKey},
 		{"NextVersionMonotonic", testNextVersion},
 		{"Outbox", testOutbox},
 		{"PutProduct", testPutProduct},
@@ -325,40 +330,69 @@ func testIDParity(t *testing.T, open Opener) {
 			if first.ID > 2 {
 				t.Fatalf("first id %d, want 1 or 2", first.ID)
 			}
-			// Sync writes explicit ids of both parities, far ahead.
+			own, other := int64(1001), int64(1002) // ids of this role's parity and the other's
+			if role == store.RoleFallback {
+				own, other = other, own
+			}
 			now := domain.Millis(time.Now())
 			put := func(id int64) {
 				t.Helper()
 				p := domain.Product{ID: id, Name: "synced", Price: 1, CreatedAt: now, UpdatedAt: now}
-				if _, err := db.PutProduct(c, p, false); err != nil {
+				if _, err := db.PutProduct(c, p, nil); err != nil {
 					t.Fatalf("put %d: %v", id, err)
 				}
-				u := domain.User{ID: id, Name: "synced", Email: fmt.Sprintf("synced%d@example.com", id), CreatedAt: now, UpdatedAt: now}
-				if _, err := db.PutUser(c, u, false); err != nil {
-					t.Fatalf("put user %d: %v", id, err)
-				}
 			}
-			put(1001)
-			put(1002)
+			// The other side's ids never move this side's sequence.
+			put(other)
 			second := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("b", "", 1)))
 			if second.ID != first.ID+2 {
-				t.Fatalf("create after Puts of ids 1001 and 1002 got id %d, want %d: a Put moved the sequence", second.ID, first.ID+2)
+				t.Fatalf("create after a Put of the other parity's id %d got id %d, want %d", other, second.ID, first.ID+2)
 			}
-			// Even a Put of the very next id leaves the sequence alone: Create
-			// then hits that id (and fails) rather than skipping it.
+			// An id of its own parity (a rebuilt database getting its old rows
+			// back) moves the sequence past it: Create never reuses it.
+			put(own)
+			third := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("c", "", 1)))
+			if third.ID != own+2 {
+				t.Fatalf("create after a Put of own id %d got id %d, want %d", own, third.ID, own+2)
+			}
+			// Never backwards: a lower own id leaves it where it is.
 			put(first.ID + 4)
-			if p, err := db.CreateProduct(c, productChange("c", "", 1)); err == nil {
-				t.Fatalf("create after a Put of id %d got id %d: the sequence moved", first.ID+4, p.ID)
+			fourth := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("d", "", 1)))
+			if fourth.ID != own+4 {
+				t.Fatalf("create after a Put of a lower own id got %d, want %d", fourth.ID, own+4)
 			}
-			again := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("d", "", 1)))
-			if again.ID != first.ID+6 {
-				t.Fatalf("next id = %d, want %d", again.ID, first.ID+6)
+			// Users have their own sequence, moved the same way.
+			u0 := must[domain.User](t, "create user")(db.CreateUser(c, userChange("u", "u@example.com")))
+			if u0.ID != first.ID {
+				t.Fatalf("first user id = %d, want %d (independent sequence)", u0.ID, first.ID)
 			}
-			u := must[domain.User](t, "create user")(db.CreateUser(c, userChange("u", "u@example.com")))
-			if u.ID != first.ID {
-				t.Fatalf("first user id = %d, want %d (independent sequence, not moved by Put)", u.ID, first.ID)
+			if _, err := db.PutUser(c, domain.User{ID: own + 10, Name: "s", Email: "s@example.com", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+				t.Fatal(err)
+			}
+			u1 := must[domain.User](t, "create user")(db.CreateUser(c, userChange("v", "v@example.com")))
+			if u1.ID != own+12 {
+				t.Fatalf("user id after a Put of own id %d = %d, want %d", own+10, u1.ID, own+12)
 			}
 		})
+	}
+}
+
+// testSequenceAtMigrate: Migrate again keeps the sequence past every own id
+// (adapters' own tests also rewind the sequence, as a restore would, and
+// check that Migrate moves it forward again).
+func testSequenceAtMigrate(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	now := domain.Millis(time.Now())
+	if _, err := db.PutProduct(c, domain.Product{ID: 501, Name: "x", Price: 1, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(c); err != nil {
+		t.Fatal(err)
+	}
+	p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "", 1)))
+	if p.ID != 503 {
+		t.Fatalf("create after Put 501 and Migrate: id %d, want 503", p.ID)
 	}
 }
 
@@ -379,7 +413,8 @@ func testNextVersion(t *testing.T, open Opener) {
 	// A row whose updatedAt lies in the future (written by a clock ahead of
 	// ours, via sync) still moves forward by at least 1 ms.
 	future := domain.Millis(time.Now().Add(time.Hour))
-	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: p.ID, Name: "f", Price: 1, CreatedAt: p.CreatedAt, UpdatedAt: future}, false))
+	cur, _, _ := db.LoadProduct(c, p.ID)
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: p.ID, Name: "f", Price: 1, CreatedAt: p.CreatedAt, UpdatedAt: future, Ver: cur.Ver}, &cur.Ver))
 	u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Name: ptr("g")}))
 	if !u.UpdatedAt.Equal(future.Add(time.Millisecond)) {
 		t.Fatalf("update after a future version: updatedAt %v, want %v", u.UpdatedAt, future.Add(time.Millisecond))
@@ -412,8 +447,8 @@ func testOutbox(t *testing.T, open Opener) {
 	// Failed changes and sync writes write no outbox rows.
 	_, _ = db.UpdateProduct(c, p.ID, productChange("x", "", 1))
 	_, _ = db.CreateUser(c, userChange("dup", "A@example.com"))
-	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 1000, Name: "s", Price: 1, CreatedAt: far, UpdatedAt: far}, false))
-	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 1000, Name: "s", Email: "s@example.com", CreatedAt: far, UpdatedAt: far}, false))
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 1000, Name: "s", Price: 1, CreatedAt: far, UpdatedAt: far}, nil))
+	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 1000, Name: "s", Email: "s@example.com", CreatedAt: far, UpdatedAt: far}, nil))
 
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 4 {
 		t.Fatalf("depth %d, want 4 (create, update, delete, create user)", n)
@@ -423,25 +458,28 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Fatalf("pending with notSentBefore in the past = %+v", got)
 	}
 	pending := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10))
+	// Each entry carries the primary's vector entry after its write.
 	want := []struct {
 		e  domain.Entity
 		id int64
-		v  time.Time
+		v  int64
 	}{
-		{domain.EntityProduct, p.ID, p.UpdatedAt},
-		{domain.EntityProduct, p.ID, u.UpdatedAt},
-		{domain.EntityProduct, p.ID, tomb.UpdatedAt},
-		{domain.EntityUser, usr.ID, usr.UpdatedAt},
+		{domain.EntityProduct, p.ID, 1},
+		{domain.EntityProduct, p.ID, 2},
+		{domain.EntityProduct, p.ID, 3},
+		{domain.EntityUser, usr.ID, 1},
+	}
+	if p.Ver != (domain.Vector{P: 1}) || u.Ver != (domain.Vector{P: 2}) || tomb.Ver != (domain.Vector{P: 3}) || usr.Ver != (domain.Vector{P: 1}) {
+		t.Fatalf("vectors %v %v %v %v, want 1/0, 2/0, 3/0, 1/0", p.Ver, u.Ver, tomb.Ver, usr.Ver)
 	}
 	if len(pending) != len(want) {
 		t.Fatalf("pending = %+v, want %d entries", pending, len(want))
 	}
 	for i, w := range want {
 		e := pending[i]
-		if e.Entity != w.e || e.ID != w.id || !e.Version.Equal(w.v) || e.SentAt != nil {
-			t.Fatalf("pending[%d] = %+v, want %v %d version %v unsent", i, e, w.e, w.id, w.v)
+		if e.Entity != w.e || e.ID != w.id || e.Counter != w.v || e.SentAt != nil {
+			t.Fatalf("pending[%d] = %+v, want %v %d counter %d unsent", i, e, w.e, w.id, w.v)
 		}
-		checkTime(t, "Version", e.Version)
 		checkTime(t, "CreatedAt", e.CreatedAt)
 		if i > 0 && e.Seq <= pending[i-1].Seq {
 			t.Fatalf("pending not oldest first: %+v", pending)
@@ -453,11 +491,11 @@ func testOutbox(t *testing.T, open Opener) {
 
 	// Mark the product's first two versions sent.
 	sentAt := domain.Millis(time.Now())
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID, u.UpdatedAt, sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID, u.Ver.P, sentAt); err != nil {
 		t.Fatal(err)
 	}
 	got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, sentAt, 10))
-	if len(got) != 2 || got[0].Version != tomb.UpdatedAt || got[1].Entity != domain.EntityUser {
+	if len(got) != 2 || got[0].Counter != tomb.Ver.P || got[1].Entity != domain.EntityUser {
 		t.Fatalf("pending after mark (sent ones not yet due) = %+v", got)
 	}
 	got = must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, sentAt.Add(time.Millisecond), 10))
@@ -470,37 +508,37 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Fatalf("pending by notSentBefore only = %+v", got)
 	}
 	// Marking another id changes nothing.
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID+424242, far, sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID+424242, 1<<40, sentAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10)); len(got) != 2 {
 		t.Fatalf("mark of another id changed entries: %+v", got)
 	}
 
-	// Ack up to the update's version: two rows go, the tombstone's stays.
-	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, u.UpdatedAt); err != nil {
+	// Ack up to the update's counter: two rows go, the tombstone's stays.
+	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, u.Ver.P); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
 		t.Fatalf("depth after ack = %d, want 2", n)
 	}
-	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.UpdatedAt.Add(-time.Millisecond)); err != nil {
+	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.Ver.P-1); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
 		t.Fatalf("ack of an older version removed entries: depth %d", n)
 	}
-	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, far); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, 1<<40); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.UpdatedAt); err != nil {
+	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.Ver.P); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
 		t.Fatalf("depth after acking all = %d", n)
 	}
 	// Acking nothing is fine.
-	if err := db.AckOutbox(c, domain.EntityProduct, 424242, far); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, 424242, 1<<40); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -522,45 +560,50 @@ func timePtrEqual(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
+func productSynced(a, b domain.Product) bool {
+	return productEqual(a, b) && a.Ver == b.Ver && a.NameAt.Equal(b.NameAt) && a.DescriptionAt.Equal(b.DescriptionAt) && a.PriceAt.Equal(b.PriceAt)
+}
+
 func testPutProduct(t *testing.T, open Opener) {
 	db := migrated(t, open, store.RoleFallback)
 	c := ctx(t)
 	t0 := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	row := func(name string, created, updated time.Time, deleted bool) domain.Product {
-		p := domain.Product{ID: 77, Name: name, Description: "d-" + name, Price: 12_34, CreatedAt: created, UpdatedAt: updated}
+	row := func(name string, updated time.Time, ver domain.Vector, deleted bool) domain.Product {
+		p := domain.Product{ID: 77, Name: name, Description: "d-" + name, Price: 12_34, CreatedAt: at(0), UpdatedAt: updated,
+			Ver: ver, NameAt: updated, DescriptionAt: at(0), PriceAt: at(0)}
 		if deleted {
 			p.DeletedAt = ptr(updated)
 		}
 		return p
 	}
+	v := func(p, f int64) *domain.Vector { return &domain.Vector{P: p, F: f} }
 	steps := []struct {
-		name  string
-		put   domain.Product
-		tie   bool
-		want  store.PutResult
-		after domain.Product // the stored row afterwards
+		name   string
+		put    domain.Product
+		expect *domain.Vector
+		want   store.PutResult // "" : refused with ErrChanged
+		after  domain.Product  // the stored row afterwards
 	}{
-		{"absent: created", row("v1", at(0), at(10), false), false, store.PutCreated, row("v1", at(0), at(10), false)},
-		{"same time, no tie overwrite: unchanged", row("tie", at(1), at(10), false), false, store.PutUnchanged, row("v1", at(0), at(10), false)},
-		{"same time, tie overwrite: updated", row("tie", at(1), at(10), false), true, store.PutUpdated, row("tie", at(1), at(10), false)},
-		{"older: unchanged", row("old", at(0), at(5), false), true, store.PutUnchanged, row("tie", at(1), at(10), false)},
-		{"newer: updated, every column", row("v2", at(2), at(20), false), false, store.PutUpdated, row("v2", at(2), at(20), false)},
-		{"newer tombstone over live: deleted", row("v3", at(2), at(30), true), false, store.PutDeleted, row("v3", at(2), at(30), true)},
-		{"older live over tombstone: unchanged", row("v2", at(2), at(25), false), false, store.PutUnchanged, row("v3", at(2), at(30), true)},
-		{"newer tombstone over tombstone: updated", row("v4", at(2), at(40), true), false, store.PutUpdated, row("v4", at(2), at(40), true)},
-		{"newer live over tombstone: updated", row("v5", at(2), at(50), false), false, store.PutUpdated, row("v5", at(2), at(50), false)},
+		{"absent, expected absent: created", row("v1", at(10), domain.Vector{P: 1}, false), nil, store.PutCreated, row("v1", at(10), domain.Vector{P: 1}, false)},
+		{"present, expected absent: refused", row("x", at(99), domain.Vector{P: 9}, false), nil, "", row("v1", at(10), domain.Vector{P: 1}, false)},
+		{"vector differs: refused", row("x", at(99), domain.Vector{P: 9}, false), v(2, 0), "", row("v1", at(10), domain.Vector{P: 1}, false)},
+		{"vector matches: updated, every column", row("v2", at(5), domain.Vector{P: 2, F: 1}, false), v(1, 0), store.PutUpdated, row("v2", at(5), domain.Vector{P: 2, F: 1}, false)},
+		{"a tombstone over a live row: deleted", row("v3", at(30), domain.Vector{P: 3, F: 1}, true), v(2, 1), store.PutDeleted, row("v3", at(30), domain.Vector{P: 3, F: 1}, true)},
+		{"tombstone over tombstone: updated", row("v4", at(40), domain.Vector{P: 4, F: 1}, true), v(3, 1), store.PutUpdated, row("v4", at(40), domain.Vector{P: 4, F: 1}, true)},
+		{"live over tombstone: updated", row("v5", at(50), domain.Vector{P: 4, F: 2}, false), v(4, 1), store.PutUpdated, row("v5", at(50), domain.Vector{P: 4, F: 2}, false)},
 	}
 	for _, s := range steps {
-		got, err := db.PutProduct(c, s.put, s.tie)
-		if err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if got != s.want {
-			t.Fatalf("%s: result %q, want %q", s.name, got, s.want)
+		got, err := db.PutProduct(c, s.put, s.expect)
+		if s.want == "" {
+			if !errors.Is(err, store.ErrChanged) {
+				t.Fatalf("%s: result %q err %v, want ErrChanged", s.name, got, err)
+			}
+		} else if err != nil || got != s.want {
+			t.Fatalf("%s: result %q err %v, want %q", s.name, got, err, s.want)
 		}
 		stored, ok, err := db.LoadProduct(c, 77)
-		if err != nil || !ok || !productEqual(stored, s.after) {
+		if err != nil || !ok || !productSynced(stored, s.after) {
 			t.Fatalf("%s: stored %+v (ok=%v err=%v), want %+v", s.name, stored, ok, err, s.after)
 		}
 		_, getErr := db.GetProduct(c, 77)
@@ -568,8 +611,14 @@ func testPutProduct(t *testing.T, open Opener) {
 			t.Fatalf("%s: GetProduct err %v, tombstone %v", s.name, getErr, s.after.Deleted())
 		}
 	}
+	// Expecting a vector where the row is absent is refused too.
+	absent := row("y", at(1), domain.Vector{P: 1}, false)
+	absent.ID = 81
+	if _, err := db.PutProduct(c, absent, v(0, 0)); !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("put expecting a vector on an absent row: %v", err)
+	}
 	// An absent row that arrives as a tombstone is created, and hidden.
-	got := must[store.PutResult](t, "put tombstone")(db.PutProduct(c, domain.Product{ID: 79, Name: "t", Price: 1, CreatedAt: at(0), UpdatedAt: at(1), DeletedAt: ptr(at(1))}, false))
+	got := must[store.PutResult](t, "put tombstone")(db.PutProduct(c, domain.Product{ID: 79, Name: "t", Price: 1, CreatedAt: at(0), UpdatedAt: at(1), DeletedAt: ptr(at(1))}, nil))
 	if got != store.PutCreated {
 		t.Fatalf("put of an absent tombstone: %q", got)
 	}
@@ -585,8 +634,9 @@ func testPutUser(t *testing.T, open Opener) {
 	c := ctx(t)
 	t0 := time.Date(2025, 3, 24, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	vers := map[int64]*domain.Vector{} // what each id holds now (nil: absent)
 	row := func(id int64, email string, updated time.Time, deleted bool) domain.User {
-		u := domain.User{ID: id, Name: "n-" + email, Email: email, CreatedAt: at(0), UpdatedAt: updated}
+		u := domain.User{ID: id, Name: "n-" + email, Email: email, CreatedAt: at(0), UpdatedAt: updated, NameAt: updated, EmailAt: updated}
 		if deleted {
 			u.DeletedAt = ptr(updated)
 		}
@@ -595,26 +645,24 @@ func testPutUser(t *testing.T, open Opener) {
 	steps := []struct {
 		name string
 		put  domain.User
-		tie  bool
 		want store.PutResult
 		kind domain.Kind // for errors
 	}{
-		{"absent: created", row(100, "a@example.com", at(10), false), false, store.PutCreated, 0},
-		{"tie, no overwrite", row(100, "b@example.com", at(10), false), false, store.PutUnchanged, 0},
-		{"tie, overwrite", row(100, "b@example.com", at(10), false), true, store.PutUpdated, 0},
-		{"older", row(100, "c@example.com", at(5), false), true, store.PutUnchanged, 0},
-		{"newer", row(100, "c@example.com", at(20), false), false, store.PutUpdated, 0},
-		{"other id, email of a live user (other case): conflict", row(102, "C@Example.com", at(30), false), false, "", domain.KindConflict},
-		{"same id may keep its own email in another case", row(100, "C@EXAMPLE.com", at(25), false), false, store.PutUpdated, 0},
-		{"other id, tombstone with a taken email: fine", row(104, "c@example.com", at(30), true), false, store.PutCreated, 0},
-		{"newer tombstone: deleted", row(100, "c@example.com", at(40), true), false, store.PutDeleted, 0},
-		{"email freed by the tombstone", row(102, "c@example.com", at(30), false), false, store.PutCreated, 0},
-		{"overwrite onto a taken email: conflict", row(106, "z@example.com", at(1), false), false, store.PutCreated, 0},
-		{"...updating 106 to 102's email conflicts", row(106, "C@example.COM", at(2), false), false, "", domain.KindConflict},
+		{"absent: created", row(100, "a@example.com", at(10), false), store.PutCreated, 0},
+		{"present: updated", row(100, "c@example.com", at(20), false), store.PutUpdated, 0},
+		{"other id, email of a live user (other case): conflict", row(102, "C@Example.com", at(30), false), "", domain.KindConflict},
+		{"other id, full-width form of a live email: conflict", row(102, "ｃ@example.com", at(30), false), "", domain.KindConflict},
+		{"same id may keep its own email in another case", row(100, "C@EXAMPLE.com", at(25), false), store.PutUpdated, 0},
+		{"other id, tombstone with a taken email: fine", row(104, "c@example.com", at(30), true), store.PutCreated, 0},
+		{"tombstone: deleted", row(100, "c@example.com", at(40), true), store.PutDeleted, 0},
+		{"email freed by the tombstone", row(102, "c@example.com", at(30), false), store.PutCreated, 0},
+		{"overwrite onto a taken email: conflict", row(106, "z@example.com", at(1), false), store.PutCreated, 0},
+		{"...updating 106 to 102's email conflicts", row(106, "C@example.COM", at(2), false), "", domain.KindConflict},
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		before, existed, _ := db.LoadUser(c, s.put.ID)
-		got, err := db.PutUser(c, s.put, s.tie)
+		s.put.Ver = domain.Vector{P: int64(i + 1)}
+		got, err := db.PutUser(c, s.put, vers[s.put.ID])
 		if s.kind != 0 {
 			wantKind(t, s.name, err, s.kind)
 			after, exists, _ := db.LoadUser(c, s.put.ID)
@@ -626,15 +674,120 @@ func testPutUser(t *testing.T, open Opener) {
 		if err != nil || got != s.want {
 			t.Fatalf("%s: result %q err %v, want %q", s.name, got, err, s.want)
 		}
-		if got != store.PutUnchanged {
-			stored, _, _ := db.LoadUser(c, s.put.ID)
-			if !userEqual(stored, s.put) {
-				t.Fatalf("%s: stored %+v, want %+v", s.name, stored, s.put)
-			}
+		vers[s.put.ID] = &s.put.Ver
+		stored, _, _ := db.LoadUser(c, s.put.ID)
+		if !userEqual(stored, s.put) || stored.Ver != s.put.Ver || !stored.EmailAt.Equal(s.put.EmailAt) {
+			t.Fatalf("%s: stored %+v, want %+v", s.name, stored, s.put)
 		}
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
 		t.Fatalf("Put wrote %d outbox rows", n)
+	}
+	// A stale expectation is refused before any email check.
+	_, err := db.PutUser(c, row(106, "q@example.com", at(3), false), &domain.Vector{P: 99})
+	if !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("put with a stale vector: %v, want ErrChanged", err)
+	}
+}
+
+// testVersions: API writes count in their side's vector entry, and only
+// changed fields get the write's time.
+func testVersions(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			own := func(n int64) domain.Vector {
+				if role == store.RolePrimary {
+					return domain.Vector{P: n}
+				}
+				return domain.Vector{F: n}
+			}
+			p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "d", 1)))
+			if p.Ver != own(1) || !p.NameAt.Equal(p.CreatedAt) || !p.DescriptionAt.Equal(p.CreatedAt) || !p.PriceAt.Equal(p.CreatedAt) {
+				t.Fatalf("created %+v", p)
+			}
+			// A patch that sets the price and repeats the name: only the price's time moves.
+			u := must[domain.Product](t, "update")(db.UpdateProduct(c, p.ID, domain.ProductChange{Name: ptr("a"), Price: ptr(domain.Money(2))}))
+			if u.Ver != own(2) || !u.NameAt.Equal(p.NameAt) || !u.DescriptionAt.Equal(p.DescriptionAt) || !u.PriceAt.Equal(u.UpdatedAt) || !u.PriceAt.After(p.PriceAt) {
+				t.Fatalf("updated %+v from %+v", u, p)
+			}
+			if got, _, _ := db.LoadProduct(c, p.ID); !productSynced(got, u) {
+				t.Fatalf("loaded %+v, want %+v", got, u)
+			}
+			if err := db.DeleteProduct(c, p.ID); err != nil {
+				t.Fatal(err)
+			}
+			if tomb, _, _ := db.LoadProduct(c, p.ID); tomb.Ver != own(3) || !tomb.PriceAt.Equal(u.PriceAt) {
+				t.Fatalf("tombstone %+v", tomb)
+			}
+			usr := must[domain.User](t, "create user")(db.CreateUser(c, userChange("n", "n@example.com")))
+			v := must[domain.User](t, "update user")(db.UpdateUser(c, usr.ID, domain.UserChange{Email: ptr("m@example.com")}))
+			if usr.Ver != own(1) || v.Ver != own(2) || !v.NameAt.Equal(usr.NameAt) || !v.EmailAt.Equal(v.UpdatedAt) {
+				t.Fatalf("user %+v then %+v", usr, v)
+			}
+			if got, _, _ := db.LoadUser(c, usr.ID); got.Ver != v.Ver || !got.EmailAt.Equal(v.EmailAt) || !got.NameAt.Equal(v.NameAt) {
+				t.Fatalf("loaded user %+v, want %+v", got, v)
+			}
+		})
+	}
+}
+
+// testPutUsersSwap: two users' emails swapped in one joint put, which single
+// puts cannot do (each would hit the other's email).
+func testPutUsersSwap(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	now := domain.Millis(time.Now())
+	a := domain.User{ID: 200, Name: "a", Email: "a@example.com", CreatedAt: now, UpdatedAt: now, NameAt: now, EmailAt: now, Ver: domain.Vector{P: 1}}
+	b := domain.User{ID: 202, Name: "b", Email: "b@example.com", CreatedAt: now, UpdatedAt: now, NameAt: now, EmailAt: now, Ver: domain.Vector{P: 1}}
+	must[store.PutResult](t, "put a")(db.PutUser(c, a, nil))
+	must[store.PutResult](t, "put b")(db.PutUser(c, b, nil))
+	a2, b2 := a, b
+	a2.Email, b2.Email = b.Email, a.Email
+	a2.Ver, b2.Ver = domain.Vector{P: 1, F: 2}, domain.Vector{P: 1, F: 1}
+	_, err := db.PutUser(c, a2, &a.Ver)
+	wantKind(t, "single put of a swap", err, domain.KindConflict)
+	// A stale expectation anywhere refuses the whole batch.
+	_, err = db.PutUsers(c, []store.UserPut{{User: a2, Expect: &a.Ver}, {User: b2, Expect: &a2.Ver}})
+	if !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("joint put with a stale vector: %v", err)
+	}
+	res, err := db.PutUsers(c, []store.UserPut{{User: a2, Expect: &a.Ver}, {User: b2, Expect: &b.Ver}})
+	if err != nil || len(res) != 2 || res[0] != store.PutUpdated || res[1] != store.PutUpdated {
+		t.Fatalf("joint put: %v %v", res, err)
+	}
+	for _, want := range []domain.User{a2, b2} {
+		got, _, _ := db.LoadUser(c, want.ID)
+		if got.Email != want.Email || got.Ver != want.Ver {
+			t.Fatalf("user %d = %+v, want %+v", want.ID, got, want)
+		}
+		byEmail, ok, err := db.UserByEmail(c, strings.ToUpper(want.Email))
+		if err != nil || !ok || byEmail.ID != want.ID {
+			t.Fatalf("UserByEmail(%s) = %+v %v %v", want.Email, byEmail, ok, err)
+		}
+	}
+	if _, ok, err := db.UserByEmail(c, "nobody@example.com"); ok || err != nil {
+		t.Fatalf("UserByEmail of a free email: ok=%v err=%v", ok, err)
+	}
+}
+
+// testEmailKey: uniqueness is by domain.EmailKey in both databases, so the
+// two agree on which emails are the same: case, full-width letters and
+// surrounding spaces are the same email; trailing spaces do not make a
+// different one, and accents do.
+func testEmailKey(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RolePrimary)
+	c := ctx(t)
+	must[domain.User](t, "create")(db.CreateUser(c, userChange("A", "ann@example.com")))
+	for _, email := range []string{"ANN@example.com", "ａｎｎ@example.com", "ＡＮＮ@ＥＸＡＭＰＬＥ.com", "ann@example.com "} {
+		_, err := db.CreateUser(c, userChange("Dup", email))
+		wantKind(t, fmt.Sprintf("create %q", email), err, domain.KindConflict)
+	}
+	// Different emails under the key stay different (a kana- or
+	// accent-insensitive collation would equate these).
+	for _, email := range []string{"ánn@example.com", "anne@example.com", "カ@example.com", "か@example.com"} {
+		must[domain.User](t, "create "+email)(db.CreateUser(c, userChange("Other", email)))
 	}
 }
 
@@ -680,7 +833,7 @@ func testIDs(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	now := domain.Millis(time.Now())
-	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 50, Name: "t", Price: 1, CreatedAt: now, UpdatedAt: now, DeletedAt: &now}, false))
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 50, Name: "t", Price: 1, CreatedAt: now, UpdatedAt: now, DeletedAt: &now}, nil))
 	all := append(slices.Clone(ids), 50)
 	u := must[domain.User](t, "create user")(db.CreateUser(c, userChange("u", "u@example.com")))
 	tests := []struct {
@@ -716,7 +869,7 @@ func testSeed(t *testing.T, open Opener) {
 			// A user already holding a sample email is left alone.
 			now := domain.Millis(time.Now())
 			taken := domain.User{ID: 1001, Name: "Early", Email: sample.Users[1].Email, CreatedAt: now, UpdatedAt: now}
-			must[store.PutResult](t, "put")(db.PutUser(c, taken, false))
+			must[store.PutResult](t, "put")(db.PutUser(c, taken, nil))
 			for i := range 2 {
 				if err := db.Seed(c); err != nil {
 					t.Fatalf("Seed %d: %v", i+1, err)
@@ -772,7 +925,7 @@ func testMoney(t *testing.T, open Opener) {
 			t.Errorf("price %s came back as %s", m, got.Price)
 		}
 		id := int64(1000 + 2*i)
-		must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: id, Name: "m", Price: m, CreatedAt: now, UpdatedAt: now}, false))
+		must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: id, Name: "m", Price: m, CreatedAt: now, UpdatedAt: now}, nil))
 		if got, _, _ := db.LoadProduct(c, id); got.Price != m {
 			t.Errorf("put price %s came back as %s", m, got.Price)
 		}
@@ -786,7 +939,7 @@ func testTimes(t *testing.T, open Opener) {
 	loc := time.FixedZone("UTC+5", 5*3600)
 	created := time.Date(2025, 3, 24, 10, 23, 54, 611_999_999, loc)
 	updated := time.Date(2025, 3, 24, 10, 23, 55, 1_500_000, loc)
-	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 5001, Name: "t", Price: 1, CreatedAt: created, UpdatedAt: updated}, false))
+	must[store.PutResult](t, "put")(db.PutProduct(c, domain.Product{ID: 5001, Name: "t", Price: 1, CreatedAt: created, UpdatedAt: updated}, nil))
 	got, _, err := db.LoadProduct(c, 5001)
 	if err != nil {
 		t.Fatal(err)
@@ -798,11 +951,15 @@ func testTimes(t *testing.T, open Opener) {
 	}
 	checkTime(t, "CreatedAt", got.CreatedAt)
 	checkTime(t, "UpdatedAt", got.UpdatedAt)
-	// The truncated version compares equal: a Put of the same row is a tie.
-	if r := must[store.PutResult](t, "put again")(db.PutProduct(c, domain.Product{ID: 5001, Name: "t2", Price: 1, CreatedAt: created, UpdatedAt: updated}, false)); r != store.PutUnchanged {
-		t.Fatalf("re-put of the same version: %q", r)
+	// Field change times are normalised the same way.
+	must[store.PutResult](t, "put fields")(db.PutProduct(c, domain.Product{ID: 5003, Name: "t", Price: 1, CreatedAt: created, UpdatedAt: updated,
+		NameAt: updated, DescriptionAt: created, PriceAt: updated}, nil))
+	f, _, _ := db.LoadProduct(c, 5003)
+	if !f.NameAt.Equal(wantUpdated) || !f.DescriptionAt.Equal(wantCreated) || !f.PriceAt.Equal(wantUpdated) {
+		t.Fatalf("field times %v %v %v", f.NameAt, f.DescriptionAt, f.PriceAt)
 	}
-	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 5001, Name: "t", Email: "t@example.com", CreatedAt: created, UpdatedAt: updated}, false))
+	checkTime(t, "NameAt", f.NameAt)
+	must[store.PutResult](t, "put user")(db.PutUser(c, domain.User{ID: 5001, Name: "t", Email: "t@example.com", CreatedAt: created, UpdatedAt: updated}, nil))
 	u, _, _ := db.LoadUser(c, 5001)
 	if !u.CreatedAt.Equal(wantCreated) || !u.UpdatedAt.Equal(wantUpdated) {
 		t.Fatalf("user times %v / %v", u.CreatedAt, u.UpdatedAt)

@@ -1,0 +1,68 @@
+package domain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEmailKey(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"Ann@Example.com", "ann@example.com"},
+		{"ａｎｎ@ｅｘａｍｐｌｅ.com", "ann@example.com"}, // full-width letters
+		{" ann@example.com  ", "ann@example.com"},
+		{"ANN@EXAMPLE.COM", "ann@example.com"},
+	}
+	for _, tt := range tests {
+		if got := EmailKey(tt.a); got != tt.b {
+			t.Errorf("EmailKey(%q) = %q, want %q", tt.a, got, tt.b)
+		}
+	}
+	// What SQL Server's CI_AS collation would also equate, but is a different address.
+	for _, pair := range [][2]string{{"ánn@example.com", "ann@example.com"}, {"カ@example.com", "か@example.com"}} {
+		if EmailKey(pair[0]) == EmailKey(pair[1]) {
+			t.Errorf("EmailKey equates %q and %q", pair[0], pair[1])
+		}
+	}
+}
+
+func TestDecodeUserRejectsLongKey(t *testing.T) {
+	// U+FDFA expands to 18 characters under NFKC: 20 of them fit the email
+	// column but not the key.
+	local := strings.Repeat("\uFDFA", 20)
+	_, err := DecodeUser([]byte(`{"name":"a","email":"`+local+`@example.com"}`), ModeCreate)
+	var de *Error
+	if !errors.As(err, &de) || de.Kind != KindInvalid || !strings.Contains(de.Fields["email"], "normalised") {
+		t.Fatalf("err = %#v, want invalid for the normalised length", err)
+	}
+}
+
+func TestVector(t *testing.T) {
+	a, b := Vector{P: 2, F: 1}, Vector{P: 1, F: 2}
+	if a.Dominates(b) || b.Dominates(a) || !a.Dominates(a) {
+		t.Error("dominance wrong for concurrent vectors")
+	}
+	if m := a.Max(b); m != (Vector{2, 2}) || !m.Dominates(a) || !m.Dominates(b) {
+		t.Errorf("max = %v", m)
+	}
+	if (Vector{}).Bump(true) != (Vector{P: 1}) || (Vector{}).Bump(false) != (Vector{F: 1}) {
+		t.Error("bump")
+	}
+}
+
+func TestApplyAtMovesOnlyChangedFields(t *testing.T) {
+	t0, t1 := time.Unix(0, 0).UTC(), time.Unix(60, 0).UTC()
+	p := Product{Name: "a", Description: "d", Price: 1, NameAt: t0, DescriptionAt: t0, PriceAt: t0}
+	name, price := "a", Money(2)
+	q := ProductChange{Name: &name, Price: &price}.ApplyAt(p, t1)
+	if !q.NameAt.Equal(t0) || !q.DescriptionAt.Equal(t0) || !q.PriceAt.Equal(t1) || q.Price != 2 {
+		t.Errorf("ApplyAt = %+v", q)
+	}
+	u := User{Name: "n", Email: "e@x.io", NameAt: t0, EmailAt: t0}
+	email := "f@x.io"
+	v := UserChange{Email: &email}.ApplyAt(u, t1)
+	if !v.NameAt.Equal(t0) || !v.EmailAt.Equal(t1) {
+		t.Errorf("user ApplyAt = %+v", v)
+	}
+}
