@@ -53,11 +53,12 @@ type server struct {
 	products resource[domain.Product, domain.ProductChange]
 	users    resource[domain.User, domain.UserChange]
 	sync     syncRoutes
+	docs     docs
 }
 
 // NewServer returns the API handler with problem+json errors and request logging.
 func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) http.Handler {
-	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}}
+	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}, docs: newDocs()}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
 	mux := http.NewServeMux()
