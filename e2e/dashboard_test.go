@@ -342,6 +342,10 @@ func (b *browser) text() string {
 // or docs/dashboard.png (the README's) with UPDATE_SCREENSHOT=1.
 func (b *browser) screenshot(t *testing.T) {
 	t.Helper()
+	// Without the focus ring the keyboard step left on the run's heading.
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`)); err != nil {
+		t.Fatal(err)
+	}
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

@@ -44,6 +44,8 @@
     signature: '',
     lastChange: Date.now(),
     loading: false,
+    again: false,          // a refresh was asked for while one ran
+    runsSeq: 0,            // drops a runs answer older than the newest asked for
   };
 
   async function api(path, opts = {}) {
@@ -58,7 +60,10 @@
     return { status: res.status, ok: res.ok, body, headers: res.headers };
   }
 
-  const problemText = (r) => (r.body && r.body.detail) || (r.body && r.body.title) || `HTTP ${r.status}`;
+  const problemText = (r) => {
+    if (r.status === 401) return 'the API needs a function key: open this page with ?code=<key>';
+    return (r.body && r.body.detail) || (r.body && r.body.title) || `HTTP ${r.status}`;
+  };
 
   function say(text, kind) {
     const m = $('#message');
@@ -143,7 +148,9 @@
 
   // ---- runs ----
   async function loadRuns() {
+    const seq = ++state.runsSeq;
     const r = await api('product-sync?limit=' + encodeURIComponent($('#runs-limit').value));
+    if (seq !== state.runsSeq) return;
     if (!r.ok) throw new Error('runs: ' + problemText(r));
     state.runs = Array.isArray(r.body) ? r.body : [];
     renderRuns();
@@ -305,7 +312,10 @@
 
   async function refresh() {
     clearTimeout(state.timer);
-    if (state.loading) return;
+    if (state.loading) {
+      state.again = true;
+      return;
+    }
     state.loading = true;
     let failed = false;
     try {
@@ -326,6 +336,11 @@
       say('Could not refresh: ' + err.message, 'error');
     } finally {
       state.loading = false;
+    }
+    if (state.again) {
+      state.again = false;
+      refresh();
+      return;
     }
     schedule(failed);
   }
