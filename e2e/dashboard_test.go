@@ -68,7 +68,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	// Products 1 and 3 only in the primary, 2 only in the fallback, 7 the
-	// same in both, 5 refused by the fallback; one user only in the primary.
+	// same in both, 5 refused by the fallback. Users 1 (primary) and 2
+	// (fallback) have the same email: both conflict.
 	now := domain.Millis(time.Now())
 	put := func(db store.DB, id int64, name string) {
 		t.Helper()
@@ -83,6 +84,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	put(s.primary, 7, "Shelf")
 	put(fallback, 7, "Shelf")
 	if _, err := s.primary.PutUser(ctx, domain.User{ID: 1, Name: "Ann", Email: "ann@example.com", CreatedAt: now, UpdatedAt: now}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fallback.PutUser(ctx, domain.User{ID: 2, Name: "Ann B.", Email: "ann@example.com", CreatedAt: now, UpdatedAt: now}, false); err != nil {
 		t.Fatal(err)
 	}
 	wantProduct := map[string]string{"created": "3", "updated": "0", "deleted": "0", "unchanged": "1", "conflict": "0", "failed": "1"}
@@ -156,6 +160,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	// failed items show, with the reason the sync recorded.
 	do("open the user run", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, userRun))))
 	wait("the user run's detail", fmt.Sprintf(`document.querySelector('#detail-summary').textContent.includes(%q)`, userRun))
+	// Its conflicts, with their reasons (and both versions where the
+	// sync recorded them).
+	do("show the user run's conflicts", chromedp.Click(chromedp.CSS(`.tab[data-status="conflict"]`)))
+	wait("the user run's conflicts", `(() => { const rows = [...document.querySelectorAll('#items tbody tr')];
+		return rows.length === 2 && rows.every(r => r.children[2].textContent === 'conflict' && r.children[3].textContent !== ''); })()`)
+	var conflicts struct {
+		Items []struct {
+			Detail json.RawMessage `json:"detail"`
+		} `json:"items"`
+	}
+	getJSON(t, api, s.url+"/api/product-sync/"+userRun+"/results?status=conflict", &conflicts)
+	withDetail := 0
+	for _, it := range conflicts.Items {
+		if len(it.Detail) > 0 {
+			withDetail++
+		}
+	}
+	if got := eval(`String(document.querySelectorAll('#items tbody details').length)`); got != fmt.Sprint(withDetail) {
+		t.Errorf("%s conflicts show their versions, the API has %d with a detail", got, withDetail)
+	}
 	do("open the product run with the keyboard", chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))), chromedp.KeyEvent(kb.Enter))
 	wait("the product run's failed items", `(() => { const rows = document.querySelectorAll('#items tbody tr');
 		return rows.length === 1 && rows[0].children[0].textContent === '5' && rows[0].children[2].textContent === 'failed'; })()`)
