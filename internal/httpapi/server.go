@@ -58,9 +58,10 @@ type server struct {
 
 // NewServer returns the API handler with problem+json errors and request logging.
 func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) http.Handler {
-	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}, docs: newDocs()}
+	s := &server{log: log, checker: health, sync: syncRoutes{log: log, sync: sync}}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
+	s.docs = newDocs()
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return logRequests(log, problemErrors(mux))
