@@ -9,8 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +21,6 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/jackc/pgx/v5"
 
-	"dualsync/internal/apicheck"
 	"dualsync/internal/database"
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -93,8 +90,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The test's own API calls are held to the document the app serves.
 	checker := openAPIChecker(t, s.url)
-	api := &http.Client{Timeout: 30 * time.Second, Transport: &apicheck.Transport{Checker: checker,
-		Report: func(err error) { t.Errorf("openapi: %v", err) }}}
+	api := checkedClient(t, checker)
 
 	b := newBrowser(t)
 	const key = "browser-test-key"
@@ -231,37 +227,6 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	b.screenshot(t)
 	t.Logf("openapi checks: %v", checker.Seen())
-}
-
-// openAPIChecker loads the document the running app serves.
-func openAPIChecker(t *testing.T, base string) *apicheck.Checker {
-	t.Helper()
-	resp, err := client.Get(base + "/api/openapi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	doc, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("openapi.json: %d %v", resp.StatusCode, err)
-	}
-	c, err := apicheck.New(context.Background(), doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func getJSON(t *testing.T, c *http.Client, url string, out any) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		t.Fatalf("%s: %d: %v", url, resp.StatusCode, err)
-	}
 }
 
 // browser is one headless Chromium with a fresh profile, and what its page
