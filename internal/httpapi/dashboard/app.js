@@ -239,8 +239,9 @@
     const cs = run.customStatus;
     $('#detail-heading').textContent = `${cs.entity === 'user' ? 'User' : 'Product'} run ${localTime(run.createdTime)}`;
     const dl = $('#detail-summary');
+    const raw = 'product-sync/' + encodeURIComponent(run.instanceId) + (code ? '?code=' + encodeURIComponent(code) : '');
     const pairs = [
-      ['Run id', run.instanceId], ['Status', badge(run.runtimeStatus)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
+      ['Run id', [run.instanceId, ' ', el('a', { href: raw, title: 'The run status as the API returns it', text: '(JSON)' })]], ['Status', badge(run.runtimeStatus)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
       ['Name', run.name || '—'], ['Started', localTime(run.createdTime)], ['Last update', localTime(run.lastUpdatedTime)],
       ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
     ];
