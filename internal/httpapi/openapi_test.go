@@ -419,6 +419,8 @@ func TestCheckerCatchesDepartures(t *testing.T) {
 			Header: http.Header{"Content-Type": {"application/problem+json"}, "Allow": {"GET, HEAD, POST"}}, Body: []byte(`{"type":"about:blank","title":"x","status":405}`)}, ""},
 		{"a conflict's detail", apicheck.Exchange{Method: "GET", Target: "/api/product-sync/abc/results?status=conflict", Status: 200, Header: jsonHdr,
 			Body: []byte(`{"items":[{"entity":"user","id":3,"status":"conflict","reason":"r","detail":{"primary":{"id":3},"fallback":{"id":3},"merged":{"id":3}},"at":"2026-01-01T00:00:00.000Z"}]}`)}, ""},
+		{"an email conflict's detail: nothing merged", apicheck.Exchange{Method: "GET", Target: "/api/product-sync/abc/results", Status: 200, Header: jsonHdr,
+			Body: []byte(`{"items":[{"entity":"user","id":3,"status":"conflict","detail":{"primary":{"id":3},"fallback":null,"merged":null},"at":"2026-01-01T00:00:00.000Z"}]}`)}, ""},
 		{"a detail that is not an object", apicheck.Exchange{Method: "GET", Target: "/api/product-sync/abc/results", Status: 200, Header: jsonHdr,
 			Body: []byte(`{"items":[{"entity":"user","id":3,"status":"conflict","detail":"both","at":"2026-01-01T00:00:00.000Z"}]}`)}, "detail"},
 	}
