@@ -275,9 +275,11 @@
   function detailView(d) {
     if (!d || typeof d !== 'object') return '';
     const sides = ['primary', 'fallback', 'merged'].filter((k) => d[k] && typeof d[k] === 'object');
-    const wrap = el('details', {}, el('summary', { text: sides.length ? 'Compare ' + sides.join(' / ') : 'Detail' }));
+    const label = sides.length > 1 ? 'Compare ' + sides.join(' / ') : sides.length === 1 ? `The ${sides[0]}'s row` : 'Detail';
+    const wrap = el('details', {}, el('summary', { text: label }));
     if (sides.length < 2) {
-      wrap.append(el('pre', { text: JSON.stringify(d, null, 2) }));
+      // One side only (the other had no row): its row as it was.
+      wrap.append(el('pre', { text: JSON.stringify(sides.length ? d[sides[0]] : d, null, 2) }));
       return wrap;
     }
     const fields = [...new Set(sides.flatMap((k) => Object.keys(d[k])))];
