@@ -13,7 +13,9 @@ import (
 )
 
 // openapiJSON is the API's one description: tests check it against the
-// routes and validate the API tests' real requests and answers with it.
+// routes and function.json and validate the API tests' real requests and
+// answers with it. OpenAPI 3.0.3, not 3.1: kin-openapi, the validator,
+// supports 3.1 only in part.
 //
 //go:embed openapi.json
 var openapiJSON []byte
