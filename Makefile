@@ -1,5 +1,7 @@
-# dualsync: `make run` serves the app locally, `make test` runs every test.
-# Both install what is missing and start PostgreSQL and Azurite when needed.
+# dualsync: `make run` serves the app locally, `make test` runs every test
+# but the browser test, `make browser-test` runs that one (the dashboard in
+# headless Chromium; .ci/run runs both). All install what is missing and
+# start PostgreSQL and Azurite when needed.
 
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
@@ -10,7 +12,7 @@ export PRIMARY_DATABASE_URL FALLBACK_DATABASE_URL
 
 APP := .run/app
 
-.PHONY: run test services stop build migrate seed app package vet clean bench chaos fuzz
+.PHONY: run test browser-test screenshot services stop build migrate seed app package vet clean bench chaos fuzz
 
 services:
 	./scripts/dev.sh all
@@ -45,6 +47,21 @@ run: seed app
 test: services
 	go vet ./...
 	go test -count=1 -timeout 20m ./...
+
+# The dashboard in Debian's headless Chromium (dev.sh installs it when
+# missing, which needs root and apt), against the real handler under devhost.
+# Its own target so that `make test` needs no browser. The screenshot lands
+# in .run/dashboard.png; `make screenshot` refreshes docs/dashboard.png.
+BROWSER_TEST := go test -tags browser -count=1 -timeout 10m -run TestDashboardInBrowser ./e2e
+
+browser-test: services
+	./scripts/dev.sh chromium
+	go vet -tags browser ./e2e
+	$(BROWSER_TEST)
+
+screenshot: services
+	./scripts/dev.sh chromium
+	UPDATE_SCREENSHOT=1 $(BROWSER_TEST)
 
 # Timings stay out of `make test`; e.g. make bench BENCH_FLAGS='-duration 5s'
 bench: services build

@@ -152,11 +152,27 @@ azurite() {
 	exit 1
 }
 
+# chromium is the headless browser of the dashboard's browser test (make
+# browser-test): Debian's package, never a browser downloaded by a tool.
+chromium() {
+	if [ -x /usr/bin/chromium ]; then return; fi
+	if [ "$(id -u)" != 0 ]; then
+		log "chromium is missing; as root: apt-get install chromium"
+		exit 1
+	fi
+	log "installing chromium (apt-get)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	[ -x /usr/bin/chromium ] || { log "apt-get installed no /usr/bin/chromium"; exit 1; }
+}
+
 case "${1:-all}" in
 deps) deps ;;
 postgres) postgres; databases ;;
 azurite) azurite ;;
+chromium) chromium ;;
 all) deps; postgres; databases; azurite ;;
 stop) stop_services ;;
-*) log "usage: dev.sh [deps|postgres|azurite|all|stop]"; exit 2 ;;
+*) log "usage: dev.sh [deps|postgres|azurite|chromium|all|stop]"; exit 2 ;;
 esac

@@ -78,7 +78,7 @@ func setup(t *testing.T) env {
 	}
 	eng := syncer.New(p, f, items, plans, results, syncer.Options{})
 	fo := failover.New(p, f, failover.Options{QueryTimeout: 5 * time.Second, Cooldown: time.Second, OnChange: eng.Changed})
-	srv := httptest.NewServer(NewServer(slog.New(slog.DiscardHandler), fo, fo, eng))
+	srv := httptest.NewServer(checked(t, NewServer(slog.New(slog.DiscardHandler), fo, fo, eng)))
 	t.Cleanup(srv.Close)
 	return env{url: srv.URL, primary: p, fallback: f}
 }

@@ -2,10 +2,17 @@ package httpapi
 
 import "net/http"
 
+// router is the part of *http.ServeMux that routes uses; tests record the
+// patterns through it to compare them with the OpenAPI document.
+type router interface {
+	Handle(pattern string, h http.Handler)
+	HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request))
+}
+
 // routes is the whole HTTP API in one place: what clients call under /api,
 // and the queue- and timer-triggered functions the Functions host invokes
 // at /<FunctionName>.
-func (s *server) routes(mux *http.ServeMux) {
+func (s *server) routes(mux router) {
 	mux.HandleFunc("GET /{$}", s.ready)
 
 	mux.HandleFunc("GET /api/products", s.products.list)
@@ -30,6 +37,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/product-sync", s.sync.list)
 	mux.HandleFunc("GET /api/product-sync/{run}", s.sync.status)
 	mux.HandleFunc("GET /api/product-sync/{run}/results", s.sync.results)
+
+	mux.HandleFunc("GET /api/openapi.json", s.docs.openapi)
+	mux.HandleFunc("GET /api/dashboard", s.docs.dashboard)
+	mux.HandleFunc("GET /api/dashboard/{file}", s.docs.dashboardAsset)
 
 	mux.Handle("POST /SyncProduct", s.sync.syncProduct())
 	mux.Handle("POST /SyncProductPoison", s.sync.syncProductPoison())

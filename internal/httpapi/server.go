@@ -54,6 +54,7 @@ type server struct {
 	products resource[domain.Product, domain.ProductChange]
 	users    resource[domain.User, domain.UserChange]
 	sync     syncRoutes
+	docs     docs
 }
 
 // NewServer returns the API handler with problem+json errors and request logging.
@@ -61,6 +62,7 @@ func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) ht
 	s := &server{log: log, checker: health, probe: newProbeCache(), sync: syncRoutes{log: log, sync: sync}}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
+	s.docs = newDocs()
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return logRequests(log, problemErrors(mux))
