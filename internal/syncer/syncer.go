@@ -167,31 +167,35 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		reason += ": " + last
 	}
 	if m.Entity == domain.EntityUser && strings.HasPrefix(last, domain.KindConflict.String()+":") {
-		r, err := e.emailClash(ctx, m.ID)
+		r, agreed, err := e.emailClash(ctx, m.ID)
 		if err != nil {
 			return err // transient: the poison message is retried
 		}
 		r.Reason = reason
 		e.o.Logger.Warn("user email clash recorded as a conflict", "id", m.ID, "run", m.Run, "reason", reason)
-		return e.record(ctx, m, r)
+		// Record before acknowledging: an empty outbox must mean the
+		// outcome can be read. A failure in between retries the poison
+		// message, which records the same outcome again.
+		if err := e.record(ctx, m, r); err != nil {
+			return err
+		}
+		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
 	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason})
 }
 
-// emailClash reads both rows of a user whose email clashes, acknowledges
-// its outbox entries on both sides, and describes the clash.
-func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error) {
+// emailClash reads both rows of a user whose email clashes and describes
+// the clash; agreed is the vector up to which its outbox entries are to be
+// acknowledged on both sides once the outcome is recorded.
+func (e *Engine) emailClash(ctx context.Context, id int64) (r table.Result, agreed domain.Vector, err error) {
 	p, pok, err := e.primary.LoadUser(ctx, id)
 	if err != nil {
-		return table.Result{}, err
+		return table.Result{}, agreed, err
 	}
 	f, fok, err := e.fallback.LoadUser(ctx, id)
 	if err != nil {
-		return table.Result{}, err
-	}
-	if err := ack(ctx, e.primary, e.fallback, domain.EntityUser, id, p.Ver.Max(f.Ver)); err != nil {
-		return table.Result{}, err
+		return table.Result{}, agreed, err
 	}
 	var pd, fd any
 	if pok {
@@ -213,7 +217,7 @@ func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error)
 		}
 		h, ok, err := c.target.UserByEmail(ctx, c.u.Email)
 		if err != nil {
-			return table.Result{}, err
+			return table.Result{}, agreed, err
 		}
 		if ok && h.ID != id {
 			holders[string(c.target.Role())] = userDetail(h)
@@ -221,9 +225,9 @@ func (e *Engine) emailClash(ctx context.Context, id int64) (table.Result, error)
 	}
 	b, err := json.Marshal(map[string]any{"primary": pd, "fallback": fd, "emailHeldBy": holders})
 	if err != nil {
-		return table.Result{}, err
+		return table.Result{}, agreed, err
 	}
-	return table.Result{Status: StatusConflict, Detail: string(b), Version: maxTime(p.UpdatedAt, f.UpdatedAt)}, nil
+	return table.Result{Status: StatusConflict, Detail: string(b), Version: maxTime(p.UpdatedAt, f.UpdatedAt)}, p.Ver.Max(f.Ver), nil
 }
 
 func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
