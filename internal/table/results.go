@@ -285,4 +285,3 @@ func (s *Store) queryAll(ctx context.Context, filter, sel string) ([]aztables.ED
 	}
 	return out, nil
 }
-
