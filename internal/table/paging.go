@@ -91,9 +91,8 @@ func (s *Store) Results(ctx context.Context, partition, status string, limit int
 	}
 
 	var (
-		bufs    = make([][]keyed, len(parts))
-		lastOut = make([]string, len(parts)) // last key handed out per partition
-		out     = make([]Result, 0, limit)
+		bufs = make([][]keyed, len(parts))
+		out  = make([]Result, 0, limit)
 	)
 pages:
 	for round := 0; ; round++ {
@@ -109,7 +108,7 @@ pages:
 				return nil, "", err
 			}
 		}
-		out = merge(bufs, cur, lastOut, out, limit)
+		out = merge(bufs, cur, out, limit)
 		buffered, exhausted := false, true
 		for i := range parts {
 			buffered = buffered || len(bufs[i]) > 0
@@ -127,16 +126,11 @@ pages:
 		break pages
 	}
 	next := continuation{Partition: partition, Status: status, Cursors: make([]cursor, len(parts))}
-	for i := range parts {
-		switch c := cur[i]; {
-		case len(bufs[i]) > 0: // read again after what was handed out
-			next.Cursors[i] = cursor{After: c.After}
-			if lastOut[i] != "" {
-				next.Cursors[i].After = lastOut[i]
-			}
-		default:
-			next.Cursors[i] = c
+	for i, c := range cur {
+		if len(bufs[i]) > 0 { // read them again, after what was handed out
+			c = cursor{After: c.After}
 		}
+		next.Cursors[i] = c
 	}
 	return out, encodeToken(next), nil
 }
@@ -211,8 +205,11 @@ func (s *Store) fetch(ctx context.Context, parts []string, status string, n int3
 // merge moves buffered rows to out in key order, up to limit, but only
 // those no unread row can precede: a partition with an empty buffer that is
 // not done blocks everything, and one whose buffer is not its last rows
-// bounds the rest by its last buffered key.
-func merge(bufs [][]keyed, cur []cursor, lastOut []string, out []Result, limit int) []Result {
+// bounds the rest by its last buffered key. A partition's After becomes
+// the last key handed out: its query goes on from the service's
+// continuation, which lies past every buffered row, so the narrower filter
+// changes nothing there, and a token can restart it from After alone.
+func merge(bufs [][]keyed, cur []cursor, out []Result, limit int) []Result {
 	bound, bounded := "", false
 	for i, b := range bufs {
 		if cur[i].Done {
@@ -236,7 +233,7 @@ func merge(bufs [][]keyed, cur []cursor, lastOut []string, out []Result, limit i
 			break
 		}
 		out = append(out, bufs[best][0].r)
-		lastOut[best] = bufs[best][0].key
+		cur[best].After = bufs[best][0].key
 		bufs[best] = bufs[best][1:]
 	}
 	return out
