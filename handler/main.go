@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ type settings struct {
 	ResendAfter             time.Duration
 	LogLevel                slog.Level
 	Base64Messages          bool // host.json extensions.queues.messageEncoding
+	ResultPartitions        int  // Table Storage partitions of a new sync run (docs/scale.md)
 }
 
 func loadSettings(getenv func(string) string) (settings, error) {
@@ -87,6 +89,14 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
 	if err != nil {
 		return s, err
+	}
+	s.ResultPartitions = table.DefaultPartitions
+	if v := getenv("SYNC_RESULT_PARTITIONS"); v != "" {
+		n, e := strconv.Atoi(v)
+		if e != nil || n < 1 || n > table.MaxPartitions {
+			return s, fmt.Errorf("SYNC_RESULT_PARTITIONS=%q is not an integer from 1 to %d", v, table.MaxPartitions)
+		}
+		s.ResultPartitions = n
 	}
 	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
@@ -154,7 +164,7 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	}
 	items := queue.New(qsvc, itemQueue, s.Base64Messages)
 	plans := queue.New(qsvc, planQueue, s.Base64Messages)
-	results := table.New(tsvc, nil)
+	results := table.New(tsvc, &table.Options{Partitions: s.ResultPartitions})
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
