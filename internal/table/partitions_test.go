@@ -337,3 +337,64 @@ func TestResultsSkipEmptyServicePages(t *testing.T) {
 		t.Fatal("no query went through the empty-page stand-in")
 	}
 }
+
+// TestPlanPageOwnership: a page's plan is written once; only its owner
+// advances it, flags never go back, and ids past one binary property's
+// 64 KiB round-trip.
+func TestPlanPageOwnership(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	r := createRun(t, s)
+	var big []int64
+	for i := range int64(30_000) {
+		big = append(big, 8+i*1_000_003) // 3-byte gaps: 90 KB, two properties
+	}
+	pages := []PlanPage{
+		{After: 0, Count: 3, IDs: []int64{2, 5, 1 << 40}, Next: 1 << 40, Owner: "m1"},
+		{After: 1 << 40, Count: 0, IDs: []int64{}, Next: 1 << 40, Last: true, Owner: "m2"},
+		{After: 7, Count: len(big), IDs: big, Next: big[len(big)-1], Owner: "m3"},
+	}
+	for _, p := range pages {
+		if err := s.PutPlanPage(c, r.ID, p); err != nil {
+			t.Fatalf("put %d: %v", p.After, err)
+		}
+		got, ok, err := s.GetPlanPage(c, r.ID, p.After)
+		if err != nil || !ok || !slices.Equal(got.IDs, p.IDs) || got.Count != p.Count || got.Owner != p.Owner || got.Enqueued {
+			t.Fatalf("get %d: %+v (%d ids), %v, %v", p.After, got.After, len(got.IDs), ok, err)
+		}
+	}
+	// Another message's plan for page 0: Conflict, and the page is intact.
+	other := PlanPage{After: 0, Count: 1, IDs: []int64{2}, Next: 2, Last: true, Owner: "m9", Enqueued: true}
+	if err := s.PutPlanPage(c, r.ID, other); !domain.IsKind(err, domain.KindConflict) {
+		t.Fatalf("put by another message: %v, want Conflict", err)
+	}
+	// The owner's second attempt with other ids keeps the recorded ones, and
+	// advances the flags only forwards.
+	again := pages[0]
+	again.IDs, again.Count, again.Enqueued = []int64{2}, 1, true
+	if err := s.PutPlanPage(c, r.ID, again); err != nil {
+		t.Fatal(err)
+	}
+	again.Enqueued = false
+	if err := s.PutPlanPage(c, r.ID, again); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.GetPlanPage(c, r.ID, 0)
+	if err != nil || !slices.Equal(got.IDs, pages[0].IDs) || !got.Enqueued || got.NextQueued {
+		t.Fatalf("page 0 after the owner's updates: %+v, %v; want its first ids, enqueued", got, err)
+	}
+	// Progress reads the pages without their ids.
+	prog, err := s.Progress(c, r.ID)
+	if err != nil || len(prog.Pages) != 3 || prog.Pages[1].IDs != nil || prog.Pages[1].Count != len(big) {
+		t.Fatalf("progress pages %+v, %v", prog.Pages, err)
+	}
+	for name, p := range map[string]PlanPage{
+		"count differs":  {After: 9, Count: 2, IDs: []int64{10}},
+		"not ascending":  {After: 9, Count: 2, IDs: []int64{11, 10}},
+		"not past after": {After: 9, Count: 1, IDs: []int64{9}},
+	} {
+		if err := s.PutPlanPage(c, r.ID, p); !domain.IsKind(err, domain.KindInvalid) {
+			t.Errorf("%s: %v, want Invalid", name, err)
+		}
+	}
+}
