@@ -162,7 +162,8 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 	if !ok {
 		if page, err = e.recordPage(ctx, run, pm.After, d); err != nil {
 			if domain.IsKind(err, domain.KindConflict) {
-				e.o.Logger.Warn("dropping a duplicate planner message", "run", run.ID, "after", pm.After, "message", d.MessageID, "err", err)
+				e.o.Logger.Warn("dropping a duplicate planner message", "run", run.ID, "after", pm.After,
+					"message", d.MessageID, "dequeueCount", d.DequeueCount, "err", err)
 				return nil
 			}
 			return err
@@ -172,7 +173,7 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 	// caller without queue metadata): whoever finds it goes on with it.
 	if page.Owner != d.MessageID && page.Owner != "" {
 		e.o.Logger.Warn("dropping a duplicate planner message: another message owns the page",
-			"run", run.ID, "after", pm.After, "message", d.MessageID, "owner", page.Owner)
+			"run", run.ID, "after", pm.After, "message", d.MessageID, "dequeueCount", d.DequeueCount, "owner", page.Owner)
 		return nil
 	}
 	if !page.Enqueued {
