@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -189,6 +190,19 @@ func TestPlanRedeliveryReusesRecordedIDs(t *testing.T) {
 	}
 	if done.RuntimeStatus != RunCompleted || done.CustomStatus.Total != 3 || done.CustomStatus.Counts[StatusCreated] != 3 {
 		t.Fatalf("final: %s, total %d, counts %v; want Completed, 3 created", done.RuntimeStatus, done.CustomStatus.Total, done.CustomStatus.Counts)
+	}
+	// The completed run's output is cached on the run, and served from there.
+	cached, err := e.rec.GetRun(ctx, st.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []OutputItem
+	if err := json.Unmarshal([]byte(cached.Output), &out); err != nil || fmt.Sprint(out) != fmt.Sprint(done.Output) || len(out) != 3 {
+		t.Fatalf("cached output %q (%v), want %+v", cached.Output, err, done.Output)
+	}
+	again, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil || fmt.Sprint(again) != fmt.Sprint(done) {
+		t.Fatalf("second status %+v, %v; want %+v", again, err, done)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -395,6 +396,42 @@ func TestPlanPageOwnership(t *testing.T) {
 	} {
 		if err := s.PutPlanPage(c, r.ID, p); !domain.IsKind(err, domain.KindInvalid) {
 			t.Errorf("%s: %v, want Invalid", name, err)
+		}
+	}
+}
+
+// TestRunOutputCached: a completed run's output round-trips through the
+// run entity in chunks (never cutting a character), and lists leave it out.
+func TestRunOutputCached(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	r := createRun(t, s)
+	out := `[` + strings.Repeat(`{"status":"failed","id":1,"reason":"é€"},`, 2_000) + `{}]` // > 2 chunks, multi-byte
+	upd := r
+	upd.Status, upd.Output = RunCompleted, out
+	if err := s.UpdateRun(c, upd); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRun(c, r.ID)
+	if err != nil || got.Output != out {
+		t.Fatalf("GetRun output: %d bytes, %v; want %d bytes back", len(got.Output), err, len(out))
+	}
+	runs, err := s.ListRuns(c, 5)
+	if err != nil || len(runs) != 1 || runs[0].Output != "" || runs[0].Status != RunCompleted || runs[0].Partitions != r.Partitions {
+		t.Fatalf("ListRuns = %+v, %v; want the run without its output", runs, err)
+	}
+	for _, tc := range []struct {
+		s string
+		n int
+	}{{"", 3}, {"abc", 3}, {"aé€b", 2}, {"€€€", 4}} {
+		parts := chunks(tc.s, tc.n)
+		if strings.Join(parts, "") != tc.s {
+			t.Errorf("chunks(%q, %d) = %q", tc.s, tc.n, parts)
+		}
+		for _, p := range parts {
+			if len(p) > max(tc.n, 3) || !utf8.ValidString(p) {
+				t.Errorf("chunks(%q, %d): piece %q", tc.s, tc.n, p)
+			}
 		}
 	}
 }

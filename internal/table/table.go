@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -139,7 +140,22 @@ type Run struct {
 	Total           int64            // cached once known
 	Counts          map[string]int64 // cached final counts per outcome (may be empty while running)
 	Partitions      int              // P (layout.go); 0 in CreateRun means the Store's setting
+	// Output is a completed run's output (JSON), cached so that its status is
+	// one point read; "" until cached. ListRuns leaves it out.
+	Output string
 }
+
+// Output is cached in properties output0, output1, ... of at most
+// outputChunk bytes each (a string property holds 64 KiB of UTF-16), and not
+// at all beyond maxOutput.
+const (
+	outputChunk = 30_000
+	maxOutput   = 600_000
+)
+
+// runListSelect is every run property but the cached output.
+const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions," +
+	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed"
 
 // CreateRun creates the run's counter shards, then the run entity, so that
 // a run that can be read or listed always has all its shards: a transaction
@@ -235,7 +251,7 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]Run, error) {
 		return nil, nil
 	}
 	filter := "PartitionKey eq '" + runPartition + "'"
-	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit, 1000)))})
+	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect), Top: to.Ptr(int32(min(limit, 1000)))})
 	var runs []Run
 	for pager.More() && len(runs) < limit {
 		page, err := pager.NextPage(ctx)
@@ -298,7 +314,30 @@ func runProperties(r Run, all bool) map[string]any {
 		name, _ := statusProperty(st)
 		p["count"+name] = aztables.EDMInt64(n)
 	}
+	if len(r.Output) <= maxOutput {
+		for i, chunk := range chunks(r.Output, outputChunk) {
+			p[fmt.Sprintf("output%d", i)] = chunk
+		}
+	}
 	return p
+}
+
+// chunks cuts s into pieces of at most n bytes (n >= 4: a character), never
+// inside a UTF-8 sequence.
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) > 0 {
+		end := min(n, len(s))
+		for end < len(s) && end > 0 && !utf8.RuneStart(s[end]) {
+			end--
+		}
+		if end == 0 { // one character longer than n: keep it whole
+			_, end = utf8.DecodeRuneInString(s)
+		}
+		out = append(out, s[:end])
+		s = s[end:]
+	}
+	return out
 }
 
 func runFrom(e aztables.EDMEntity) Run {
@@ -316,6 +355,15 @@ func runFrom(e aztables.EDMEntity) Run {
 		Total:           propInt64(p, "total"),
 		Partitions:      max(int(propInt64(p, "partitions")), 1), // absent: a run from before partitions
 	}
+	var out strings.Builder
+	for i := 0; ; i++ {
+		chunk, ok := p[fmt.Sprintf("output%d", i)].(string)
+		if !ok {
+			break
+		}
+		out.WriteString(chunk)
+	}
+	r.Output = out.String()
 	for _, st := range Statuses() {
 		name, _ := statusProperty(st)
 		if _, ok := p["count"+name]; ok {
