@@ -55,7 +55,7 @@ const (
 
 const (
 	runPartition = "run"
-	// Shards is the number of counter shards per run.
+	// Shards is the number of counter shards in each partition of a run.
 	Shards = 16
 )
 
