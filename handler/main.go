@@ -58,6 +58,7 @@ type settings struct {
 	// Connection pool caps per database (open = idle); each instance holds
 	// its own, so in Azure they are derived from the instance cap (infra).
 	PrimaryMaxConns, FallbackMaxConns int32
+	ResultPartitions                  int // Table Storage partitions of a new sync run (docs/scale.md)
 }
 
 // defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
@@ -136,6 +137,14 @@ func readSettings(getenv func(string) string) (settings, error) {
 	if err != nil {
 		return s, err
 	}
+	s.ResultPartitions = table.DefaultPartitions
+	if v := getenv("SYNC_RESULT_PARTITIONS"); v != "" {
+		n, e := strconv.Atoi(v)
+		if e != nil || n < 1 || n > table.MaxPartitions {
+			return s, fmt.Errorf("SYNC_RESULT_PARTITIONS=%q is not an integer from 1 to %d", v, table.MaxPartitions)
+		}
+		s.ResultPartitions = n
+	}
 	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
 	}
@@ -203,7 +212,7 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	}
 	items := queue.New(qsvc, itemQueue, s.Base64Messages)
 	plans := queue.New(qsvc, planQueue, s.Base64Messages)
-	results := table.New(tsvc, nil)
+	results := table.New(tsvc, &table.Options{Partitions: s.ResultPartitions})
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})

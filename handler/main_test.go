@@ -22,8 +22,12 @@ func TestLoadSettings(t *testing.T) {
 		check   func(settings) bool
 	}{
 		{"defaults", nil, false, func(s settings) bool {
-			return s.Port == "8080" && s.ConnectTimeout == 2*time.Second && s.QueryTimeout == 5*time.Second && s.Cooldown == 5*time.Second
+			return s.Port == "8080" && s.ConnectTimeout == 2*time.Second && s.QueryTimeout == 5*time.Second && s.Cooldown == 5*time.Second &&
+				s.ResultPartitions == 8
 		}},
+		{"partitions", map[string]string{"SYNC_RESULT_PARTITIONS": "16"}, false, func(s settings) bool { return s.ResultPartitions == 16 }},
+		{"partitions out of range", map[string]string{"SYNC_RESULT_PARTITIONS": "33"}, true, nil},
+		{"partitions not a number", map[string]string{"SYNC_RESULT_PARTITIONS": "many"}, true, nil},
 		{"overrides", map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "9000", "BREAKER_COOLDOWN": "1s", "LOG_LEVEL": "debug"}, false,
 			func(s settings) bool {
 				return s.Port == "9000" && s.Cooldown == time.Second && s.LogLevel.String() == "DEBUG"

@@ -66,6 +66,11 @@ param breakerCooldown string
 @description('App setting OUTBOX_RESEND_AFTER.')
 param outboxResendAfter string
 
+@minValue(1)
+@maxValue(32)
+@description('App setting SYNC_RESULT_PARTITIONS: Table Storage partitions per sync run (docs/scale.md).')
+param syncResultPartitions int = 8
+
 @description('App setting LOG_LEVEL.')
 param logLevel string
 
@@ -514,6 +519,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DB_QUERY_TIMEOUT: dbQueryTimeout
     BREAKER_COOLDOWN: breakerCooldown
     OUTBOX_RESEND_AFTER: outboxResendAfter
+    SYNC_RESULT_PARTITIONS: string(syncResultPartitions)
     LOG_LEVEL: logLevel
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'

@@ -26,7 +26,7 @@ type Syncer interface {
 
 	SyncItem(ctx context.Context, m syncer.Message) error
 	ItemPoisoned(ctx context.Context, m syncer.Message) error
-	Plan(ctx context.Context, m syncer.PlanMessage) error
+	Plan(ctx context.Context, m syncer.PlanMessage, d syncer.Delivery) error
 	PlanPoisoned(ctx context.Context, m syncer.PlanMessage) error
 	Nightly(ctx context.Context) error
 	Relay(ctx context.Context) error
@@ -156,8 +156,18 @@ func (h syncRoutes) syncProductPoison() http.Handler {
 	return queueFunc(h.log, h.sync.ItemPoisoned)
 }
 
+// planProductSync hands the planner the queue message's id: a page belongs
+// to the message that recorded it (runs.go).
 func (h syncRoutes) planProductSync() http.Handler {
-	return queueFunc(h.log, h.sync.Plan)
+	return invoke.Handler(h.log, func(ctx context.Context, req invoke.Request) (invoke.Response, error) {
+		var m syncer.PlanMessage
+		if err := req.Bind(queueBinding, &m); err != nil {
+			h.log.ErrorContext(ctx, "dropping an undecodable queue message", "err", err, "id", req.MetaString("Id"))
+			return invoke.Response{Logs: []string{"undecodable message dropped"}}, nil
+		}
+		n, _ := strconv.Atoi(req.MetaString("DequeueCount"))
+		return invoke.Response{}, h.sync.Plan(ctx, m, syncer.Delivery{MessageID: req.MetaString("Id"), DequeueCount: n})
+	})
 }
 
 func (h syncRoutes) planProductSyncPoison() http.Handler {

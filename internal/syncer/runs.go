@@ -129,11 +129,21 @@ func (e *Engine) Nightly(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Plan enqueues one page of item messages (at most PageSize, over the union
-// of ids in both databases), records the page, and chains the next page.
-// Redelivery is safe: a recorded page is not planned again, and duplicate
-// item messages record nothing twice.
-func (e *Engine) Plan(ctx context.Context, pm PlanMessage) error {
+// Delivery is what the queue host says of the message being handled
+// (invocation metadata Id and DequeueCount).
+type Delivery struct {
+	MessageID    string // the same on every redelivery of one message
+	DequeueCount int
+}
+
+// Plan plans one page: it records the page's ids (at most PageSize, over the
+// union of ids in both databases) before it enqueues any of them, enqueues
+// exactly those, then chains the next page. The page record names the
+// message that made it: a redelivery of that message goes on from the
+// record (same ids, whatever the databases answer now), and any other
+// message for the page (a duplicate chain message) stops, so a run has one
+// chain of pages. Duplicate item messages record nothing twice.
+func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 	run, err := e.rec.GetRun(ctx, pm.Run)
 	if domain.IsKind(err, domain.KindNotFound) {
 		e.o.Logger.Warn("dropping planner message of an unknown run", "run", pm.Run)
@@ -150,24 +160,27 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage) error {
 		return err
 	}
 	if !ok {
-		ids, last, missing, err := e.union(ctx, run.Entity, pm.After)
-		if err != nil {
-			return err
-		}
-		if missing != "" {
-			run.Reason = fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
-			e.o.Logger.Warn("planning from one database", "run", run.ID, "unavailable", missing)
-			if err := e.rec.UpdateRun(ctx, run); err != nil {
-				return err
+		if page, err = e.recordPage(ctx, run, pm.After, d); err != nil {
+			if domain.IsKind(err, domain.KindConflict) {
+				e.o.Logger.Warn("dropping a duplicate planner message", "run", run.ID, "after", pm.After,
+					"message", d.MessageID, "dequeueCount", d.DequeueCount, "err", err)
+				return nil
 			}
-		}
-		if err := e.sendItems(ctx, run, ids); err != nil {
 			return err
 		}
-		page = table.PlanPage{After: pm.After, Count: len(ids), Next: pm.After, Last: last}
-		if len(ids) > 0 {
-			page.Next = ids[len(ids)-1]
+	}
+	// An owner-less page was recorded before pages had owners (or by a
+	// caller without queue metadata): whoever finds it goes on with it.
+	if page.Owner != d.MessageID && page.Owner != "" {
+		e.o.Logger.Warn("dropping a duplicate planner message: another message owns the page",
+			"run", run.ID, "after", pm.After, "message", d.MessageID, "dequeueCount", d.DequeueCount, "owner", page.Owner)
+		return nil
+	}
+	if !page.Enqueued {
+		if err := e.sendItems(ctx, run, page.IDs); err != nil {
+			return err
 		}
+		page.Enqueued = true
 		if err := e.rec.PutPlanPage(ctx, pm.Run, page); err != nil {
 			return err
 		}
@@ -186,6 +199,42 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage) error {
 	}
 	page.NextQueued = true
 	return e.rec.PutPlanPage(ctx, pm.Run, page)
+}
+
+// recordPage lists the page's ids and records them, owned by message d, and
+// returns the page as recorded: another attempt of the same message may
+// have recorded it first, and then its ids stand. Conflict if another
+// message owns the page.
+func (e *Engine) recordPage(ctx context.Context, run table.Run, after int64, d Delivery) (table.PlanPage, error) {
+	ids, last, missing, err := e.union(ctx, run.Entity, after)
+	if err != nil {
+		return table.PlanPage{}, err
+	}
+	if missing != "" {
+		run.Reason = fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
+		e.o.Logger.Warn("planning from one database", "run", run.ID, "unavailable", missing)
+		if err := e.rec.UpdateRun(ctx, run); err != nil {
+			return table.PlanPage{}, err
+		}
+	}
+	if ids == nil {
+		ids = []int64{} // recorded as an empty list, not as "ids unknown"
+	}
+	page := table.PlanPage{After: after, Count: len(ids), IDs: ids, Next: after, Last: last, Owner: d.MessageID}
+	if len(ids) > 0 {
+		page.Next = ids[len(ids)-1]
+	}
+	if err := e.rec.PutPlanPage(ctx, run.ID, page); err != nil {
+		return table.PlanPage{}, err
+	}
+	got, ok, err := e.rec.GetPlanPage(ctx, run.ID, after)
+	if err != nil {
+		return table.PlanPage{}, err
+	}
+	if !ok {
+		return table.PlanPage{}, domain.Errorf(domain.KindUnavailable, "plan page after %d of run %s not found after recording it", after, run.ID)
+	}
+	return got, nil
 }
 
 // PlanPoisoned fails a run whose planner message exhausted its retries.
@@ -278,7 +327,11 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 	var prog table.Progress
 	if run.Status != RunCompleted && run.Status != RunFailed {
 		var err error
-		if prog, err = e.rec.Progress(ctx, run.ID); err != nil {
+		prog, err = e.rec.Progress(ctx, run.ID)
+		if errors.Is(err, table.ErrNoCounters) {
+			return e.damaged(ctx, run), nil
+		}
+		if err != nil {
 			return RunStatus{}, err
 		}
 		total, planned := chain(prog.Pages)
@@ -292,16 +345,38 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 	}
 	var out []OutputItem
 	if run.Status == RunCompleted && withOutput {
-		rs, _, err := e.rec.Results(ctx, run.ID, "", OutputLimit, "")
-		if err != nil {
+		var err error
+		if out, err = e.output(ctx, run); err != nil {
 			return RunStatus{}, err
-		}
-		out = make([]OutputItem, 0, len(rs))
-		for _, r := range rs {
-			out = append(out, outputItem(r))
 		}
 	}
 	return e.statusOf(run, prog, out), nil
+}
+
+// output is a completed run's output: cached on the run once read, since
+// it no longer changes (the first outcome of an item is the one that
+// counts), so that a completed run's status is one point read instead of a
+// query per partition.
+func (e *Engine) output(ctx context.Context, run table.Run) ([]OutputItem, error) {
+	var out []OutputItem
+	if run.Output != "" && json.Unmarshal([]byte(run.Output), &out) == nil {
+		return out, nil
+	}
+	rs, _, err := e.rec.Results(ctx, run.ID, "", OutputLimit, "")
+	if err != nil {
+		return nil, err
+	}
+	out = make([]OutputItem, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, outputItem(r))
+	}
+	if b, err := json.Marshal(out); err == nil {
+		run.Output = string(b)
+		if err := e.rec.UpdateRun(ctx, run); err != nil {
+			e.o.Logger.Warn("could not cache the run's output", "run", run.ID, "err", err)
+		}
+	}
+	return out, nil
 }
 
 // chain follows the planner pages from id 0: the run's total is known once
@@ -376,22 +451,60 @@ func outputItem(r table.Result) OutputItem {
 	return o
 }
 
-// Runs lists the newest runs first, at most limit.
+// damaged fails a run that lost its counter shards (created before shards
+// came first, by a creation interrupted between the run entity and its
+// shards): it can never complete, and its items were never planned, since
+// planning starts only once the run exists.
+func (e *Engine) damaged(ctx context.Context, run table.Run) RunStatus {
+	run.Status, run.LastUpdatedTime = RunFailed, e.now()
+	run.Reason = "the run's counters are missing (its creation was interrupted): nothing was synced; start a new run"
+	e.o.Logger.Warn("marking a damaged run failed", "run", run.ID)
+	if err := e.rec.UpdateRun(ctx, run); err != nil {
+		e.o.Logger.Warn("could not mark the damaged run failed", "run", run.ID, "err", err)
+	}
+	return e.statusOf(run, table.Progress{}, nil)
+}
+
+// listWorkers bounds the runs whose status a list reads at once.
+const listWorkers = 4
+
+// Runs lists the newest runs first, at most limit. A damaged run is listed
+// as Failed with its reason, and one that vanished meanwhile is left out:
+// one bad run never fails the list.
 func (e *Engine) Runs(ctx context.Context, limit int) ([]RunStatus, error) {
 	runs, err := e.rec.ListRuns(ctx, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]RunStatus, 0, len(runs))
-	for _, r := range runs {
-		// Lists stay small: a run's own status has its output.
-		s, err := e.status(ctx, r, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
+	out := make([]RunStatus, len(runs))
+	errs := make([]error, len(runs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(listWorkers, len(runs)) {
+		wg.Go(func() {
+			for i := range work {
+				// Lists stay small: a run's own status has its output.
+				out[i], errs[i] = e.status(ctx, runs[i], false)
+			}
+		})
 	}
-	return out, nil
+	for i := range runs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	kept := out[:0]
+	for i, st := range out {
+		switch {
+		case errs[i] == nil:
+			kept = append(kept, st)
+		case domain.IsKind(errs[i], domain.KindNotFound):
+			e.o.Logger.Warn("leaving a vanished run out of the list", "run", runs[i].ID, "err", errs[i])
+		default:
+			return nil, errs[i]
+		}
+	}
+	return kept, nil
 }
 
 // ResultItem is one recorded outcome, as the results endpoint shows it.

@@ -293,7 +293,7 @@ func TestScenarioRebuiltFallbackNeverReusesIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drain(t, e.plans, e.eng.Plan)
+	drainPlans(t, e)
 	e.syncAll(t)
 	if got, err := e.eng.Status(ctx, st.InstanceID); err != nil || got.RuntimeStatus != RunCompleted {
 		t.Fatalf("run = %+v, %v", got, err)

@@ -415,7 +415,7 @@ func TestRunPlansPagesAndCompletes(t *testing.T) {
 	if st.RuntimeStatus != RunPending || st.Name != "ProductSyncOrchestrator" || st.Output != nil {
 		t.Errorf("start status = %+v", st)
 	}
-	pages := drain(t, e.plans, e.eng.Plan)
+	pages := drainPlans(t, e)
 	if pages != 3 { // 10 ids in pages of 4
 		t.Errorf("planner messages = %d, want 3", pages)
 	}
@@ -465,7 +465,7 @@ func TestEmptyCatalogueCompletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drain(t, e.plans, e.eng.Plan)
+	drainPlans(t, e)
 	got, err := e.eng.Status(ctx, st.InstanceID)
 	if err != nil || got.RuntimeStatus != RunCompleted || got.CustomStatus.Total != 0 || got.Output == nil {
 		t.Errorf("status = %+v, %v; want Completed with an empty output", got, err)
@@ -480,7 +480,7 @@ func TestPoisonedItemCompletesRunAsFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drain(t, e.plans, e.eng.Plan)
+	drainPlans(t, e)
 	// The fallback goes away: the item fails, with a reason recorded.
 	e.fallback.Close()
 	err = e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: 1, Run: st.InstanceID})
@@ -506,7 +506,7 @@ func TestUnknownRun(t *testing.T) {
 			t.Errorf("Status(%q) err = %v, want not found", id, err)
 		}
 	}
-	if err := e.eng.Plan(context.Background(), PlanMessage{Run: "nope", Entity: domain.EntityProduct}); err != nil {
+	if err := e.eng.Plan(context.Background(), PlanMessage{Run: "nope", Entity: domain.EntityProduct}, Delivery{MessageID: "m1"}); err != nil {
 		t.Errorf("planner message of an unknown run: %v, want dropped", err)
 	}
 }

@@ -1,15 +1,12 @@
 package table
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"dualsync/internal/domain"
@@ -31,8 +28,9 @@ type Result struct {
 const maxCountAttempts = 60
 
 // RecordRunResult records the first outcome of an item in run runID and
-// counts it, atomically: one transaction adds the result entity and bumps
-// the status's counter on shard id%16, guarded by the shard's ETag (re-read
+// counts it, atomically: one transaction, in the item's partition of the
+// run, adds the result entity and bumps the status's counter on one of the
+// partition's 16 shards, guarded by the shard's ETag (re-read
 // and retried when another writer got there first). If the item already has
 // a result (a duplicate or redelivered message) nothing changes and recorded
 // is false.
@@ -47,13 +45,17 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
-	result, err := marshal(itemKey("result", r.Entity, r.ID), runID, resultProperties(r))
+	l, err := s.layoutOf(ctx, runID)
 	if err != nil {
 		return false, err
 	}
-	shard := shardKey(int(r.ID % Shards))
+	part, shard := l.item(r.ID)
+	result, err := marshal(itemKey("result", r.Entity, r.ID), part, resultProperties(r))
+	if err != nil {
+		return false, err
+	}
 	for attempt := 0; ; attempt++ {
-		resp, err := s.results.GetEntity(ctx, runID, shard, nil)
+		resp, err := s.results.GetEntity(ctx, part, shard, nil)
 		if err != nil {
 			return false, wrap(err, "read counter shard of run "+runID)
 		}
@@ -62,7 +64,7 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 			return false, err
 		}
 		n := propInt64(e.Properties, prop)
-		counter, err := marshal(shard, runID, map[string]any{prop: int32(n + 1)})
+		counter, err := marshal(shard, part, map[string]any{prop: int32(n + 1)})
 		if err != nil {
 			return false, err
 		}
@@ -172,34 +174,43 @@ func resultFrom(e aztables.EDMEntity) Result {
 type Progress struct {
 	Counts      map[string]int64 // summed over shards, keyed by status (every status present)
 	Done        int64            // sum of Counts
-	Pages       []PlanPage       // ordered by After
+	Pages       []PlanPage       // ordered by After, without their ids
 	LastUpdated time.Time        // newest Timestamp among these entities
 }
 
-// Progress reads run runID's counter shards and plan pages: two RowKey range
-// queries, issued concurrently, that never touch the result entities.
-// NotFound if the run has no counter shards.
+// ErrNoCounters marks a run whose counter shards are missing: one created
+// before CreateRun wrote the shards first, by a creation interrupted
+// between the run entity and its shards. Such a run can never complete.
+var ErrNoCounters = errors.New("the run has no counter shards")
+
+// Progress reads run runID's counter shards and plan pages: one RowKey range
+// query per partition of the run for the shards and one for the pages (the
+// ids left out), all issued concurrently; they never touch the result
+// entities. NotFound if there is no such run; NotFound wrapping
+// ErrNoCounters if a partition of the run has no shards.
 func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
-	if err := checkKey("run id", runID); err != nil {
+	l, err := s.layoutOf(ctx, runID)
+	if err != nil {
 		return Progress{}, err
 	}
+	parts := l.partitions()
 	var (
-		wg             sync.WaitGroup
-		shards, pages  []aztables.EDMEntity
-		shardErr, pErr error
+		wg     sync.WaitGroup
+		shards = make([][]aztables.EDMEntity, len(parts))
+		errs   = make([]error, len(parts))
+		pages  []aztables.EDMEntity
+		pErr   error
 	)
-	wg.Go(func() { shards, shardErr = s.queryAll(ctx, rangeFilter(runID, "count")) })
-	wg.Go(func() { pages, pErr = s.queryAll(ctx, rangeFilter(runID, "plan")) })
+	for i, part := range parts {
+		wg.Go(func() { shards[i], errs[i] = s.queryAll(ctx, rangeFilter(part, "count"), "") })
+	}
+	wg.Go(func() { pages, pErr = s.queryAll(ctx, rangeFilter(runID, "plan"), planSelect) })
 	wg.Wait()
-	if shardErr != nil {
-		return Progress{}, wrap(shardErr, "read counters of run "+runID)
+	if err := errors.Join(errs...); err != nil {
+		return Progress{}, wrap(err, "read counters of run "+runID)
 	}
 	if pErr != nil {
 		return Progress{}, wrap(pErr, "read plan of run "+runID)
-	}
-	if len(shards) == 0 {
-		// CreateRun always makes the shards: no shards, no run.
-		return Progress{}, domain.Errorf(domain.KindNotFound, "run %s has no counters", runID)
 	}
 	p := Progress{Counts: map[string]int64{}}
 	for _, st := range Statuses() {
@@ -210,17 +221,26 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 			p.LastUpdated = ts
 		}
 	}
-	for _, e := range shards {
-		for _, st := range Statuses() {
-			name, _ := statusProperty(st)
-			n := propInt64(e.Properties, name)
-			p.Counts[st] += n
-			p.Done += n
+	for i, set := range shards {
+		if len(set) == 0 {
+			return Progress{}, domain.Wrap(domain.KindNotFound, ErrNoCounters, "run "+runID+" has no counters in partition "+parts[i])
 		}
-		newest(e)
+		for _, e := range set {
+			for _, st := range Statuses() {
+				name, _ := statusProperty(st)
+				n := propInt64(e.Properties, name)
+				p.Counts[st] += n
+				p.Done += n
+			}
+			newest(e)
+		}
 	}
 	for _, e := range pages { // RowKey order is After order (zero-padded)
-		p.Pages = append(p.Pages, planFrom(e))
+		page, err := planFrom(e, false)
+		if err != nil {
+			return Progress{}, err
+		}
+		p.Pages = append(p.Pages, page)
 		newest(e)
 	}
 	return p, nil
@@ -243,8 +263,12 @@ func quote(s string) string {
 	return string(out)
 }
 
-func (s *Store) queryAll(ctx context.Context, filter string) ([]aztables.EDMEntity, error) {
-	pager := s.results.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+func (s *Store) queryAll(ctx context.Context, filter, sel string) ([]aztables.EDMEntity, error) {
+	opts := &aztables.ListEntitiesOptions{Filter: &filter}
+	if sel != "" {
+		opts.Select = &sel
+	}
+	pager := s.results.NewListEntitiesPager(opts)
 	var out []aztables.EDMEntity
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -260,97 +284,4 @@ func (s *Store) queryAll(ctx context.Context, filter string) ([]aztables.EDMEnti
 		}
 	}
 	return out, nil
-}
-
-// continuation is the SDK's continuation, carried opaquely in a token,
-// together with the query it continues so a token cannot be replayed
-// against another partition or status.
-type continuation struct {
-	Partition string `json:"p"`
-	Status    string `json:"s,omitempty"`
-	PK        string `json:"pk"`
-	RK        string `json:"rk"`
-}
-
-// Results returns one page (at most limit, default 100, at most 1000) of the
-// result entities of partition, in RowKey order, only those with status if
-// it is not "". token is "" for the first page and next for the following
-// ones; next is "" at the end. A page may be short (even empty) while next
-// is not "": the service stops at its scan limits, and a filter skips rows.
-func (s *Store) Results(ctx context.Context, partition, status string, limit int, token string) ([]Result, string, error) {
-	if err := checkKey("partition", partition); err != nil {
-		return nil, "", err
-	}
-	if status != "" {
-		if _, ok := statusProperty(status); !ok {
-			return nil, "", domain.Errorf(domain.KindInvalid, "unknown outcome status %q", status)
-		}
-	}
-	if limit <= 0 {
-		limit = 100
-	}
-	limit = min(limit, 1000)
-	opts := &aztables.ListEntitiesOptions{Top: to.Ptr(int32(limit))}
-	if token != "" {
-		c, err := decodeToken(token)
-		if err != nil {
-			return nil, "", err
-		}
-		if c.Partition != partition || c.Status != status {
-			return nil, "", domain.Errorf(domain.KindInvalid, "continuation token belongs to another query")
-		}
-		opts.NextPartitionKey, opts.NextRowKey = &c.PK, &c.RK
-	}
-	filter := rangeFilter(partition, "result")
-	if status != "" {
-		filter += " and status eq '" + status + "'"
-	}
-	opts.Filter = &filter
-	page, err := s.results.NewListEntitiesPager(opts).NextPage(ctx)
-	if err != nil {
-		if hasCode(err, "InvalidInput") || hasCode(err, "OutOfRangeInput") {
-			// The service rejected the continuation we were handed.
-			return nil, "", domain.Wrap(domain.KindInvalid, err, "invalid continuation token")
-		}
-		return nil, "", wrap(err, "list results of "+partition)
-	}
-	rs := make([]Result, 0, len(page.Entities))
-	for _, raw := range page.Entities {
-		e, err := unmarshal(raw)
-		if err != nil {
-			return nil, "", err
-		}
-		rs = append(rs, resultFrom(e))
-	}
-	var next string
-	if pk, rk := deref(page.NextPartitionKey), deref(page.NextRowKey); pk != "" || rk != "" {
-		next = encodeToken(continuation{Partition: partition, Status: status, PK: pk, RK: rk})
-	}
-	return rs, next, nil
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-func encodeToken(c continuation) string {
-	b, _ := json.Marshal(c) // two strings: cannot fail
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeToken(token string) (continuation, error) {
-	var c continuation
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return c, domain.Wrap(domain.KindInvalid, err, "invalid continuation token")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || (c.PK == "" && c.RK == "") {
-		return c, domain.Errorf(domain.KindInvalid, "invalid continuation token")
-	}
-	return c, nil
 }

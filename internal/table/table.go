@@ -1,21 +1,28 @@
 // Package table is the aztables adapter for sync runs and per-item results.
 //
 // SyncRuns holds one entity per run (PartitionKey "run", RowKey = run id).
-// SyncResults holds, per partition (a run id, or realtime-YYYYMMDD), the
-// result entities ("result-<entity>-<id>"), the last attempt errors
-// ("error-<entity>-<id>"), and for runs the plan pages ("plan-<after>") and
-// 16 counter shards ("count-00".."count-15"). Counting happens in the same
-// entity-group transaction that adds a result, so a redelivered message can
-// never be counted twice; sharding keeps ETag contention low.
+// SyncResults holds, per partition, the result entities
+// ("result-<entity>-<id>"), the last attempt errors ("error-<entity>-<id>")
+// and, for runs, 16 counter shards ("count-00".."count-15"); a run's plan
+// pages ("plan-<after>") are in partition <runID>. A run spreads its items
+// over P partitions (layout.go); real-time outcomes go to one partition per
+// day, realtime-YYYYMMDD. Counting happens in the same entity-group
+// transaction that adds a result, so a redelivered message can never be
+// counted twice; sharding keeps ETag contention low.
 package table
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -48,7 +55,7 @@ const (
 
 const (
 	runPartition = "run"
-	// Shards is the number of counter shards per run.
+	// Shards is the number of counter shards in each partition of a run.
 	Shards = 16
 )
 
@@ -73,6 +80,9 @@ type Options struct {
 	// account (Azurite) do not fill the app's own tables. Letters and
 	// digits, starting with a letter.
 	Prefix string
+	// Partitions is P for the runs this Store creates (default
+	// DefaultPartitions, at most MaxPartitions); see layout.go.
+	Partitions int
 }
 
 // Store reads and writes both tables.
@@ -81,19 +91,29 @@ type Store struct {
 	names   [2]string // runs, results
 	runs    *aztables.Client
 	results *aztables.Client
+	parts   int // P of new runs
+	layouts layoutCache
 	// beforeCount, if set (by tests), runs between reading a counter shard
 	// and the transaction that bumps it, to force a counting race.
 	beforeCount func(attempt int)
+	// beforeRunAdd, if set (by tests), runs after the shards are created and
+	// before the run entity is added; an error stands for a storage failure
+	// between the two steps.
+	beforeRunAdd func() error
 }
 
 // New returns a Store on svc's SyncRuns and SyncResults tables.
 func New(svc *aztables.ServiceClient, o *Options) *Store {
 	var prefix string
+	parts := DefaultPartitions
 	if o != nil {
 		prefix = o.Prefix
+		if o.Partitions > 0 {
+			parts = min(o.Partitions, MaxPartitions)
+		}
 	}
 	runs, results := prefix+RunsTable, prefix+ResultsTable
-	return &Store{svc: svc, names: [2]string{runs, results}, runs: svc.NewClient(runs), results: svc.NewClient(results)}
+	return &Store{svc: svc, names: [2]string{runs, results}, runs: svc.NewClient(runs), results: svc.NewClient(results), parts: parts}
 }
 
 // Ensure creates both tables if they are missing.
@@ -119,12 +139,29 @@ type Run struct {
 	LastUpdatedTime time.Time
 	Total           int64            // cached once known
 	Counts          map[string]int64 // cached final counts per outcome (may be empty while running)
+	Partitions      int              // P (layout.go); 0 in CreateRun means the Store's setting
+	// Output is a completed run's output (JSON), cached so that its status is
+	// one point read; "" until cached. ListRuns leaves it out.
+	Output string
 }
 
-// CreateRun adds the run entity, then pre-creates its 16 counter shards in
-// one transaction in SyncResults partition r.ID (a transaction cannot span
-// the two tables; if the shards fail, the run entity is removed again so the
-// id can be retried). A run id that exists is a Conflict.
+// Output is cached in properties output0, output1, ... of at most
+// outputChunk bytes each (a string property holds 64 KiB of UTF-16), and not
+// at all beyond maxOutput.
+const (
+	outputChunk = 30_000
+	maxOutput   = 600_000
+)
+
+// runListSelect is every run property but the cached output.
+const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions," +
+	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed"
+
+// CreateRun creates the run's counter shards, then the run entity, so that
+// a run that can be read or listed always has all its shards: a transaction
+// cannot span the two tables (nor a run's partitions), and storage can fail
+// between any two steps. A failure leaves at most shards of a run that does
+// not exist, which nothing reads. A run id that exists is a Conflict.
 func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err := checkKey("run id", r.ID); err != nil {
 		return err
@@ -135,15 +172,44 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err := checkCounts(r.Counts); err != nil {
 		return err
 	}
+	if r.Partitions <= 0 {
+		r.Partitions = s.parts
+	}
+	if r.Partitions > MaxPartitions {
+		return domain.Errorf(domain.KindInvalid, "run %s: %d partitions, at most %d", r.ID, r.Partitions, MaxPartitions)
+	}
 	body, err := marshal(r.ID, runPartition, runProperties(r, true))
 	if err != nil {
 		return err
 	}
-	// A transaction cannot span tables, so the run goes first: its Add is
-	// the existence check, and the shards are only created for a fresh id.
+	l := layout{run: r.ID, parts: r.Partitions}
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, r.Partitions)
+	)
+	for i, part := range l.partitions() {
+		wg.Go(func() { errs[i] = s.addShards(ctx, part) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wrap(err, "create counter shards of run "+r.ID)
+	}
+	if s.beforeRunAdd != nil {
+		if err := s.beforeRunAdd(); err != nil {
+			return wrap(err, "create run "+r.ID)
+		}
+	}
 	if _, err := s.runs.AddEntity(ctx, body, nil); err != nil {
 		return wrap(err, "create run "+r.ID)
 	}
+	s.layouts.put(r.ID, r.Partitions)
+	return nil
+}
+
+// addShards adds the 16 zeroed counter shards of one partition in one
+// transaction. Add, not upsert: shards that exist belong to a run with this
+// id (a Conflict), and must not be reset.
+func (s *Store) addShards(ctx context.Context, partition string) error {
 	actions := make([]aztables.TransactionAction, 0, Shards)
 	for i := range Shards {
 		props := map[string]any{}
@@ -151,21 +217,14 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 			p, _ := statusProperty(st)
 			props[p] = int32(0)
 		}
-		b, err := marshal(shardKey(i), r.ID, props)
+		b, err := marshal(shardKey(i), partition, props)
 		if err != nil {
 			return err
 		}
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: b})
 	}
-	if _, err := s.results.SubmitTransaction(ctx, actions, nil); err != nil {
-		// Undo the run so the caller can retry the same id; best effort, with
-		// its own deadline since ctx may be what failed.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, _ = s.runs.DeleteEntity(cctx, runPartition, r.ID, nil)
-		cancel()
-		return wrap(err, "create counter shards of run "+r.ID)
-	}
-	return nil
+	_, err := s.results.SubmitTransaction(ctx, actions, nil)
+	return err
 }
 
 // GetRun reads one run; NotFound if it does not exist.
@@ -181,7 +240,9 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
-	return runFrom(e), nil
+	r := runFrom(e)
+	s.layouts.put(r.ID, r.Partitions)
+	return r, nil
 }
 
 // ListRuns returns at most limit runs, newest first (RowKey ascending).
@@ -190,7 +251,7 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]Run, error) {
 		return nil, nil
 	}
 	filter := "PartitionKey eq '" + runPartition + "'"
-	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit, 1000)))})
+	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect), Top: to.Ptr(int32(min(limit, 1000)))})
 	var runs []Run
 	for pager.More() && len(runs) < limit {
 		page, err := pager.NextPage(ctx)
@@ -246,13 +307,37 @@ func runProperties(r Run, all bool) map[string]any {
 		p["trigger"] = r.Trigger
 		p["input"] = r.Input
 		setTime(p, "createdTime", r.CreatedTime)
+		p["partitions"] = int32(r.Partitions)
 	}
 	setTime(p, "lastUpdatedTime", r.LastUpdatedTime)
 	for st, n := range r.Counts {
 		name, _ := statusProperty(st)
 		p["count"+name] = aztables.EDMInt64(n)
 	}
+	if len(r.Output) <= maxOutput {
+		for i, chunk := range chunks(r.Output, outputChunk) {
+			p[fmt.Sprintf("output%d", i)] = chunk
+		}
+	}
 	return p
+}
+
+// chunks cuts s into pieces of at most n bytes (n >= 4: a character), never
+// inside a UTF-8 sequence.
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) > 0 {
+		end := min(n, len(s))
+		for end < len(s) && end > 0 && !utf8.RuneStart(s[end]) {
+			end--
+		}
+		if end == 0 { // one character longer than n: keep it whole
+			_, end = utf8.DecodeRuneInString(s)
+		}
+		out = append(out, s[:end])
+		s = s[end:]
+	}
+	return out
 }
 
 func runFrom(e aztables.EDMEntity) Run {
@@ -268,7 +353,17 @@ func runFrom(e aztables.EDMEntity) Run {
 		CreatedTime:     propTime(p, "createdTime"),
 		LastUpdatedTime: propTime(p, "lastUpdatedTime"),
 		Total:           propInt64(p, "total"),
+		Partitions:      max(int(propInt64(p, "partitions")), 1), // absent: a run from before partitions
 	}
+	var out strings.Builder
+	for i := 0; ; i++ {
+		chunk, ok := p[fmt.Sprintf("output%d", i)].(string)
+		if !ok {
+			break
+		}
+		out.WriteString(chunk)
+	}
+	r.Output = out.String()
 	for _, st := range Statuses() {
 		name, _ := statusProperty(st)
 		if _, ok := p["count"+name]; ok {
@@ -290,41 +385,68 @@ func checkCounts(counts map[string]int64) error {
 	return nil
 }
 
-// PlanPage records one page of a run's plan.
+// PlanPage records one page of a run's plan. Its plan (IDs, Count, Next,
+// Last) is written once, before any of its items is enqueued, and never
+// changes after; Owner is the queue message that recorded it, and only that
+// message (redelivered) may go on with the page, so a duplicate planner
+// message can never start a second chain of pages.
 type PlanPage struct {
-	After      int64 // ids > After were planned by this page
-	Count      int   // how many item messages it enqueued
-	Next       int64 // the After of the next page (the last id planned)
-	Last       bool  // no more pages after this one
-	NextQueued bool  // the next page's message was enqueued
+	After      int64   // ids > After were planned by this page
+	Count      int     // how many items it plans (len(IDs) when IDs are known)
+	IDs        []int64 // the items, ascending; nil where not read (Progress) or not kept (older pages)
+	Next       int64   // the After of the next page (the last id planned)
+	Last       bool    // no more pages after this one
+	Owner      string  // queue message id of the planner message that owns the page
+	Enqueued   bool    // every item message was enqueued
+	NextQueued bool    // the next page's message was enqueued
 }
 
 func planKey(after int64) string { return fmt.Sprintf("plan-%019d", after) }
 
-// GetPlanPage reads the plan page of run runID that starts after `after`;
-// ok is false if it has not been recorded.
+// maxIDBytes bounds the encoded ids of one page: an entity holds at most
+// 1 MiB, a binary property 64 KiB.
+const (
+	maxIDBytes   = 960 << 10
+	idChunkBytes = 64 << 10
+)
+
+// planSelect is what Progress reads of a page: never the ids.
+const planSelect = "after,count,next,last,owner,enqueued,nextQueued,Timestamp"
+
+// GetPlanPage reads the plan page of run runID that starts after `after`,
+// ids included; ok is false if it has not been recorded.
 func (s *Store) GetPlanPage(ctx context.Context, runID string, after int64) (PlanPage, bool, error) {
+	p, _, ok, err := s.getPlanPage(ctx, runID, after)
+	return p, ok, err
+}
+
+func (s *Store) getPlanPage(ctx context.Context, runID string, after int64) (PlanPage, azcore.ETag, bool, error) {
 	if err := checkKey("run id", runID); err != nil {
-		return PlanPage{}, false, err
+		return PlanPage{}, "", false, err
 	}
 	if after < 0 {
-		return PlanPage{}, false, domain.Errorf(domain.KindInvalid, "plan page after %d is negative", after)
+		return PlanPage{}, "", false, domain.Errorf(domain.KindInvalid, "plan page after %d is negative", after)
 	}
 	resp, err := s.results.GetEntity(ctx, runID, planKey(after), nil)
 	if err != nil {
 		if domain.IsKind(wrap(err, ""), domain.KindNotFound) {
-			return PlanPage{}, false, nil
+			return PlanPage{}, "", false, nil
 		}
-		return PlanPage{}, false, wrap(err, "get plan page of run "+runID)
+		return PlanPage{}, "", false, wrap(err, "get plan page of run "+runID)
 	}
 	e, err := unmarshal(resp.Value)
 	if err != nil {
-		return PlanPage{}, false, err
+		return PlanPage{}, "", false, err
 	}
-	return planFrom(e), true, nil
+	p, err := planFrom(e, true)
+	return p, resp.ETag, true, err
 }
 
-// PutPlanPage inserts or replaces a plan page of run runID.
+// PutPlanPage records page p of run runID, or, if the page is recorded
+// already, advances its progress (Enqueued, NextQueued; never back) when
+// p.Owner owns it. The recorded plan is kept as it is: a caller that did not
+// create the page reads it back with GetPlanPage. A page owned by another
+// message is a Conflict.
 func (s *Store) PutPlanPage(ctx context.Context, runID string, p PlanPage) error {
 	if err := checkKey("run id", runID); err != nil {
 		return err
@@ -332,37 +454,157 @@ func (s *Store) PutPlanPage(ctx context.Context, runID string, p PlanPage) error
 	if p.After < 0 {
 		return domain.Errorf(domain.KindInvalid, "plan page after %d is negative", p.After)
 	}
-	body, err := marshal(planKey(p.After), runID, map[string]any{
+	props, err := planProperties(p)
+	if err != nil {
+		return err
+	}
+	body, err := marshal(planKey(p.After), runID, props)
+	if err != nil {
+		return err
+	}
+	_, err = s.results.AddEntity(ctx, body, nil)
+	if err == nil {
+		return nil
+	}
+	if !domain.IsKind(wrap(err, ""), domain.KindConflict) {
+		return wrap(err, "put plan page of run "+runID)
+	}
+	for attempt := 0; ; attempt++ {
+		cur, etag, ok, err := s.getPlanPage(ctx, runID, p.After)
+		if err != nil {
+			return err
+		}
+		if !ok { // deleted in between: nothing deletes pages, but do not loop
+			return domain.Errorf(domain.KindUnavailable, "plan page after %d of run %s vanished", p.After, runID)
+		}
+		if cur.Owner != p.Owner {
+			return domain.Errorf(domain.KindConflict, "plan page after %d of run %s belongs to message %q", p.After, runID, cur.Owner)
+		}
+		if (cur.Enqueued || !p.Enqueued) && (cur.NextQueued || !p.NextQueued) {
+			return nil
+		}
+		flags, err := marshal(planKey(p.After), runID, map[string]any{
+			"enqueued": cur.Enqueued || p.Enqueued, "nextQueued": cur.NextQueued || p.NextQueued,
+		})
+		if err != nil {
+			return err
+		}
+		_, err = s.results.UpdateEntity(ctx, flags, &aztables.UpdateEntityOptions{UpdateMode: aztables.UpdateModeMerge, IfMatch: &etag})
+		if err == nil {
+			return nil
+		}
+		if status, _ := failure(err); status != 412 || attempt >= 5 {
+			return wrap(err, "update plan page of run "+runID)
+		}
+	}
+}
+
+func planProperties(p PlanPage) (map[string]any, error) {
+	props := map[string]any{
 		"after":      aztables.EDMInt64(p.After),
 		"count":      int32(p.Count),
 		"next":       aztables.EDMInt64(p.Next),
 		"last":       p.Last,
+		"owner":      p.Owner,
+		"enqueued":   p.Enqueued,
 		"nextQueued": p.NextQueued,
-	})
+	}
+	if p.IDs == nil {
+		return props, nil
+	}
+	if p.Count != len(p.IDs) {
+		return nil, domain.Errorf(domain.KindInvalid, "plan page after %d: count %d but %d ids", p.After, p.Count, len(p.IDs))
+	}
+	b, err := encodeIDs(p.After, p.IDs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := s.results.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
-		return wrap(err, "put plan page of run "+runID)
+	for i := 0; i*idChunkBytes < len(b) || i == 0; i++ {
+		props[fmt.Sprintf("ids%d", i)] = aztables.EDMBinary(b[i*idChunkBytes : min(len(b), (i+1)*idChunkBytes)])
 	}
-	return nil
+	return props, nil
 }
 
-func planFrom(e aztables.EDMEntity) PlanPage {
+// encodeIDs writes ascending ids > after as uvarint gaps: about 1–3 bytes
+// an id for a page of neighbours, where decimal text would take up to 20.
+func encodeIDs(after int64, ids []int64) ([]byte, error) {
+	b := make([]byte, 0, 2*len(ids))
+	prev := after
+	for _, id := range ids {
+		if id <= prev {
+			return nil, domain.Errorf(domain.KindInvalid, "plan page after %d: ids must ascend past it (%d after %d)", after, id, prev)
+		}
+		b = binary.AppendUvarint(b, uint64(id-prev))
+		prev = id
+	}
+	if len(b) > maxIDBytes {
+		return nil, domain.Errorf(domain.KindInvalid, "plan page after %d: %d ids take %d bytes, more than an entity holds", after, len(ids), len(b))
+	}
+	return b, nil
+}
+
+func decodeIDs(after int64, b []byte, n int) ([]int64, error) {
+	ids := make([]int64, 0, n)
+	prev := after
+	for len(b) > 0 {
+		d, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, domain.Errorf(domain.KindInternal, "plan page after %d: corrupt ids", after)
+		}
+		prev += int64(d)
+		ids = append(ids, prev)
+		b = b[k:]
+	}
+	if len(ids) != n {
+		return nil, domain.Errorf(domain.KindInternal, "plan page after %d: %d ids recorded, count says %d", after, len(ids), n)
+	}
+	return ids, nil
+}
+
+// planFrom reads a page; withIDs decodes its ids too. A page recorded
+// before pages had owners was written after its items were enqueued.
+func planFrom(e aztables.EDMEntity, withIDs bool) (PlanPage, error) {
 	p := e.Properties
-	return PlanPage{
+	_, owned := p["owner"]
+	page := PlanPage{
 		After:      propInt64(p, "after"),
 		Count:      int(propInt64(p, "count")),
 		Next:       propInt64(p, "next"),
 		Last:       propBool(p, "last"),
+		Owner:      propString(p, "owner"),
+		Enqueued:   propBool(p, "enqueued") || !owned,
 		NextQueued: propBool(p, "nextQueued"),
 	}
+	if !withIDs {
+		return page, nil
+	}
+	var b []byte
+	for i := 0; ; i++ {
+		chunk, ok := p[fmt.Sprintf("ids%d", i)].(aztables.EDMBinary)
+		if !ok {
+			if i == 0 {
+				return page, nil // no ids kept (an older page)
+			}
+			break
+		}
+		b = append(b, chunk...)
+	}
+	ids, err := decodeIDs(page.After, b, page.Count)
+	if err != nil {
+		return PlanPage{}, err
+	}
+	page.IDs = ids
+	return page, nil
 }
 
 // RecordAttemptError upserts the last error of a failed attempt on item
 // (e, id) in partition (a run id or realtime-YYYYMMDD).
 func (s *Store) RecordAttemptError(ctx context.Context, partition string, e domain.Entity, id int64, reason string) error {
 	if err := checkItem(partition, e, id); err != nil {
+		return err
+	}
+	partition, err := s.itemPartition(ctx, partition, id)
+	if err != nil {
 		return err
 	}
 	body, err := marshal(itemKey("error", e, id), partition, map[string]any{
@@ -383,6 +625,10 @@ func (s *Store) RecordAttemptError(ctx context.Context, partition string, e doma
 // partition; ok is false if there is none.
 func (s *Store) AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error) {
 	if err := checkItem(partition, e, id); err != nil {
+		return "", false, err
+	}
+	partition, err := s.itemPartition(ctx, partition, id)
+	if err != nil {
 		return "", false, err
 	}
 	resp, err := s.results.GetEntity(ctx, partition, itemKey("error", e, id), nil)
