@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"dualsync/devhost/childproc"
 )
 
 // worker runs the custom handler process and restarts it when it dies.
@@ -79,7 +81,7 @@ func (w *worker) launch(ctx context.Context) error {
 	// Own process group (a terminal's Ctrl-C reaches devhost only, which
 	// drains invocations before it stops the handler and its children), and
 	// on Linux killed by the OS if devhost dies without stopping it.
-	if err := startTied(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return fmt.Errorf("start handler %q (host.json customHandler.description.defaultExecutablePath): %w", w.app.exe, err)
 	}
 	exited := make(chan struct{})

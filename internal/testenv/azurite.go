@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dualsync/devhost/childproc"
 )
 
 // AzuriteKey is Azurite's well-known development account key (public, local only).
@@ -59,7 +61,7 @@ var processAzurite struct {
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
 // On Linux the processes die with the test binary even without it (see
-// startTied); Main stops them gracefully and covers other systems.
+// childproc.Start); Main stops them gracefully and covers other systems.
 func Main(m *testing.M) {
 	code := m.Run()
 	StopAll()
@@ -184,7 +186,7 @@ func (a *Azurite) Start() {
 	}
 	// azurite is a node script: exec keeps the pid, so the tie holds for node.
 	cmd := exec.Command(a.bin, args...)
-	if err := startTied(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		a.t.Fatalf("testenv: start azurite: %v", err)
 	}
 	a.cmd = cmd
