@@ -968,11 +968,7 @@ func TestChecksCatchDrift(t *testing.T) {
 			p.bicep[file] = strings.Replace(p.bicep[file], old, new, 1)
 		}
 	}
-	cases := []struct {
-		name   string
-		break_ func(*testing.T, *project)
-		want   string
-	}{
+	cases := []drift{
 		{"poison queue missing", replace("modules/app.bicep", "  'product-sync-poison'\n", ""), "queue product-sync-poison"},
 		{"table missing", replace("modules/app.bicep", "  'SyncResults'\n", ""), "table SyncResults"},
 		{"setting missing", replace("modules/app.bicep", "    LOG_LEVEL: logLevel\n", ""), "setting LOG_LEVEL"},
@@ -1024,19 +1020,7 @@ func TestChecksCatchDrift(t *testing.T) {
 		{"secret existence not checked", replace("modules/app.bicep", "? primarySecret!.properties.secretUri : primarySecretKept!.properties.secretUri", "? primarySecret!.properties.secretUri : ''"), "nothing checks that it exists"},
 		{"hand-built secret URI", replace("modules/app.bicep", "'@Microsoft.KeyVault(SecretUri=${fallbackSecretUri})'", "'@Microsoft.KeyVault(SecretUri=${keyVault.properties.vaultUri}secrets/x/)'"), "FALLBACK_DATABASE_URL: the SecretUri"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := base.clone()
-			tc.break_(t, p)
-			problems := p.check()
-			for _, pr := range problems {
-				if strings.Contains(pr, tc.want) {
-					return
-				}
-			}
-			t.Errorf("no problem mentions %q; got:\n%s", tc.want, strings.Join(problems, "\n"))
-		})
-	}
+	checkDrift(t, base, cases)
 }
 
 func TestMdTable(t *testing.T) {
@@ -1052,5 +1036,32 @@ func TestStripCommentsKeepsURLs(t *testing.T) {
 	in := "x: 'https://a/b' // note\n/* block */y: 1"
 	if got, want := stripComments(in), "x: 'https://a/b' \ny: 1"; got != want {
 		t.Fatalf("stripComments = %q, want %q", got, want)
+	}
+}
+
+// drift is one way to break the infra; check must report a problem that
+// mentions want.
+type drift struct {
+	name   string
+	break_ func(*testing.T, *project)
+	want   string
+}
+
+// checkDrift applies each drift to a copy of base and fails a case whose
+// breakage check does not report.
+func checkDrift(t *testing.T, base *project, cases []drift) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base.clone()
+			tc.break_(t, p)
+			problems := p.check()
+			for _, pr := range problems {
+				if strings.Contains(pr, tc.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got:\n%s", tc.want, strings.Join(problems, "\n"))
+		})
 	}
 }
