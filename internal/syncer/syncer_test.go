@@ -200,33 +200,20 @@ func openDB(t testing.TB, raw string, role store.Role) store.DB {
 // accepts, until the queue stays empty.
 func drain[M any](t *testing.T, q *queue.Queue, fn func(context.Context, M) error) int {
 	t.Helper()
-	ctx := context.Background()
 	n := 0
-	for empty := 0; empty < 2; {
-		resp, err := q.Client().DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: ptr(int32(32))})
-		if err != nil {
-			t.Fatal(err)
+	for {
+		msgs := receive[M](t, q)
+		if len(msgs) == 0 {
+			return n
 		}
-		if len(resp.Messages) == 0 {
-			empty++
-			continue
-		}
-		empty = 0
-		for _, msg := range resp.Messages {
-			var m M
-			if err := q.Decode(*msg.MessageText, &m); err != nil {
-				t.Fatal(err)
+		for _, msg := range msgs {
+			if err := fn(context.Background(), msg.m); err != nil {
+				t.Fatalf("handling %+v: %v", msg.m, err)
 			}
-			if err := fn(ctx, m); err != nil {
-				t.Fatalf("handling %+v: %v", m, err)
-			}
-			if _, err := q.Client().DeleteMessage(ctx, *msg.MessageID, *msg.PopReceipt, nil); err != nil {
-				t.Fatal(err)
-			}
+			deleteDelivered(t, q, msg)
 			n++
 		}
 	}
-	return n
 }
 
 // put writes p as sync would, whatever the row holds now.
