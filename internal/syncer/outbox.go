@@ -57,8 +57,10 @@ func (e *Engine) Relay(ctx context.Context) error {
 
 func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 	now := e.now()
-	// Leave fresh entries to the after-commit publisher.
-	notSentBefore := now.Add(-e.o.SendTimeout - time.Second)
+	// Leave fresh entries to the after-commit publisher: it starts a publish
+	// within publishMaxWait of the commit or not at all, and one publish
+	// takes at most SendTimeout (a second more for the commit itself).
+	notSentBefore := now.Add(-publishMaxWait - e.o.SendTimeout - time.Second)
 	resendBefore := now.Add(-e.o.ResendAfter)
 	sent := 0
 	for range relayMaxPages {
