@@ -35,7 +35,9 @@ func TestLoadSettings(t *testing.T) {
 				s.PublishWorkers == 4 && s.PublishBuffer == 1024 && s.PublishDrain == 3*time.Second
 		}},
 		{"publisher", map[string]string{"PUBLISH_WORKERS": "8", "PUBLISH_BUFFER": "10", "PUBLISH_DRAIN_TIMEOUT": "1s"}, false,
-			func(s settings) bool { return s.PublishWorkers == 8 && s.PublishBuffer == 10 && s.PublishDrain == time.Second }},
+			func(s settings) bool {
+				return s.PublishWorkers == 8 && s.PublishBuffer == 10 && s.PublishDrain == time.Second
+			}},
 		{"bad worker count", map[string]string{"PUBLISH_WORKERS": "0"}, true, nil},
 		{"bad buffer", map[string]string{"PUBLISH_BUFFER": "many"}, true, nil},
 		{"overrides", map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "9000", "BREAKER_COOLDOWN": "1s", "LOG_LEVEL": "debug"}, false,
