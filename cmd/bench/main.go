@@ -41,6 +41,10 @@ type config struct {
 	Duration       time.Duration
 	Products       int
 	Concurrency    []int
+	WriteConc      []int
+	OutboxLoad     time.Duration
+	OutboxWriters  int
+	OutboxDrain    time.Duration
 	Ops            string
 	DBRTT          time.Duration
 	SyncSizes      []int
@@ -60,7 +64,11 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each API row (and its baseline) runs")
 	fs.IntVar(&c.Products, "products", 10000, "products loaded into both databases for the API rows")
-	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API rows")
+	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API read rows")
+	wconc := fs.String("write-concurrency", "1,8,32", "comma-separated client concurrencies for the API write rows")
+	fs.DurationVar(&c.OutboxLoad, "outbox-load", 60*time.Second, "how long the writers of the outbox-depth row run; 0 skips it")
+	fs.IntVar(&c.OutboxWriters, "outbox-writers", 32, "concurrent API writers for the outbox-depth row")
+	fs.DurationVar(&c.OutboxDrain, "outbox-drain", 10*time.Minute, "give up waiting for the outbox to drain after the load after this long")
 	fs.DurationVar(&c.DBRTT, "db-rtt", time.Millisecond, "also measure the reads with this round-trip time added between the app (and the baseline) and the databases, as in Azure; 0 skips them")
 	fs.StringVar(&c.Ops, "ops", "", "only the API rows whose operation contains this text, e.g. \"GET /api/products/{id}\" (default: all)")
 	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
@@ -78,6 +86,9 @@ func parseFlags(args []string) (config, error) {
 	var err error
 	if c.Concurrency, err = parseInts(*conc); err != nil {
 		return c, fmt.Errorf("-concurrency: %w", err)
+	}
+	if c.WriteConc, err = parseInts(*wconc); err != nil {
+		return c, fmt.Errorf("-write-concurrency: %w", err)
 	}
 	if c.SyncSizes, err = parseInts(*sizes); err != nil {
 		return c, fmt.Errorf("-sync-sizes: %w", err)
@@ -135,16 +146,28 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer b.cleanup()
 	rep := &report{Command: cfg.Command, Started: time.Now().UTC()}
 	if b.cfg.Storage == "private" {
-		if b.cfg.Storage, err = b.startAzurite(ctx); err != nil {
+		if b.cfg.Storage, b.azurite, err = b.startAzurite(ctx, "azurite"); err != nil {
 			return err
 		}
-		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages.")
+		// The handler measured straight (no host) gets storage of its own,
+		// which nothing consumes: devhost's queue consumers must not share
+		// the CPU with it, nor take its messages.
+		if b.directStorage, b.azuriteDirect, err = b.startAzurite(ctx, "azurite-direct"); err != nil {
+			return err
+		}
+		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages; and a second one for the handler measured straight, whose messages nothing consumes.")
 	} else {
-		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it).")
+		b.directStorage = b.cfg.Storage
+		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")
 	}
 
 	if err := b.apiSection(ctx, rep); err != nil {
 		return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
+	}
+	if cfg.OutboxLoad > 0 {
+		if err := b.outboxSection(ctx, rep); err != nil {
+			return fmt.Errorf("outbox depth: %w (process logs: %s)", err, logPath)
+		}
 	}
 	if cfg.Sync {
 		if err := b.syncSection(ctx, rep); err != nil {
