@@ -294,14 +294,14 @@ func waitHTTP(ctx context.Context, p *proc, url string, want int, timeout time.D
 	}
 }
 
-func dbEnv(p pair, storage string) []string {
-	return []string{
+func (b *bench) dbEnv(p pair, storage string) []string {
+	return append([]string{
 		"PRIMARY_DATABASE_URL=" + p.Primary,
 		"FALLBACK_DATABASE_URL=" + p.Fallback,
 		"SyncStorage=" + storage,
 		"AzureWebJobsStorage=" + storage,
 		"LOG_LEVEL=warn",
-	}
+	}, b.cfg.AppEnv...) // later entries win
 }
 
 // startHandler runs bin/handler directly on storage and returns its base URL.
@@ -310,7 +310,7 @@ func (b *bench) startHandler(ctx context.Context, p pair, storage string) (*proc
 	if err != nil {
 		return nil, "", err
 	}
-	env := append(dbEnv(p, storage), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
+	env := append(b.dbEnv(p, storage), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
 	pr, err := b.start(ctx, "handler", filepath.Join(b.cfg.Bin, "handler"), nil, env)
 	if err != nil {
 		return nil, "", err
@@ -371,7 +371,7 @@ func (b *bench) startDevhost(ctx context.Context, p pair) (*proc, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, dbEnv(p, b.cfg.Storage))
+	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, b.dbEnv(p, b.cfg.Storage))
 	if err != nil {
 		return nil, "", err
 	}

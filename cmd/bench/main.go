@@ -57,6 +57,7 @@ type config struct {
 	Storage        string
 	AdminURL       string
 	Command        string
+	AppEnv         []string // extra settings for the handler and devhost
 }
 
 func parseFlags(args []string) (config, error) {
@@ -80,6 +81,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
 	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
+	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -92,6 +94,15 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.SyncSizes, err = parseInts(*sizes); err != nil {
 		return c, fmt.Errorf("-sync-sizes: %w", err)
+	}
+	for _, kv := range strings.Split(*appEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return c, fmt.Errorf("-app-env: %q is not KEY=VALUE", kv)
+		}
+		c.AppEnv = append(c.AppEnv, kv)
 	}
 	if c.Duration <= 0 || c.Products < 1 {
 		return c, errors.New("-duration and -products must be positive")

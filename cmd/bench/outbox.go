@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -43,7 +44,12 @@ func (b *bench) outboxSection(ctx context.Context, rep *report) error {
 	if err := b.clearQueues(ctx); err != nil {
 		return err
 	}
-	dh, base, err := b.startDevhost(ctx, p)
+	hp := p
+	if v := os.Getenv("XPOOL"); v != "" {
+		hp.Primary += "&pool_max_conns=" + v
+		hp.Fallback += "&pool_max_conns=" + v
+	}
+	dh, base, err := b.startDevhost(ctx, hp)
 	if err != nil {
 		return err
 	}
