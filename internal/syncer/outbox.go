@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"dualsync/internal/domain"
@@ -69,31 +71,66 @@ func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 			return sent, err
 		}
 		// One message per item covers all its entries.
-		type key struct {
-			e  domain.Entity
-			id int64
-		}
-		upTo := map[key]time.Time{}
-		var order []key
+		byItem := map[relayItem]time.Time{}
+		var order []relayItem
 		for _, en := range entries {
-			k := key{en.Entity, en.ID}
-			if _, ok := upTo[k]; !ok {
+			k := relayItem{en.Entity, en.ID}
+			if _, ok := byItem[k]; !ok {
 				order = append(order, k)
 			}
-			upTo[k] = maxTime(upTo[k], en.Version)
+			byItem[k] = maxTime(byItem[k], en.Version)
 		}
-		for _, k := range order {
-			if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
-				return sent, err
-			}
-			if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
-				return sent, err
-			}
-			sent++
+		n, err := e.relaySend(ctx, db, order, byItem)
+		sent += n
+		if err != nil {
+			return sent, err
 		}
 		if len(entries) < relayPage {
 			return sent, nil
 		}
 	}
 	return sent, nil
+}
+
+type relayItem struct {
+	e  domain.Entity
+	id int64
+}
+
+// relaySend sends one message per item and marks its entries up to upTo
+// sent, SendWorkers at a time: the relay carries whatever the publisher
+// left (a queue outage, a burst beyond its buffer), and one at a time a
+// backlog of thousands would take minutes. It stops at the first error.
+func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, upTo map[relayItem]time.Time) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan relayItem)
+	var (
+		sent atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(e.o.SendWorkers, len(items)) {
+		wg.Go(func() {
+			for k := range work {
+				if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
+					cancel(err)
+					continue
+				}
+				if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
+					cancel(err)
+					continue
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	for _, k := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	return int(sent.Load()), context.Cause(ctx)
 }

@@ -235,3 +235,28 @@ func TestPublisherQueueDownLeavesTheOutbox(t *testing.T) {
 		t.Errorf("%d unsent outbox entries, want the 3 writes'", len(u))
 	}
 }
+
+// What the publisher left (here: 600 changes never published, more than a
+// relay page) goes out in one relay run, one message per item, all marked
+// sent.
+func TestRelaySendsABacklog(t *testing.T) {
+	later := time.Now().Add(time.Minute) // past the publisher's window
+	e := newEnv(t, Options{Clock: func() time.Time { return later }})
+	ctx := context.Background()
+	const n = 600
+	for i := range n {
+		if _, err := e.primary.CreateProduct(ctx, domain.ProductChange{Name: ptr(fmt.Sprintf("b%d", i)), Price: ptr(domain.Money(1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.eng.Relay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u := unsent(t, e.primary); len(u) != 0 {
+		t.Errorf("%d entries unsent after the relay", len(u))
+	}
+	seen := map[int64]bool{}
+	if got := drain(t, e.items, func(_ context.Context, m Message) error { seen[m.ID] = true; return nil }); got != n || len(seen) != n {
+		t.Errorf("%d messages for %d items, want %d for %d", got, len(seen), n, n)
+	}
+}
