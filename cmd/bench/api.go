@@ -157,12 +157,19 @@ type measurement struct {
 // used as a library so every request can carry a random id or a new body)
 // at concurrency c for d, and parses hey's own summary.
 func runHey(ctx context.Context, reqFn func() *http.Request, c int, d time.Duration) (measurement, error) {
+	return runHeyRate(ctx, reqFn, c, d, 0)
+}
+
+// runHeyRate is runHey with the clients together limited to rate requests/s
+// (0: as fast as they can).
+func runHeyRate(ctx context.Context, reqFn func() *http.Request, c int, d time.Duration, rate float64) (measurement, error) {
 	var buf bytes.Buffer
 	w := &requester.Work{
 		Request:     reqFn(), // hey reads Host from it even with RequestFunc
 		RequestFunc: reqFn,
 		N:           math.MaxInt32, // as `hey -z`: run until stopped
 		C:           c,
+		QPS:         rate / float64(c), // hey's limit is per client
 		Timeout:     20,
 		Writer:      &buf,
 	}

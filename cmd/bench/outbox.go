@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 // what a write costs the database beyond its row, and how fast sync (and
 // the relay) acknowledge the entries.
 type outboxRun struct {
+	Rate         float64 // writes/s the writers were held to; 0: as fast as they can
 	Writers      int
 	Load         time.Duration
 	M            measurement // the writers' requests
@@ -31,39 +31,54 @@ type outboxRun struct {
 	CPU          cpuUse // during the load
 }
 
-// outboxSection runs cfg.OutboxWriters writers of POST /api/products
-// through devhost (whose queue consumers sync every write) for
-// cfg.OutboxLoad on a fresh pair, sampling both outboxes' depth every
-// second, then keeps sampling until they are empty.
+// outboxSection measures the outbox under load twice: writers as fast as
+// they can go, then held together to the rate at which sync acknowledged
+// during the first load (what it sustains while writes compete with it).
 func (b *bench) outboxSection(ctx context.Context, rep *report) error {
-	b.logf("outbox: %d writers through devhost for %s", b.cfg.OutboxWriters, b.cfg.OutboxLoad)
+	full, err := b.outboxLoad(ctx, 0)
+	if err != nil {
+		return err
+	}
+	rep.Outbox = append(rep.Outbox, full)
+	if full.acked() < 1 {
+		return nil
+	}
+	paced, err := b.outboxLoad(ctx, full.acked())
+	if err != nil {
+		return err
+	}
+	rep.Outbox = append(rep.Outbox, paced)
+	return nil
+}
+
+// outboxLoad runs cfg.OutboxWriters writers of POST /api/products through
+// devhost (whose queue consumers sync every write) for cfg.OutboxLoad on a
+// fresh pair, at most rate writes/s if rate > 0, sampling both outboxes'
+// depth every second, then keeps sampling until they are empty.
+func (b *bench) outboxLoad(ctx context.Context, rate float64) (*outboxRun, error) {
+	b.logf("outbox: %d writers through devhost for %s, rate limit %.0f/s (0: none)", b.cfg.OutboxWriters, b.cfg.OutboxLoad, rate)
 	p, err := b.newPair(ctx, b.cfg.Products)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.clearQueues(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	hp := p
-	if v := os.Getenv("XPOOL"); v != "" {
-		hp.Primary += "&pool_max_conns=" + v
-		hp.Fallback += "&pool_max_conns=" + v
-	}
-	dh, base, err := b.startDevhost(ctx, hp)
+	dh, base, err := b.startDevhost(ctx, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer dh.stop()
 	handlerPID, err := childPID(dh.cmd.Process.Pid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ps := procSet{Handler: handlerPID, Host: dh.cmd.Process.Pid, Storage: pidOf(b.azurite)}
 	var conns []*pgx.Conn
 	for _, u := range []string{p.Primary, p.Fallback} {
 		c, err := pgx.Connect(ctx, u)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer c.Close(context.WithoutCancel(ctx))
 		conns = append(conns, c)
@@ -90,10 +105,10 @@ func (b *bench) outboxSection(ctx context.Context, rep *report) error {
 		return sum("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM outbox_seq_seq")
 	}
 
-	r := &outboxRun{Writers: b.cfg.OutboxWriters, Load: b.cfg.OutboxLoad}
+	r := &outboxRun{Rate: rate, Writers: b.cfg.OutboxWriters, Load: b.cfg.OutboxLoad}
 	seq0, err := issued()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stop := make(chan struct{})
 	var sampleErr error
@@ -116,17 +131,17 @@ func (b *bench) outboxSection(ctx context.Context, rep *report) error {
 		}
 	})
 	c0, t0 := ps.cpu(), time.Now()
-	r.M, err = runHey(ctx, func() *http.Request { return jsonReq(http.MethodPost, base+"/api/products", productBody()) }, r.Writers, r.Load)
+	r.M, err = runHeyRate(ctx, func() *http.Request { return jsonReq(http.MethodPost, base+"/api/products", productBody()) }, r.Writers, r.Load, rate)
 	r.CPU = ps.cpu().sub(c0)
 	r.CPU.Wall = time.Since(t0)
 	close(stop)
 	wg.Wait()
 	if err := errors.Join(err, sampleErr); err != nil {
-		return err
+		return nil, err
 	}
 	seq1, err := issued()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Inserted = seq1 - seq0
 	if ok := r.M.Requests - r.M.Failed; ok > 0 {
@@ -138,7 +153,7 @@ func (b *bench) outboxSection(ctx context.Context, rep *report) error {
 	for time.Since(end) < b.cfg.OutboxDrain {
 		d, err := depth()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r.After = append(r.After, d)
 		if d == 0 {
@@ -147,13 +162,12 @@ func (b *bench) outboxSection(ctx context.Context, rep *report) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
 	b.logf("outbox: drained %v in %s (max depth %d)", r.Drained, secs(r.DrainTime), r.max())
-	rep.Outbox = r
-	return nil
+	return r, nil
 }
 
 // clearQueues empties the app's queues on the bench's storage: messages

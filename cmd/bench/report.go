@@ -132,7 +132,7 @@ type report struct {
 	API      []apiRow
 	Floor    []floorRow
 	Sync     []simpleRow
-	Outbox   *outboxRun
+	Outbox   []*outboxRun // as fast as the writers go, then paced
 	Notes    []string
 	Method   []string
 }
@@ -314,8 +314,8 @@ func (r *report) markdown() string {
 		fmt.Sprintf("Azurite alone: after each run, %d entity inserts into that run's results partition, and %d dequeue + delete pairs on a fresh queue first filled with as many messages as the run had products, %d at a time (cmd/bench/azurite.go). They show how Azurite's own cost per operation grows with a partition's size and a queue's backlog, which a run has and the queue baseline does not.", probeOps, probeOps, probeWorkers),
 		"Status: p50 of repeated `GET /api/product-sync/<runId>` on the completed largest run, against the p50 of `GET /api/products/{id}` through devhost at 1 client. Real-time: each write is a `POST /api/products` through devhost, then the fallback database is polled every 5 ms until the row exists; the baseline is one enqueue + dequeue + delete round trip on Azurite; the gap between them is mostly devhost's queue polling, which backs off from 100 ms up to host.json `maxPollingInterval` when a queue is empty, as the Azure host does. Memory: VmHWM (peak RSS) of devhost's handler process after the largest run, against its VmHWM just before the run.",
 	}
-	if r.Outbox != nil {
-		method = append(method, fmt.Sprintf("Outbox: a fresh database pair behind devhost, %d clients sending `POST /api/products` for %s; both outboxes' row count is sampled every second during the load and after it until it reaches 0. Rows per write = rows the outbox sequences issued during the load ÷ writes answered 2xx; acknowledged/s = (rows issued − depth at the end) ÷ the load's duration. *Bounded* means the depth grew, over the second half of the load, by less than 5%% of the write rate (sync keeps up); it must also drain to 0 afterwards.", r.Outbox.Writers, r.Outbox.Load))
+	if len(r.Outbox) > 0 {
+		method = append(method, fmt.Sprintf("Outbox: for each load a fresh database pair behind devhost, %d clients sending `POST /api/products` for %s, first as fast as they can, then held together (hey's rate limit) to the rate at which sync acknowledged during the first load; both outboxes' row count is sampled every second during the load and after it until it reaches 0. Rows per write = rows the outbox sequences issued during the load ÷ writes answered 2xx; acknowledged/s = (rows issued − depth at the end) ÷ the load's duration. *Bounded* means the depth grew, over the second half of the load, by less than 5%% of the write rate; it must also drain to 0 afterwards.", r.Outbox[0].Writers, r.Outbox[0].Load))
 	}
 	for _, m := range append(method, r.Method...) {
 		p("- %s\n", m)
@@ -352,33 +352,66 @@ func (r *report) cpuTable(p func(string, ...any)) {
 	}
 }
 
-// outboxSection shows the outbox depth under the sustained write load.
+// outboxSection shows the outbox depth under the sustained write loads,
+// one column per load.
 func (r *report) outboxSection(p func(string, ...any)) {
-	o := r.Outbox
-	if o == nil {
+	if len(r.Outbox) == 0 {
 		return
 	}
-	ok := o.M.Requests - o.M.Failed
-	rate := float64(ok) / o.Load.Seconds()
-	bounded := rate > 0 && o.growth() <= 0.05*rate
+	o0 := r.Outbox[0]
 	p("\n## Outbox under a sustained write load\n\n")
-	p("%d clients write (`POST /api/products`) through devhost for %s; its queue consumers sync the writes and acknowledge their outbox rows meanwhile, and its `OutboxRelay` runs every minute. Depth = outbox rows of both databases not yet acknowledged, sampled every second.\n\n", o.Writers, o.Load)
-	p("| Measure | Value | Goal | Met? |\n|---|---:|---|---|\n")
-	failed := ""
-	if o.M.Failed > 0 {
-		failed = fmt.Sprintf(" (%d failed)", o.M.Failed)
+	p("%d clients write (`POST /api/products`) through devhost for %s; its queue consumers sync the writes and acknowledge their outbox rows meanwhile, and its `OutboxRelay` runs every minute. Depth = outbox rows of both databases not yet acknowledged, sampled every second. First the clients go as fast as they can; then, on a fresh pair, they are held together to the rate at which sync acknowledged during the first load.\n\n", o0.Writers, o0.Load)
+	p("| Measure |")
+	for _, o := range r.Outbox {
+		if o.Rate > 0 {
+			p(" Held to %.0f writes/s |", o.Rate)
+		} else {
+			p(" As fast as they go |")
+		}
 	}
-	p("| Writes answered 2xx | %d (%.0f/s, p50 %s, p99 %s)%s | — | — |\n", ok, rate, msOrNA(o.M.P50), msOrNA(o.M.P99), failed)
-	p("| Outbox rows per write | %.2f | — | — |\n", o.RowsPerWrite)
-	p("| Depth during the load: p50 / max | %d / %d | — | — |\n", o.p50(), slices.Max(append([]int64{0}, o.During...)))
-	p("| Depth growth over the second half of the load | %.0f rows/s (%.0f%% of the write rate) | ≤ 5%% (bounded) | %s |\n", o.growth(), 100*o.growth()/max(rate, 1), yesNo(bounded))
-	p("| Acknowledged during the load | %.0f/s | — | — |\n", o.acked())
-	drain := "not within the timeout"
-	if o.Drained {
-		drain = secs(o.DrainTime)
+	p(" Goal |\n|---|")
+	for range r.Outbox {
+		p("---:|")
 	}
-	p("| Time to drain to 0 after the load (from depth %d) | %s | drains to 0 | %s |\n", last(o.During), drain, yesNo(o.Drained))
-	p("| CPU during the load: handler / devhost / Azurite | %.0f%% / %.0f%% / %.0f%% of %d CPUs | — | — |\n",
-		100*o.CPU.share(o.CPU.Handler), 100*o.CPU.share(o.CPU.Host), 100*o.CPU.share(o.CPU.Storage), runtime.NumCPU())
-	p("\nDepth every 5 s during the load: %s.\n", o.series(5))
+	p("---|\n")
+	row := func(what, goal string, cell func(o *outboxRun) string) {
+		p("| %s |", what)
+		for _, o := range r.Outbox {
+			p(" %s |", cell(o))
+		}
+		p(" %s |\n", goal)
+	}
+	rate := func(o *outboxRun) float64 { return float64(o.M.Requests-o.M.Failed) / o.Load.Seconds() }
+	row("Writes answered 2xx", "—", func(o *outboxRun) string {
+		s := fmt.Sprintf("%d (%.0f/s, p50 %s, p99 %s)", o.M.Requests-o.M.Failed, rate(o), msOrNA(o.M.P50), msOrNA(o.M.P99))
+		if o.M.Failed > 0 {
+			s += fmt.Sprintf(", %d failed", o.M.Failed)
+		}
+		return s
+	})
+	row("Outbox rows per write", "—", func(o *outboxRun) string { return fmt.Sprintf("%.2f", o.RowsPerWrite) })
+	row("Acknowledged by sync during the load", "—", func(o *outboxRun) string { return fmt.Sprintf("%.0f/s", o.acked()) })
+	row("Depth during the load: p50 / max / at the end", "—", func(o *outboxRun) string {
+		return fmt.Sprintf("%d / %d / %d", o.p50(), slices.Max(append([]int64{0}, o.During...)), last(o.During))
+	})
+	row("Depth growth over the second half of the load", "≤ 5% of the write rate (bounded)", func(o *outboxRun) string {
+		return fmt.Sprintf("%.0f rows/s (%.0f%%): %s", o.growth(), 100*o.growth()/max(rate(o), 1), yesNo(rate(o) > 0 && o.growth() <= 0.05*rate(o)))
+	})
+	row("Time to drain to 0 after the load", "drains to 0", func(o *outboxRun) string {
+		if !o.Drained {
+			return "not within the timeout: **no**"
+		}
+		return secs(o.DrainTime) + ": yes"
+	})
+	row("CPU during the load: handler / devhost / Azurite", "—", func(o *outboxRun) string {
+		return fmt.Sprintf("%.0f%% / %.0f%% / %.0f%% of %d CPUs", 100*o.CPU.share(o.CPU.Handler), 100*o.CPU.share(o.CPU.Host), 100*o.CPU.share(o.CPU.Storage), runtime.NumCPU())
+	})
+	p("\n")
+	for _, o := range r.Outbox {
+		what := "as fast as they go"
+		if o.Rate > 0 {
+			what = fmt.Sprintf("held to %.0f writes/s", o.Rate)
+		}
+		p("Depth every 5 s, %s: %s.\n\n", what, o.series(5))
+	}
 }
