@@ -64,6 +64,20 @@ func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 	// takes at most SendTimeout (a second more for the commit itself).
 	notSentBefore := now.Add(-publishMaxWait - e.o.SendTimeout - time.Second)
 	resendBefore := now.Add(-e.o.ResendAfter)
+	// A message sent and still waiting in a backlog is not lost: sending it
+	// again would only lengthen the backlog (each minute, every entry not
+	// yet acknowledged, until sync could never catch up). So re-send only
+	// entries sent before the oldest message still waiting, less a margin
+	// for clocks.
+	if p, ok := e.items.(oldestPeeker); ok {
+		oldest, waiting, err := p.OldestInsertion(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if waiting {
+			resendBefore = minTime(resendBefore, oldest.Add(-resendClockMargin))
+		}
+	}
 	sent := 0
 	for range relayMaxPages {
 		entries, err := db.PendingOutbox(ctx, notSentBefore, resendBefore, relayPage)
@@ -90,6 +104,22 @@ func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 		}
 	}
 	return sent, nil
+}
+
+// oldestPeeker tells when the oldest message still waiting in a queue was
+// enqueued (internal/queue).
+type oldestPeeker interface {
+	OldestInsertion(ctx context.Context) (time.Time, bool, error)
+}
+
+// resendClockMargin allows for the handler's clock and the queue's to differ.
+const resendClockMargin = 2 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 type relayItem struct {
