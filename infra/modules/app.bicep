@@ -66,6 +66,15 @@ param breakerCooldown string
 @description('App setting OUTBOX_RESEND_AFTER.')
 param outboxResendAfter string
 
+@description('App setting PUBLISH_WORKERS.')
+param publishWorkers string
+
+@description('App setting PUBLISH_BUFFER.')
+param publishBuffer string
+
+@description('App setting PUBLISH_DRAIN_TIMEOUT.')
+param publishDrainTimeout string
+
 @description('App setting LOG_LEVEL.')
 param logLevel string
 
@@ -413,6 +422,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DB_QUERY_TIMEOUT: dbQueryTimeout
     BREAKER_COOLDOWN: breakerCooldown
     OUTBOX_RESEND_AFTER: outboxResendAfter
+    PUBLISH_WORKERS: publishWorkers
+    PUBLISH_BUFFER: publishBuffer
+    PUBLISH_DRAIN_TIMEOUT: publishDrainTimeout
     LOG_LEVEL: logLevel
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
