@@ -9,9 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/jackc/pgx/v5"
 
 	"dualsync/internal/azconn"
+	"dualsync/internal/syncer"
+	"dualsync/internal/table"
 )
 
 // outboxRun is the outbox under a sustained write load through devhost:
@@ -29,6 +33,11 @@ type outboxRun struct {
 	Inserted     int64         // outbox rows written during the load
 	RowsPerWrite float64
 	CPU          cpuUse // during the load
+	// Azurite's mean time per insert into today's real-time results
+	// partition (probeTable) before the load and after the drain: every
+	// real-time outcome of a day shares that partition.
+	RealtimeInsertBefore, RealtimeInsertAfter time.Duration
+	RealtimeRowsBefore, RealtimeRowsAfter     int
 }
 
 // outboxSection measures the outbox under load twice: writers as fast as
@@ -106,6 +115,17 @@ func (b *bench) outboxLoad(ctx context.Context, rate float64) (*outboxRun, error
 	}
 
 	r := &outboxRun{Rate: rate, Writers: b.cfg.OutboxWriters, Load: b.cfg.OutboxLoad}
+	tsvc, err := azconn.TableClient(b.storageEnv, "SyncStorage")
+	if err != nil {
+		return nil, err
+	}
+	realtime := syncer.RealtimePartition(time.Now())
+	if r.RealtimeRowsBefore, err = countPartition(ctx, tsvc, realtime); err != nil {
+		return nil, err
+	}
+	if r.RealtimeInsertBefore, err = probeTable(ctx, tsvc, realtime); err != nil {
+		return nil, err
+	}
 	seq0, err := issued()
 	if err != nil {
 		return nil, err
@@ -166,19 +186,21 @@ func (b *bench) outboxLoad(ctx context.Context, rate float64) (*outboxRun, error
 		case <-time.After(time.Second):
 		}
 	}
-	b.logf("outbox: drained %v in %s (max depth %d)", r.Drained, secs(r.DrainTime), r.max())
+	if r.RealtimeRowsAfter, err = countPartition(ctx, tsvc, realtime); err != nil {
+		return nil, err
+	}
+	if r.RealtimeInsertAfter, err = probeTable(ctx, tsvc, realtime); err != nil {
+		return nil, err
+	}
+	b.logf("outbox: drained %v in %s (max depth %d); real-time partition %d -> %d rows, insert %v -> %v",
+		r.Drained, secs(r.DrainTime), r.max(), r.RealtimeRowsBefore, r.RealtimeRowsAfter, r.RealtimeInsertBefore, r.RealtimeInsertAfter)
 	return r, nil
 }
 
 // clearQueues empties the app's queues on the bench's storage: messages
 // left by an earlier section belong to other databases.
 func (b *bench) clearQueues(ctx context.Context) error {
-	svc, err := azconn.QueueClient(func(k string) string {
-		if k == "SyncStorage" {
-			return b.cfg.Storage
-		}
-		return ""
-	}, "SyncStorage")
+	svc, err := azconn.QueueClient(b.storageEnv, "SyncStorage")
 	if err != nil {
 		return err
 	}
@@ -186,6 +208,34 @@ func (b *bench) clearQueues(ctx context.Context) error {
 		_, _ = svc.NewQueueClient(name).ClearMessages(ctx, nil)
 	}
 	return nil
+}
+
+// storageEnv resolves SyncStorage to the bench's storage for azconn.
+func (b *bench) storageEnv(k string) string {
+	if k == "SyncStorage" {
+		return b.cfg.Storage
+	}
+	return ""
+}
+
+// countPartition counts the entities of one results partition (keys only).
+func countPartition(ctx context.Context, tsvc *aztables.ServiceClient, partition string) (int, error) {
+	filter := fmt.Sprintf("PartitionKey eq '%s'", partition)
+	sel := "RowKey"
+	pager := tsvc.NewClient(table.ResultsTable).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+	n := 0
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			var re *azcore.ResponseError
+			if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+				return 0, nil // no results table yet
+			}
+			return 0, err
+		}
+		n += len(page.Entities)
+	}
+	return n, nil
 }
 
 func last(s []int64) int64 {
