@@ -66,7 +66,8 @@ func (r drillReport) String() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "requests failed during %s: %d\n", k, r.FailedDuring[k])
 	}
-	fmt.Fprintf(&b, "after the drill: outboxes empty in %s, full runs completed in %s\n", r.DrainTime.Round(time.Millisecond), r.ConvergeTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "after the drill: outboxes empty in %s (%.0f acknowledged writes/s), full runs completed in %s\n",
+		r.DrainTime.Round(time.Millisecond), float64(r.Acked)/max(r.DrainTime.Seconds(), 0.001), r.ConvergeTime.Round(time.Millisecond))
 	fmt.Fprintf(&b, "rows compared: %d\n", r.ProductsAndIDs)
 	fmt.Fprintf(&b, "rows differing: %d\n", len(r.RowsDiffering))
 	return b.String()
@@ -142,7 +143,7 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	// Full runs then repair anything else (writes whose outcome the client
 	// never learnt).
 	start := time.Now()
-	waitOutboxes(t, s, 120*time.Second)
+	waitOutboxes(t, s, drainBudget(len(acks)))
 	rep.DrainTime = time.Since(start)
 	for _, a := range acks {
 		if reached(t, s.primary, a) && reached(t, s.fallback, a) {
@@ -162,6 +163,15 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	rep.ProductsAndIDs = len(p)
 	rep.RowsDiffering = differing(p, f)
 	return rep
+}
+
+// drainBudget bounds how long the outboxes may take to drain after the
+// writers stop. Writes do not wait for their sync message, so the backlog
+// grows with the writes acknowledged: the budget allows sync 20 ms per write
+// (50 writes/s, well below what it does on a quiet machine) beyond two
+// minutes for outages and relay cycles.
+func drainBudget(acked int) time.Duration {
+	return 2*time.Minute + time.Duration(acked)*20*time.Millisecond
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
