@@ -13,14 +13,15 @@ var (
 	chaosDuration = flag.Duration("chaos.duration", 60*time.Second, "how long the writers run")
 	chaosWriters  = flag.Int("chaos.writers", 8, "concurrent API clients")
 	chaosSeed     = flag.Uint64("chaos.seed", uint64(time.Now().UnixNano()), "random seed (printed, to replay a run)")
+	chaosPace     = flag.Duration("chaos.pace", 100*time.Millisecond, "least time between two writes of one writer (about the rate writes had while they waited for the queue)")
 )
 
 // TestChaos is `make chaos`: the convergence drill, longer and with more
 // writers, printing its report. It ends with "rows differing: N"; N must be 0.
 func TestChaos(t *testing.T) {
 	s := startStack(t, nil)
-	d := drill{Seed: *chaosSeed, Writers: *chaosWriters, Duration: *chaosDuration, Outage: *chaosDuration / 6}
-	fmt.Printf("chaos drill: seed %d, %d writers, %s, outages up to %s each\n", d.Seed, d.Writers, d.Duration, d.Outage)
+	d := drill{Seed: *chaosSeed, Writers: *chaosWriters, Duration: *chaosDuration, Outage: *chaosDuration / 6, Pace: *chaosPace}
+	fmt.Printf("chaos drill: seed %d, %d writers at most one write per %s each, %s, outages up to %s each\n", d.Seed, d.Writers, d.Pace, d.Duration, d.Outage)
 	rep := d.run(t, s)
 	fmt.Print(rep)
 	if len(rep.RowsDiffering) != 0 || len(rep.NotReached) != 0 || len(rep.Model.Violations) != 0 {

@@ -53,6 +53,9 @@ type settings struct {
 	QueryTimeout            time.Duration
 	Cooldown                time.Duration
 	ResendAfter             time.Duration
+	PublishWorkers          int           // concurrent after-commit publishes
+	PublishBuffer           int           // changes waiting for a publish; more are left to the relay
+	PublishDrain            time.Duration // on SIGTERM, how long to publish what is waiting
 	LogLevel                slog.Level
 	Base64Messages          bool // host.json extensions.queues.messageEncoding
 	// Connection pool caps per database (open = idle); each instance holds
@@ -120,20 +123,23 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.QueryTimeout = dur("DB_QUERY_TIMEOUT", 5*time.Second)
 	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
 	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
-	count := func(name string) int32 {
+	s.PublishDrain = dur("PUBLISH_DRAIN_TIMEOUT", 3*time.Second)
+	count := func(name string, def int) int {
 		v := getenv(name)
 		if v == "" || err != nil {
-			return defaultMaxConns
+			return def
 		}
 		n, e := strconv.ParseInt(v, 10, 32)
 		if e != nil || n <= 0 {
 			err = fmt.Errorf("%s=%q is not a positive whole number", name, v)
-			return defaultMaxConns
+			return def
 		}
-		return int32(n)
+		return int(n)
 	}
-	s.PrimaryMaxConns = count("PRIMARY_DB_MAX_CONNS")
-	s.FallbackMaxConns = count("FALLBACK_DB_MAX_CONNS")
+	s.PrimaryMaxConns = int32(count("PRIMARY_DB_MAX_CONNS", defaultMaxConns))
+	s.FallbackMaxConns = int32(count("FALLBACK_DB_MAX_CONNS", defaultMaxConns))
+	s.PublishWorkers = count("PUBLISH_WORKERS", 4)
+	s.PublishBuffer = count("PUBLISH_BUFFER", 1024)
 	if err != nil {
 		return s, err
 	}
@@ -216,8 +222,11 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
+	// Writes answer once committed; the publisher enqueues their sync
+	// messages in the background (the outbox relay sends what it cannot).
+	pub := syncer.NewPublisher(syncer.PublisherOptions{Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
 	fo := failover.New(primary, fallback, failover.Options{
-		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: eng.Changed,
+		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: syncer.PublishAsync(pub, eng.Changed),
 	})
 	srv := &http.Server{
 		Handler:           httpapi.NewServer(log, fo, fo, eng),
@@ -232,12 +241,20 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		pub.Close(s.PublishDrain)
 		return err
 	case <-ctx.Done():
 	}
+	// Stopping (SIGTERM: the host shutting down or scaling in): finish the
+	// requests in flight, then publish what they committed, both bounded.
+	// What the publisher cannot send in time stays in the outbox.
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
+	err = srv.Shutdown(shutCtx)
+	if left := pub.Close(s.PublishDrain); left > 0 {
+		log.Warn("stopped with changes not yet published; the outbox relay will send them", "changes", left)
+	}
+	if err != nil {
 		return err
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -3,13 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"dualsync/internal/database"
+	"dualsync/internal/store"
 	"dualsync/internal/testenv"
 )
 
@@ -23,11 +32,17 @@ func TestLoadSettings(t *testing.T) {
 	}{
 		{"defaults", nil, false, func(s settings) bool {
 			return s.Port == "8080" && s.ConnectTimeout == 2*time.Second && s.QueryTimeout == 5*time.Second && s.Cooldown == 5*time.Second &&
-				s.ResultPartitions == 8
+				s.ResultPartitions == 8 && s.PublishWorkers == 4 && s.PublishBuffer == 1024 && s.PublishDrain == 3*time.Second
 		}},
 		{"partitions", map[string]string{"SYNC_RESULT_PARTITIONS": "16"}, false, func(s settings) bool { return s.ResultPartitions == 16 }},
 		{"partitions out of range", map[string]string{"SYNC_RESULT_PARTITIONS": "33"}, true, nil},
 		{"partitions not a number", map[string]string{"SYNC_RESULT_PARTITIONS": "many"}, true, nil},
+		{"publisher", map[string]string{"PUBLISH_WORKERS": "8", "PUBLISH_BUFFER": "10", "PUBLISH_DRAIN_TIMEOUT": "1s"}, false,
+			func(s settings) bool {
+				return s.PublishWorkers == 8 && s.PublishBuffer == 10 && s.PublishDrain == time.Second
+			}},
+		{"bad worker count", map[string]string{"PUBLISH_WORKERS": "0"}, true, nil},
+		{"bad buffer", map[string]string{"PUBLISH_BUFFER": "many"}, true, nil},
 		{"overrides", map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "9000", "BREAKER_COOLDOWN": "1s", "LOG_LEVEL": "debug"}, false,
 			func(s settings) bool {
 				return s.Port == "9000" && s.Cooldown == time.Second && s.LogLevel.String() == "DEBUG"
@@ -171,4 +186,118 @@ func TestBase64Messages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The handler answers writes before their sync messages are sent, and on
+// SIGTERM (here: ctx cancelled) it publishes what it still holds before it
+// exits: every acknowledged write is then on the queue and marked sent.
+func TestShutdownPublishesCommittedWrites(t *testing.T) {
+	az := testenv.StartAzurite(t)
+	port := testenv.FreePort(t)
+	env := map[string]string{
+		"PRIMARY_DATABASE_URL":         testenv.CreateDatabase(t),
+		"FALLBACK_DATABASE_URL":        testenv.CreateDatabase(t),
+		"SyncStorage":                  az.ConnString(),
+		"FUNCTIONS_CUSTOMHANDLER_PORT": strconv.Itoa(port),
+		"PUBLISH_WORKERS":              "1", // so that changes are still waiting at shutdown
+		"PUBLISH_DRAIN_TIMEOUT":        "20s",
+	}
+	getenv := func(k string) string { return env[k] }
+	if err := run(context.Background(), []string{"migrate"}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, getenv, io.Discard, &syncWriter{w: &logs}) }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	testenv.WaitFor(t, 30*time.Second, "the handler to listen", func() bool {
+		resp, err := http.Get(base + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	const writes = 120
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < writes; i += 8 {
+				resp, err := http.Post(base+"/api/products", "application/json",
+					strings.NewReader(fmt.Sprintf(`{"name":"shutdown %d","price":"1.00"}`, i)))
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					failed.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d writes failed", n)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, logs.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the handler did not stop")
+	}
+
+	db, err := database.Open(context.Background(), env["PRIMARY_DATABASE_URL"], store.RolePrimary, database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	far := time.Now().Add(time.Hour)
+	// Entries never sent (none was sent 100 years ago).
+	pending, err := db.PendingOutbox(context.Background(), far, far.AddDate(-100, 0, 0), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth, err := db.OutboxDepth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing consumes the queue here, so no entry is acknowledged.
+	if depth != writes || len(pending) != 0 {
+		t.Errorf("outbox after shutdown: %d entries, %d unsent; want %d, all sent\n%s", depth, len(pending), writes, logs.String())
+	}
+	qsvc, err := azqueue.NewServiceClientFromConnectionString(az.ConnString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := qsvc.NewQueueClient(itemQueue).GetProperties(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := props.ApproximateMessagesCount; n == nil || *n != writes {
+		t.Errorf("queue holds %d messages, want %d", deref(n), writes)
+	}
+}
+
+func deref(n *int32) int32 {
+	if n == nil {
+		return -1
+	}
+	return *n
+}
+
+// syncWriter serialises writes to w (the handler logs from many goroutines).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

@@ -77,6 +77,15 @@ param breakerCooldown string = '30s'
 @description('How long after sending an outbox entry OutboxRelay sends it again if sync has not acknowledged it.')
 param outboxResendAfter string = '60s'
 
+@description('Concurrent after-commit publishes per instance (writes answer before their sync message is sent).')
+param publishWorkers string = '4'
+
+@description('Committed changes waiting for a publish per instance; beyond it OutboxRelay sends them.')
+param publishBuffer string = '1024'
+
+@description('On shutdown or scale-in, how long an instance keeps publishing what it holds; the rest stays in the outbox.')
+param publishDrainTimeout string = '3s'
+
 @allowed([
   'debug'
   'info'
@@ -183,6 +192,9 @@ module app 'modules/app.bicep' = {
     dbQueryTimeout: dbQueryTimeout
     breakerCooldown: breakerCooldown
     outboxResendAfter: outboxResendAfter
+    publishWorkers: publishWorkers
+    publishBuffer: publishBuffer
+    publishDrainTimeout: publishDrainTimeout
     logLevel: logLevel
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount

@@ -157,12 +157,19 @@ type measurement struct {
 // used as a library so every request can carry a random id or a new body)
 // at concurrency c for d, and parses hey's own summary.
 func runHey(ctx context.Context, reqFn func() *http.Request, c int, d time.Duration) (measurement, error) {
+	return runHeyRate(ctx, reqFn, c, d, 0)
+}
+
+// runHeyRate is runHey with the clients together limited to rate requests/s
+// (0: as fast as they can).
+func runHeyRate(ctx context.Context, reqFn func() *http.Request, c int, d time.Duration, rate float64) (measurement, error) {
 	var buf bytes.Buffer
 	w := &requester.Work{
 		Request:     reqFn(), // hey reads Host from it even with RequestFunc
 		RequestFunc: reqFn,
 		N:           math.MaxInt32, // as `hey -z`: run until stopped
 		C:           c,
+		QPS:         rate / float64(c), // hey's limit is per client
 		Timeout:     20,
 		Writer:      &buf,
 	}
@@ -272,8 +279,15 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // compares runs made under the same load on the machine.
 func (b *bench) apiSection(ctx context.Context, rep *report) error {
 	n := b.cfg.Products
-	b.logf("API: creating databases and loading %d products", n)
-	p, err := b.newPair(ctx, n)
+	b.logf("API: creating databases and loading %d products (twice: straight and through devhost)", n)
+	// Two pairs: the handler measured straight and the baseline use one,
+	// devhost the other, so devhost's queue consumers (and its outbox
+	// relay) never sync the straight handler's writes.
+	straight, err := b.newPair(ctx, n)
+	if err != nil {
+		return err
+	}
+	hosted, err := b.newPair(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -281,7 +295,7 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 		return err
 	}
 	ops := apiOps()
-	if err := b.apiRows(ctx, rep, p, ops, 0); err != nil {
+	if err := b.apiRows(ctx, rep, straight, hosted, ops, 0); err != nil {
 		return err
 	}
 	if b.cfg.DBRTT <= 0 {
@@ -289,13 +303,15 @@ func (b *bench) apiSection(ctx context.Context, rep *report) error {
 	}
 	// The reads again with the databases one network hop away, as in
 	// Azure, where the SQL's round trip is no longer far below HTTP's.
-	var far pair
-	for _, u := range []struct{ in, out *string }{{&p.Primary, &far.Primary}, {&p.Fallback, &far.Fallback}} {
-		if *u.out, err = b.delayed(*u.in, b.cfg.DBRTT); err != nil {
-			return err
+	var far [2]pair
+	for i, p := range []pair{straight, hosted} {
+		for _, u := range []struct{ in, out *string }{{&p.Primary, &far[i].Primary}, {&p.Fallback, &far[i].Fallback}} {
+			if *u.out, err = b.delayed(*u.in, b.cfg.DBRTT); err != nil {
+				return err
+			}
 		}
 	}
-	return b.apiRows(ctx, rep, far, slices.DeleteFunc(ops, func(o op) bool { return !o.Read }), b.cfg.DBRTT)
+	return b.apiRows(ctx, rep, far[0], far[1], slices.DeleteFunc(ops, func(o op) bool { return !o.Read }), b.cfg.DBRTT)
 }
 
 // delayed returns dbURL reached through a delayProxy adding rtt, which
@@ -316,64 +332,83 @@ func (b *bench) delayed(dbURL string, rtt time.Duration) (string, error) {
 	return u.String(), nil
 }
 
-// apiRows measures ops on p: the pgx baseline, the minimal server (reads),
-// the handler direct and through devhost, at each concurrency.
-func (b *bench) apiRows(ctx context.Context, rep *report, p pair, ops []op, rtt time.Duration) error {
+// apiRows measures ops: the pgx baseline, the minimal server (reads) and the
+// handler straight on the pair straight, devhost on the pair hosted, at
+// each concurrency.
+func (b *bench) apiRows(ctx context.Context, rep *report, straight, hosted pair, ops []op, rtt time.Duration) error {
 	n := b.cfg.Products
-	hp, direct, err := b.startHandler(ctx, p)
+	hp, direct, err := b.startHandler(ctx, straight, b.directStorage)
 	if err != nil {
 		return err
 	}
 	// Stopped at the end: a devhost left running would consume the sync
 	// section's queue messages against these databases.
 	defer hp.stop()
-	dp, devhost, err := b.startDevhost(ctx, p)
+	dp, devhost, err := b.startDevhost(ctx, hosted)
 	if err != nil {
 		return err
 	}
 	defer dp.stop()
-	mp, minimal, err := b.startMinimal(ctx, p)
+	devhostHandler, err := childPID(dp.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	mp, minimal, err := b.startMinimal(ctx, straight)
 	if err != nil {
 		return err
 	}
 	defer mp.stop()
-	pool, err := pgxpool.New(ctx, p.Primary) // default size, as the adapter's
+	pool, err := pgxpool.New(ctx, straight.Primary) // default size, as the adapter's
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	rep.PoolSize = pool.Config().MaxConns
+	// The processes whose CPU each row reports: the handler, the host and
+	// the storage it enqueues to (PostgreSQL is shared with the machine).
+	procs := map[string]procSet{
+		"direct":  {Handler: hp.cmd.Process.Pid, Storage: pidOf(b.azuriteDirect)},
+		"devhost": {Handler: devhostHandler, Host: dp.cmd.Process.Pid, Storage: pidOf(b.azurite)},
+	}
 
 	for _, o := range ops {
 		if !strings.Contains(o.Name, b.cfg.Ops) {
 			continue
 		}
-		for _, c := range b.cfg.Concurrency {
+		conc := b.cfg.Concurrency
+		if !o.Read {
+			conc = b.cfg.WriteConc
+		}
+		for _, c := range conc {
 			base, err := runBaseline(ctx, func(ctx context.Context) error { return o.sql(ctx, pool, n) }, c, b.cfg.Duration)
 			if err != nil {
 				return fmt.Errorf("%s baseline c=%d: %w", o.Name, c, err)
 			}
-			hey := func(via, url string) (measurement, error) {
+			hey := func(via, url string) (measurement, cpuUse, error) {
+				ps := procs[via]
+				c0, t0 := ps.cpu(), time.Now()
 				m, err := runHey(ctx, func() *http.Request { return o.req(url, n) }, c, b.cfg.Duration)
 				if err != nil {
-					return m, fmt.Errorf("%s via %s c=%d: %w", o.Name, via, c, err)
+					return m, cpuUse{}, fmt.Errorf("%s via %s c=%d: %w", o.Name, via, c, err)
 				}
-				b.logf("%-28s c=%-3d rtt=%-6v %-7s %8.1f req/s p50 %v p99 %v (baseline %8.1f req/s) failed %d",
-					o.Name, c, rtt, via, m.RPS, m.P50, m.P99, base.RPS, m.Failed)
-				return m, nil
+				use := ps.cpu().sub(c0)
+				use.Wall = time.Since(t0)
+				b.logf("%-28s c=%-3d rtt=%-6v %-7s %8.1f req/s p50 %v p99 %v (baseline %8.1f req/s) failed %d; CPU %s",
+					o.Name, c, rtt, via, m.RPS, m.P50, m.P99, base.RPS, m.Failed, use)
+				return m, use, nil
 			}
 			var minM measurement
 			if o.Read {
-				if minM, err = hey("minimal", minimal); err != nil {
+				if minM, _, err = hey("minimal", minimal); err != nil {
 					return err
 				}
 			}
 			for _, via := range []struct{ name, url string }{{"direct", direct}, {"devhost", devhost}} {
-				m, err := hey(via.name, via.url)
+				m, use, err := hey(via.name, via.url)
 				if err != nil {
 					return err
 				}
-				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base, Minimal: minM, DBRTT: rtt})
+				rep.API = append(rep.API, apiRow{Op: o.Name, Read: o.Read, Via: via.name, C: c, M: m, Base: base, Minimal: minM, DBRTT: rtt, CPU: use})
 			}
 		}
 	}

@@ -30,6 +30,11 @@ type bench struct {
 	log  io.Writer
 	out  io.Writer
 
+	// directStorage is the handler's storage when measured straight;
+	// azurite and azuriteDirect are the private Azurites (nil if shared).
+	directStorage          string
+	azurite, azuriteDirect *proc
+
 	mu      sync.Mutex
 	dbs     []string
 	procs   []*proc
@@ -68,42 +73,42 @@ func (b *bench) logf(format string, a ...any) {
 // The bench uses an Azurite of its own because the queue names are fixed by
 // function.json: any other devhost on the shared Azurite would take (and
 // settle against its own databases) the bench's sync messages.
-func (b *bench) startAzurite(ctx context.Context) (string, error) {
+func (b *bench) startAzurite(ctx context.Context, name string) (string, *proc, error) {
 	bin := filepath.Join("node_modules", ".bin", "azurite")
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("%s is missing: run `npm ci` (make services does)", bin)
+		return "", nil, fmt.Errorf("%s is missing: run `npm ci` (make services does)", bin)
 	}
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		ports[i] = p
 	}
-	dir := filepath.Join(b.work, "azurite")
-	pr, err := b.start(ctx, "azurite", bin, []string{"--silent", "--disableTelemetry", "--location", dir,
+	dir := filepath.Join(b.work, name)
+	pr, err := b.start(ctx, name, bin, []string{"--silent", "--disableTelemetry", "--location", dir,
 		"--blobPort", strconv.Itoa(ports[0]), "--queuePort", strconv.Itoa(ports[1]), "--tablePort", strconv.Itoa(ports[2])}, nil)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for !dial(ports[1]) || !dial(ports[2]) {
 		select {
 		case <-pr.done:
-			return "", errors.New("azurite exited at start")
+			return "", nil, errors.New("azurite exited at start")
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return "", errors.New("azurite did not start within 60s")
+			return "", nil, errors.New("azurite did not start within 60s")
 		}
 	}
 	const key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==" // Azurite's public development key
 	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=%s;"+
 		"BlobEndpoint=http://127.0.0.1:%d/devstoreaccount1;QueueEndpoint=http://127.0.0.1:%d/devstoreaccount1;"+
-		"TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", key, ports[0], ports[1], ports[2]), nil
+		"TableEndpoint=http://127.0.0.1:%d/devstoreaccount1;", key, ports[0], ports[1], ports[2]), pr, nil
 }
 
 func dial(port int) bool {
@@ -289,23 +294,23 @@ func waitHTTP(ctx context.Context, p *proc, url string, want int, timeout time.D
 	}
 }
 
-func dbEnv(p pair, storage string) []string {
-	return []string{
+func (b *bench) dbEnv(p pair, storage string) []string {
+	return append([]string{
 		"PRIMARY_DATABASE_URL=" + p.Primary,
 		"FALLBACK_DATABASE_URL=" + p.Fallback,
 		"SyncStorage=" + storage,
 		"AzureWebJobsStorage=" + storage,
 		"LOG_LEVEL=warn",
-	}
+	}, b.cfg.AppEnv...) // later entries win
 }
 
-// startHandler runs bin/handler directly and returns its base URL.
-func (b *bench) startHandler(ctx context.Context, p pair) (*proc, string, error) {
+// startHandler runs bin/handler directly on storage and returns its base URL.
+func (b *bench) startHandler(ctx context.Context, p pair, storage string) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
-	env := append(dbEnv(p, b.cfg.Storage), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
+	env := append(b.dbEnv(p, storage), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
 	pr, err := b.start(ctx, "handler", filepath.Join(b.cfg.Bin, "handler"), nil, env)
 	if err != nil {
 		return nil, "", err
@@ -366,7 +371,7 @@ func (b *bench) startDevhost(ctx context.Context, p pair) (*proc, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, dbEnv(p, b.cfg.Storage))
+	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, b.dbEnv(p, b.cfg.Storage))
 	if err != nil {
 		return nil, "", err
 	}

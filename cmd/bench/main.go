@@ -41,6 +41,10 @@ type config struct {
 	Duration       time.Duration
 	Products       int
 	Concurrency    []int
+	WriteConc      []int
+	OutboxLoad     time.Duration
+	OutboxWriters  int
+	OutboxDrain    time.Duration
 	Ops            string
 	DBRTT          time.Duration
 	SyncSizes      []int
@@ -53,6 +57,7 @@ type config struct {
 	Storage        string
 	AdminURL       string
 	Command        string
+	AppEnv         []string // extra settings for the handler and devhost
 }
 
 func parseFlags(args []string) (config, error) {
@@ -60,7 +65,11 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each API row (and its baseline) runs")
 	fs.IntVar(&c.Products, "products", 10000, "products loaded into both databases for the API rows")
-	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API rows")
+	conc := fs.String("concurrency", "1,32", "comma-separated client concurrencies for the API read rows")
+	wconc := fs.String("write-concurrency", "1,8,32", "comma-separated client concurrencies for the API write rows")
+	fs.DurationVar(&c.OutboxLoad, "outbox-load", 60*time.Second, "how long the writers of the outbox-depth row run; 0 skips it")
+	fs.IntVar(&c.OutboxWriters, "outbox-writers", 32, "concurrent API writers for the outbox-depth row")
+	fs.DurationVar(&c.OutboxDrain, "outbox-drain", 10*time.Minute, "give up waiting for the outbox to drain after the load after this long")
 	fs.DurationVar(&c.DBRTT, "db-rtt", time.Millisecond, "also measure the reads with this round-trip time added between the app (and the baseline) and the databases, as in Azure; 0 skips them")
 	fs.StringVar(&c.Ops, "ops", "", "only the API rows whose operation contains this text, e.g. \"GET /api/products/{id}\" (default: all)")
 	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
@@ -72,6 +81,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
 	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
+	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -79,8 +89,20 @@ func parseFlags(args []string) (config, error) {
 	if c.Concurrency, err = parseInts(*conc); err != nil {
 		return c, fmt.Errorf("-concurrency: %w", err)
 	}
+	if c.WriteConc, err = parseInts(*wconc); err != nil {
+		return c, fmt.Errorf("-write-concurrency: %w", err)
+	}
 	if c.SyncSizes, err = parseInts(*sizes); err != nil {
 		return c, fmt.Errorf("-sync-sizes: %w", err)
+	}
+	for _, kv := range strings.Split(*appEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return c, fmt.Errorf("-app-env: %q is not KEY=VALUE", kv)
+		}
+		c.AppEnv = append(c.AppEnv, kv)
 	}
 	if c.Duration <= 0 || c.Products < 1 {
 		return c, errors.New("-duration and -products must be positive")
@@ -135,16 +157,28 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer b.cleanup()
 	rep := &report{Command: cfg.Command, Started: time.Now().UTC()}
 	if b.cfg.Storage == "private" {
-		if b.cfg.Storage, err = b.startAzurite(ctx); err != nil {
+		if b.cfg.Storage, b.azurite, err = b.startAzurite(ctx, "azurite"); err != nil {
 			return err
 		}
-		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages.")
+		// The handler measured straight (no host) gets storage of its own,
+		// which nothing consumes: devhost's queue consumers must not share
+		// the CPU with it, nor take its messages.
+		if b.directStorage, b.azuriteDirect, err = b.startAzurite(ctx, "azurite-direct"); err != nil {
+			return err
+		}
+		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages; and a second one for the handler measured straight, whose messages nothing consumes.")
 	} else {
-		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it).")
+		b.directStorage = b.cfg.Storage
+		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")
 	}
 
 	if err := b.apiSection(ctx, rep); err != nil {
 		return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
+	}
+	if cfg.OutboxLoad > 0 {
+		if err := b.outboxSection(ctx, rep); err != nil {
+			return fmt.Errorf("outbox depth: %w (process logs: %s)", err, logPath)
+		}
 	}
 	if cfg.Sync {
 		if err := b.syncSection(ctx, rep); err != nil {

@@ -476,6 +476,10 @@ func cpus(pids ...int) ([]time.Duration, error) {
 	return out, nil
 }
 
+// realtimeGoal is the real-time lag p50 not to exceed: about the 100 ms
+// measured before writes stopped waiting for the enqueue, with 10% for noise.
+const realtimeGoal = 110 * time.Millisecond
+
 func (b *bench) largestExtras(ctx context.Context, rep *report, p pair, base, runID string, pid int, before int64, svc *azqueue.ServiceClient) error {
 	// Memory first: the status and real-time calls below would add to it.
 	after, err := vmHWM(pid)
@@ -551,9 +555,15 @@ func (b *bench) largestExtras(ctx context.Context, rep *report, p pair, base, ru
 	}
 	for _, pc := range []float64{50, 99} {
 		v, bl := percentile(lags, pc), percentile(rt, pc)
+		goal, met := "—", "—"
+		if pc == 50 {
+			// No worse than before the write path stopped waiting for
+			// the queue (about 100 ms on this machine).
+			goal, met = "≤ ~100 ms", yesNo(v <= realtimeGoal)
+		}
 		rep.Sync = append(rep.Sync, simpleRow{
 			What: fmt.Sprintf("Real-time: API write to row in the fallback, p%.0f (%d writes)", pc, len(lags)), Value: ms(v),
-			Baseline: ms(bl) + " (queue round trip)", Ratio: ratio(float64(v), float64(bl)), Goal: "—", Met: "—",
+			Baseline: ms(bl) + " (queue round trip)", Ratio: ratio(float64(v), float64(bl)), Goal: goal, Met: met,
 		})
 	}
 	return nil

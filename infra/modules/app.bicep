@@ -71,6 +71,15 @@ param outboxResendAfter string
 @description('App setting SYNC_RESULT_PARTITIONS: Table Storage partitions per sync run (docs/scale.md).')
 param syncResultPartitions int = 8
 
+@description('App setting PUBLISH_WORKERS.')
+param publishWorkers string
+
+@description('App setting PUBLISH_BUFFER.')
+param publishBuffer string
+
+@description('App setting PUBLISH_DRAIN_TIMEOUT.')
+param publishDrainTimeout string
+
 @description('App setting LOG_LEVEL.')
 param logLevel string
 
@@ -520,6 +529,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     BREAKER_COOLDOWN: breakerCooldown
     OUTBOX_RESEND_AFTER: outboxResendAfter
     SYNC_RESULT_PARTITIONS: string(syncResultPartitions)
+    PUBLISH_WORKERS: publishWorkers
+    PUBLISH_BUFFER: publishBuffer
+    PUBLISH_DRAIN_TIMEOUT: publishDrainTimeout
     LOG_LEVEL: logLevel
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
@@ -89,4 +90,23 @@ func (q *Queue) Decode(body string, v any) error {
 		return domain.Wrap(domain.KindInvalid, err, "queue "+q.name+": message is not JSON")
 	}
 	return nil
+}
+
+// OldestInsertion returns when the message at the front of the queue was
+// enqueued; ok is false when no message is waiting (messages being
+// processed are invisible and not counted). The outbox relay uses it to
+// tell a message still waiting in a backlog from one that was lost.
+func (q *Queue) OldestInsertion(ctx context.Context) (at time.Time, ok bool, err error) {
+	one := int32(1)
+	resp, err := q.client.PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: &one})
+	if queueerror.HasCode(err, queueerror.QueueNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, domain.Wrap(domain.KindUnavailable, err, "peek queue "+q.name)
+	}
+	if len(resp.Messages) == 0 || resp.Messages[0].InsertionTime == nil {
+		return time.Time{}, false, nil
+	}
+	return resp.Messages[0].InsertionTime.UTC(), true, nil
 }

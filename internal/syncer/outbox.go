@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"dualsync/internal/domain"
@@ -57,9 +59,25 @@ func (e *Engine) Relay(ctx context.Context) error {
 
 func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 	now := e.now()
-	// Leave fresh entries to the after-commit publisher.
-	notSentBefore := now.Add(-e.o.SendTimeout - time.Second)
+	// Leave fresh entries to the after-commit publisher: it starts a publish
+	// within publishMaxWait of the commit or not at all, and one publish
+	// takes at most SendTimeout (a second more for the commit itself).
+	notSentBefore := now.Add(-publishMaxWait - e.o.SendTimeout - time.Second)
 	resendBefore := now.Add(-e.o.ResendAfter)
+	// A message sent and still waiting in a backlog is not lost: sending it
+	// again would only lengthen the backlog (each minute, every entry not
+	// yet acknowledged, until sync could never catch up). So re-send only
+	// entries sent before the oldest message still waiting, less a margin
+	// for clocks.
+	if p, ok := e.items.(oldestPeeker); ok {
+		oldest, waiting, err := p.OldestInsertion(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if waiting {
+			resendBefore = minTime(resendBefore, oldest.Add(-resendClockMargin))
+		}
+	}
 	sent := 0
 	for range relayMaxPages {
 		entries, err := db.PendingOutbox(ctx, notSentBefore, resendBefore, relayPage)
@@ -67,31 +85,75 @@ func (e *Engine) relay(ctx context.Context, db store.DB) (int, error) {
 			return sent, err
 		}
 		// One message per item covers all its entries.
-		type key struct {
-			e  domain.Entity
-			id int64
-		}
-		upTo := map[key]int64{}
-		var order []key
+		byItem := map[relayItem]int64{} // the highest counter of each item's entries
+		var order []relayItem
 		for _, en := range entries {
-			k := key{en.Entity, en.ID}
-			if _, ok := upTo[k]; !ok {
+			k := relayItem{en.Entity, en.ID}
+			if _, ok := byItem[k]; !ok {
 				order = append(order, k)
 			}
-			upTo[k] = max(upTo[k], en.Counter)
+			byItem[k] = max(byItem[k], en.Counter)
 		}
-		for _, k := range order {
-			if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
-				return sent, err
-			}
-			if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
-				return sent, err
-			}
-			sent++
+		n, err := e.relaySend(ctx, db, order, byItem)
+		sent += n
+		if err != nil {
+			return sent, err
 		}
 		if len(entries) < relayPage {
 			return sent, nil
 		}
 	}
 	return sent, nil
+}
+
+// oldestPeeker tells when the oldest message still waiting in a queue was
+// enqueued (internal/queue).
+type oldestPeeker interface {
+	OldestInsertion(ctx context.Context) (time.Time, bool, error)
+}
+
+// resendClockMargin allows for the handler's clock and the queue's to differ.
+const resendClockMargin = 2 * time.Second
+
+type relayItem struct {
+	e  domain.Entity
+	id int64
+}
+
+// relaySend sends one message per item and marks its entries up to upTo
+// sent, SendWorkers at a time: the relay carries whatever the publisher
+// left (a queue outage, a burst beyond its buffer), and one at a time a
+// backlog of thousands would take minutes. It stops at the first error.
+func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, upTo map[relayItem]int64) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan relayItem)
+	var (
+		sent atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(e.o.SendWorkers, len(items)) {
+		wg.Go(func() {
+			for k := range work {
+				if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
+					cancel(err)
+					continue
+				}
+				if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
+					cancel(err)
+					continue
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	for _, k := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	return int(sent.Load()), context.Cause(ctx)
 }

@@ -527,9 +527,17 @@ func TestRelaySendsUnsentAndUnacknowledged(t *testing.T) {
 	if err := e.eng.Relay(ctx); err != nil || count() != 1 {
 		t.Fatalf("relay before ResendAfter: err %v, messages %d; want still 1", err, count())
 	}
+	// Nor while its message is still waiting in the queue (a backlog).
 	now = now.Add(time.Minute)
-	if err := e.eng.Relay(ctx); err != nil || count() != 2 {
-		t.Fatalf("relay after ResendAfter: err %v, messages %d; want 2", err, count())
+	if err := e.eng.Relay(ctx); err != nil || count() != 1 {
+		t.Fatalf("relay while the message waits: err %v, messages %d; want still 1", err, count())
+	}
+	// The message is gone (consumed, never acknowledged): sent again.
+	if n := drain(t, e.items, func(context.Context, Message) error { return nil }); n != 1 {
+		t.Fatalf("took %d messages, want 1", n)
+	}
+	if err := e.eng.Relay(ctx); err != nil || count() != 1 {
+		t.Fatalf("relay after ResendAfter: err %v, messages %d; want 1 again", err, count())
 	}
 	drain(t, e.items, e.eng.SyncItem)
 	if d, _ := e.primary.OutboxDepth(ctx); d != 0 {
