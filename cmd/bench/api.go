@@ -111,12 +111,12 @@ func apiOps() []op {
 				now := time.Now().UTC().Truncate(time.Millisecond)
 				return inTx(ctx, pool, func(tx pgx.Tx) error {
 					var id int64
-					if err := tx.QueryRow(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at)
-						VALUES (nextval('products_id_seq'), $1, $2, $3::numeric, $4, $4) RETURNING id`,
+					if err := tx.QueryRow(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
+						VALUES (nextval('products_id_seq'), $1, $2, $3::numeric, $4, $4, 1, 0, $4, $4, $4) RETURNING id`,
 						"Bench baseline", "Written by cmd/bench", "12.34", now).Scan(&id); err != nil {
 						return err
 					}
-					_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ($1, $2, $3, $4)", "product", id, now, now)
+					_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, counter, created_at) VALUES ($1, $2, $3, $4)", "product", id, 1, now)
 					return err
 				})
 			},
@@ -133,11 +133,13 @@ func apiOps() []op {
 						return err
 					}
 					now := time.Now().UTC().Truncate(time.Millisecond)
-					if _, err := tx.Exec(ctx, "UPDATE products SET name = $2, description = $3, price = $4::numeric, updated_at = $5 WHERE id = $1",
-						id, "Bench baseline", "Written by cmd/bench", "43.21", now); err != nil {
+					var counter int64
+					if err := tx.QueryRow(ctx, `UPDATE products SET name = $2, description = $3, price = $4::numeric, updated_at = $5,
+						ver_p = ver_p + 1, name_at = $5, description_at = $5, price_at = $5 WHERE id = $1 RETURNING ver_p`,
+						id, "Bench baseline", "Written by cmd/bench", "43.21", now).Scan(&counter); err != nil {
 						return err
 					}
-					_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ($1, $2, $3, $4)", "product", id, now, now)
+					_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, counter, created_at) VALUES ($1, $2, $3, $4)", "product", id, counter, now)
 					return err
 				})
 			},

@@ -209,8 +209,8 @@ func loadProducts(ctx context.Context, p pair, n int) error {
 		if err != nil {
 			return err
 		}
-		_, err = conn.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at)
-			SELECT 2*g-1, 'Bench product ' || g, 'Loaded by cmd/bench', (g % 1000) + 0.99, $2, $2
+		_, err = conn.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
+			SELECT 2*g-1, 'Bench product ' || g, 'Loaded by cmd/bench', (g % 1000) + 0.99, $2, $2, $2, $2, $2
 			FROM generate_series(1, $1::int) AS g`, n, base)
 		if err == nil && u == p.Primary {
 			_, err = conn.Exec(ctx, "SELECT setval('products_id_seq', $1::bigint)", int64(2*n-1))

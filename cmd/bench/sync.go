@@ -262,25 +262,28 @@ func syncRun(ctx context.Context, base string, timeout time.Duration) (string, t
 	}
 }
 
-// makeHalfDiffer gives half of the fallback's rows a newer version.
+// makeHalfDiffer gives half of the fallback's rows a newer version, as an
+// API write on the fallback would: its vector entry and the name's change
+// time move too, so sync fast-forwards the primary (an "updated" outcome).
 func makeHalfDiffer(ctx context.Context, url string) (int64, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close(ctx)
-	tag, err := conn.Exec(ctx, `UPDATE products SET name = name || ' (changed)', updated_at = updated_at + interval '1 second' WHERE id % 4 = 1`)
+	tag, err := conn.Exec(ctx, `UPDATE products SET name = name || ' (changed)', updated_at = updated_at + interval '1 second',
+		name_at = updated_at + interval '1 second', ver_f = ver_f + 1 WHERE id % 4 = 1`)
 	return tag.RowsAffected(), err
 }
 
-// versions reads id -> (updated_at, deleted_at) of every product.
+// versions reads id -> (updated_at, deleted_at, name, version vector) of every product.
 func versions(ctx context.Context, url string) (map[int64]string, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT id, updated_at::text || '/' || coalesce(deleted_at::text, '') || '/' || name FROM products")
+	rows, err := conn.Query(ctx, "SELECT id, updated_at::text || '/' || coalesce(deleted_at::text, '') || '/' || name || '/' || ver_p || '/' || ver_f FROM products")
 	if err != nil {
 		return nil, err
 	}
