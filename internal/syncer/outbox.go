@@ -27,12 +27,11 @@ const (
 func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id int64, counter int64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
 	defer cancel()
-	upTo := counter
 	if err := e.items.Send(ctx, Message{Entity: ent, ID: id}); err != nil {
 		e.o.Logger.Warn("could not enqueue a change; the outbox relay will send it", "entity", ent, "id", id, "err", err)
 		return
 	}
-	if err := db.MarkOutboxSent(ctx, ent, id, upTo, e.now()); err != nil {
+	if err := db.MarkOutboxSent(ctx, ent, id, counter, e.now()); err != nil {
 		// Harmless: the relay sends the entry again, and sync is idempotent.
 		e.o.Logger.Warn("could not mark an outbox entry sent", "entity", ent, "id", id, "err", err)
 	}

@@ -192,9 +192,9 @@ type pubKey struct {
 }
 
 // PublishAsync wraps publish (Engine.Changed) so that it runs on p: the
-// result fits failover.Options.OnChange, whatever the version's type.
-func PublishAsync[V any](p *Publisher, publish func(context.Context, store.DB, domain.Entity, int64, V)) func(context.Context, store.DB, domain.Entity, int64, V) {
-	return func(_ context.Context, db store.DB, e domain.Entity, id int64, v V) {
-		p.Submit(pubKey{db.Role(), e, id}, func(ctx context.Context) { publish(ctx, db, e, id, v) })
+// result fits failover.Options.OnChange.
+func PublishAsync(p *Publisher, publish func(context.Context, store.DB, domain.Entity, int64, int64)) func(context.Context, store.DB, domain.Entity, int64, int64) {
+	return func(_ context.Context, db store.DB, e domain.Entity, id, counter int64) {
+		p.Submit(pubKey{db.Role(), e, id}, func(ctx context.Context) { publish(ctx, db, e, id, counter) })
 	}
 }
