@@ -224,9 +224,9 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
-	pub := syncer.NewPublisher(syncer.PublisherOptions{Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
+	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
 	fo := failover.New(primary, fallback, failover.Options{
-		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: syncer.PublishAsync(pub, eng.Changed),
+		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: pub.OnChange,
 	})
 	srv := &http.Server{
 		Handler:           httpapi.NewServer(log, fo, fo, eng),

@@ -18,23 +18,41 @@ const (
 	relayMaxPages = 40
 )
 
-// Changed publishes a committed API change: it enqueues the item's message
-// and marks the outbox entries it covers as sent. counter is db's entry of
-// the row's version vector after the write (store.Own); the entries up to
-// it were committed before the message was sent, so the message covers
-// them. It is called after commit, so a failure here loses nothing: the
-// entry stays unsent and the relay sends it. It never fails the API request.
-func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id int64, counter int64) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
-	defer cancel()
-	if err := e.items.Send(ctx, Message{Entity: ent, ID: id}); err != nil {
-		e.o.Logger.Warn("could not enqueue a change; the outbox relay will send it", "entity", ent, "id", id, "err", err)
+// Publish sends committed API changes of one database and entity
+// (Publisher groups them so) as one message, and marks the outbox entries
+// each covers as sent. A change's Counter is its database's entry of the
+// row's version vector after the write (store.Own); the entries up to it
+// were committed before the message was sent, so the message covers them.
+// It runs after commit, so a failure here loses nothing: the entries stay
+// unsent and the relay sends them. It never fails an API request.
+func (e *Engine) Publish(ctx context.Context, cs []Change) {
+	if len(cs) == 0 {
 		return
 	}
-	if err := db.MarkOutboxSent(ctx, ent, id, counter, e.now()); err != nil {
-		// Harmless: the relay sends the entry again, and sync is idempotent.
-		e.o.Logger.Warn("could not mark an outbox entry sent", "entity", ent, "id", id, "err", err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
+	defer cancel()
+	db, ent := cs[0].DB, cs[0].Entity
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
 	}
+	if err := e.items.Send(ctx, itemMessage(ent, ids)); err != nil {
+		e.o.Logger.Warn("could not enqueue changes; the outbox relay will send them", "entity", ent, "ids", ids, "err", err)
+		return
+	}
+	for _, c := range cs {
+		if err := db.MarkOutboxSent(ctx, ent, c.ID, c.Counter, e.now()); err != nil {
+			// Harmless: the relay sends the entry again, and sync is idempotent.
+			e.o.Logger.Warn("could not mark an outbox entry sent", "entity", ent, "id", c.ID, "err", err)
+		}
+	}
+}
+
+// Changed publishes one change at once, on the caller's goroutine: the
+// synchronous form of OnChange, for callers that must see the message sent
+// before they go on.
+func (e *Engine) Changed(ctx context.Context, db store.DB, ent domain.Entity, id, counter int64) {
+	e.Publish(ctx, []Change{{DB: db, Entity: ent, ID: id, Counter: counter}})
 }
 
 // Relay sends the outbox entries of both databases that were never sent
@@ -119,38 +137,56 @@ type relayItem struct {
 	id int64
 }
 
-// relaySend sends one message per item and marks its entries up to upTo
-// sent, SendWorkers at a time: the relay carries whatever the publisher
-// left (a queue outage, a burst beyond its buffer), and one at a time a
-// backlog of thousands would take minutes. It stops at the first error.
+// relaySend sends items in messages of up to MaxBatch items of one entity
+// and marks each item's entries up to upTo sent, SendWorkers messages at a
+// time: the relay carries whatever the publisher left (a queue outage, a
+// burst beyond its buffer), and one at a time a backlog of thousands would
+// take minutes. It stops at the first error.
 func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, upTo map[relayItem]int64) (int, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	work := make(chan relayItem)
+	var batches [][]relayItem
+	open := map[domain.Entity]int{} // entity -> index of its batch being filled
+	for _, k := range items {
+		i, ok := open[k.e]
+		if !ok || len(batches[i]) == MaxBatch {
+			i = len(batches)
+			batches = append(batches, nil)
+			open[k.e] = i
+		}
+		batches[i] = append(batches[i], k)
+	}
+	work := make(chan []relayItem)
 	var (
 		sent atomic.Int64
 		wg   sync.WaitGroup
 	)
-	for range min(e.o.SendWorkers, len(items)) {
+	for range min(e.o.SendWorkers, len(batches)) {
 		wg.Go(func() {
-			for k := range work {
-				if err := e.items.Send(ctx, Message{Entity: k.e, ID: k.id}); err != nil {
+			for b := range work {
+				ids := make([]int64, len(b))
+				for i, k := range b {
+					ids[i] = k.id
+				}
+				if err := e.items.Send(ctx, itemMessage(b[0].e, ids)); err != nil {
 					cancel(err)
 					continue
 				}
-				if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
-					cancel(err)
-					continue
+				for _, k := range b {
+					if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
+						cancel(err)
+						break
+					}
+					sent.Add(1)
 				}
-				sent.Add(1)
 			}
 		})
 	}
-	for _, k := range items {
+	for _, b := range batches {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- k
+		work <- b
 	}
 	close(work)
 	wg.Wait()

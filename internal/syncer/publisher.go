@@ -18,17 +18,32 @@ import (
 // harmless, only wasted work) while a slow queue backs the publisher up.
 const publishMaxWait = 2 * time.Second
 
-// PublisherOptions configure a Publisher; zero values take defaults.
+// PublisherOptions configure a Publisher; Publish is required, zero values
+// of the rest take defaults.
 type PublisherOptions struct {
-	Workers int // concurrent publishes (default 4)
-	Buffer  int // changes waiting for a worker; more are left to the relay (default 1024)
+	Publish PublishFunc // sends changes of one database and entity (Engine.Publish)
+	Workers int         // concurrent publishes (default 4)
+	Buffer  int         // changes waiting for a worker; more are left to the relay (default 1024)
+	Batch   int         // most changes one publish carries (default and at most MaxBatch)
 	Logger  *slog.Logger
 	Clock   domain.Clock
 }
 
+// Change is one committed API write to publish.
+type Change struct {
+	DB      store.DB
+	Entity  domain.Entity
+	ID      int64
+	Counter int64 // DB's entry of the row's version vector after the write (store.Own)
+}
+
+// PublishFunc publishes changes that share a database and an entity.
+type PublishFunc func(ctx context.Context, cs []Change)
+
 // PublisherStats counts what a Publisher did with the changes it was given.
 type PublisherStats struct {
-	Published int64 // publishes run
+	Published int64 // changes published
+	Batches   int64 // publishes run (one message each)
 	Coalesced int64 // changes merged into one still waiting for the same item
 	Full      int64 // refused because the buffer was full
 	Stale     int64 // waited longer than publishMaxWait: left to the relay
@@ -36,7 +51,10 @@ type PublisherStats struct {
 }
 
 // Publisher runs after-commit publishes off the request path: Submit hands
-// it a change and returns at once, a few workers run the publishes. It never
+// it a change and returns at once, a few workers run the publishes. A worker
+// takes every change waiting (up to Batch) and publishes those of one
+// database and entity together, so a burst of writes costs a few messages,
+// not one each, while a lone write still goes out alone at once. It never
 // blocks or fails a caller. A change it cannot take (buffer full, closed) or
 // does not get to (too old, process stopped) is still in the database's
 // outbox, unsent, and the outbox relay sends it.
@@ -49,17 +67,29 @@ type Publisher struct {
 
 	mu      sync.Mutex
 	closed  bool
-	waiting map[any]*pubJob // by key, until a worker takes the job
+	waiting map[pubKey]*pubJob // by item, until a worker takes the job
 
-	published, coalesced, full, stale, abandoned atomic.Int64
-	running                                      atomic.Int64 // publishes in progress
-	lastFullWarn                                 atomic.Int64 // unix nanoseconds
+	published, batches, coalesced, full, stale, abandoned atomic.Int64
+	running                                               atomic.Int64 // changes being published
+	lastFullWarn                                          atomic.Int64 // unix nanoseconds
 }
 
 type pubJob struct {
-	key any
-	fn  func(context.Context)
-	at  time.Time // first submission: the oldest change the job covers
+	c  Change
+	at time.Time // first submission: the oldest change the job covers
+}
+
+// pubKey names one item in one database: changes coalesce only within it.
+type pubKey struct {
+	role   store.Role
+	entity domain.Entity
+	id     int64
+}
+
+// group is what one publish may cover: one database, one entity.
+type group struct {
+	role   store.Role
+	entity domain.Entity
 }
 
 // NewPublisher starts the workers; Close stops them.
@@ -70,13 +100,16 @@ func NewPublisher(o PublisherOptions) *Publisher {
 	if o.Buffer <= 0 {
 		o.Buffer = 1024
 	}
+	if o.Batch <= 0 || o.Batch > MaxBatch {
+		o.Batch = MaxBatch
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	p := &Publisher{o: o, ch: make(chan *pubJob, o.Buffer), waiting: map[any]*pubJob{}}
+	p := &Publisher{o: o, ch: make(chan *pubJob, o.Buffer), waiting: map[pubKey]*pubJob{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for range o.Workers {
 		p.wg.Go(p.work)
@@ -84,26 +117,31 @@ func NewPublisher(o PublisherOptions) *Publisher {
 	return p
 }
 
-// Submit queues fn, the publish of one item's change, under key (a
-// comparable value naming the item). If a change of the same key is still
-// waiting, fn replaces it: one publish covers both, as a message makes sync
-// read the rows as they are when it runs. Submit never blocks; it reports
-// whether the change was taken.
-func (p *Publisher) Submit(key any, fn func(context.Context)) bool {
+// OnChange submits an API write's change; it fits failover.Options.OnChange.
+func (p *Publisher) OnChange(_ context.Context, db store.DB, e domain.Entity, id, counter int64) {
+	p.Submit(Change{DB: db, Entity: e, ID: id, Counter: counter})
+}
+
+// Submit queues the publish of c. If a change of the same item in the same
+// database is still waiting, c joins it: one publish covers both, as a
+// message makes sync read the rows as they are when it runs. Submit never
+// blocks; it reports whether the change was taken.
+func (p *Publisher) Submit(c Change) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	if j, ok := p.waiting[key]; ok {
-		j.fn = fn
+	k := pubKey{c.DB.Role(), c.Entity, c.ID}
+	if j, ok := p.waiting[k]; ok {
+		j.c.Counter = max(j.c.Counter, c.Counter)
 		p.coalesced.Add(1)
 		return true
 	}
-	j := &pubJob{key: key, fn: fn, at: p.o.Clock()}
+	j := &pubJob{c: c, at: p.o.Clock()}
 	select {
 	case p.ch <- j:
-		p.waiting[key] = j
+		p.waiting[k] = j
 		return true
 	default:
 		p.full.Add(1)
@@ -125,22 +163,51 @@ func (p *Publisher) warnFull() {
 
 func (p *Publisher) work() {
 	for j := range p.ch {
-		p.mu.Lock()
-		if p.waiting[j.key] == j {
-			delete(p.waiting, j.key)
+		jobs := []*pubJob{j}
+	more: // whatever else waits now goes out with it
+		for len(jobs) < p.o.Batch {
+			select {
+			case j, ok := <-p.ch:
+				if !ok {
+					break more
+				}
+				jobs = append(jobs, j)
+			default:
+				break more
+			}
 		}
-		fn, at := j.fn, j.at
+		var (
+			order  []group
+			groups = map[group][]Change{}
+		)
+		p.mu.Lock()
+		now := p.o.Clock()
+		for _, j := range jobs {
+			k := pubKey{j.c.DB.Role(), j.c.Entity, j.c.ID}
+			if p.waiting[k] == j {
+				delete(p.waiting, k)
+			}
+			switch {
+			case p.ctx.Err() != nil:
+				p.abandoned.Add(1)
+			case now.Sub(j.at) > publishMaxWait:
+				p.stale.Add(1)
+			default:
+				g := group{k.role, k.entity}
+				if _, ok := groups[g]; !ok {
+					order = append(order, g)
+				}
+				groups[g] = append(groups[g], j.c)
+			}
+		}
 		p.mu.Unlock()
-		switch {
-		case p.ctx.Err() != nil:
-			p.abandoned.Add(1)
-		case p.o.Clock().Sub(at) > publishMaxWait:
-			p.stale.Add(1)
-		default:
-			p.running.Add(1)
-			fn(p.ctx)
-			p.running.Add(-1)
-			p.published.Add(1)
+		for _, g := range order {
+			cs := groups[g]
+			p.running.Add(int64(len(cs)))
+			p.o.Publish(p.ctx, cs)
+			p.running.Add(-int64(len(cs)))
+			p.published.Add(int64(len(cs)))
+			p.batches.Add(1)
 		}
 	}
 }
@@ -171,7 +238,7 @@ func (p *Publisher) Close(timeout time.Duration) int {
 	}
 	p.cancel()
 	s := p.Stats()
-	p.o.Logger.Info("publisher stopped", "published", s.Published, "coalesced", s.Coalesced,
+	p.o.Logger.Info("publisher stopped", "published", s.Published, "messages", s.Batches, "coalesced", s.Coalesced,
 		"refused_full", s.Full, "left_stale", s.Stale, "left_at_stop", left)
 	return left
 }
@@ -179,22 +246,7 @@ func (p *Publisher) Close(timeout time.Duration) int {
 // Stats returns the counters so far.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{
-		Published: p.published.Load(), Coalesced: p.coalesced.Load(), Full: p.full.Load(),
+		Published: p.published.Load(), Batches: p.batches.Load(), Coalesced: p.coalesced.Load(), Full: p.full.Load(),
 		Stale: p.stale.Load(), Abandoned: p.abandoned.Load(),
-	}
-}
-
-// pubKey names one item in one database: changes coalesce only within it.
-type pubKey struct {
-	role   store.Role
-	entity domain.Entity
-	id     int64
-}
-
-// PublishAsync wraps publish (Engine.Changed) so that it runs on p: the
-// result fits failover.Options.OnChange.
-func PublishAsync(p *Publisher, publish func(context.Context, store.DB, domain.Entity, int64, int64)) func(context.Context, store.DB, domain.Entity, int64, int64) {
-	return func(_ context.Context, db store.DB, e domain.Entity, id, counter int64) {
-		p.Submit(pubKey{db.Role(), e, id}, func(ctx context.Context) { publish(ctx, db, e, id, counter) })
 	}
 }

@@ -18,47 +18,109 @@ import (
 	"dualsync/internal/testenv"
 )
 
-// blocked starts p with one job that holds its only worker until release
-// is called, so the test controls what is waiting.
-func blocked(t *testing.T, p *Publisher) (release func()) {
-	t.Helper()
-	gate, started := make(chan struct{}), make(chan struct{})
-	if !p.Submit("blocker", func(context.Context) { close(started); <-gate }) {
-		t.Fatal("the first change was refused")
-	}
-	<-started
-	var once sync.Once
-	release = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	return release
+// roleDB stands in for a database in the publisher's unit tests: the
+// publisher only asks a change's database for its role.
+type roleDB struct {
+	store.DB
+	role store.Role
 }
 
-// recorder records which jobs ran.
+func (d roleDB) Role() store.Role { return d.role }
+
+var (
+	onPrimary  = roleDB{role: store.RolePrimary}
+	onFallback = roleDB{role: store.RoleFallback}
+)
+
+// recorder is a PublishFunc that records each publish's ids. A publish
+// holding blockID waits for release.
 type recorder struct {
-	mu  sync.Mutex
-	ran []string
+	mu      sync.Mutex
+	batches [][]int64
+	counter map[int64]int64
+
+	blockID int64
+	started chan struct{}
+	gate    chan struct{}
 }
 
-func (r *recorder) job(name string) func(context.Context) {
-	return func(context.Context) { r.mu.Lock(); r.ran = append(r.ran, name); r.mu.Unlock() }
-}
-
-func (r *recorder) got() []string {
+func (r *recorder) publish(_ context.Context, cs []Change) {
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	if r.blockID != 0 && slices.Contains(ids, r.blockID) {
+		close(r.started)
+		<-r.gate
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := slices.Clone(r.ran)
+	r.batches = append(r.batches, ids)
+	if r.counter == nil {
+		r.counter = map[int64]int64{}
+	}
+	for _, c := range cs {
+		r.counter[c.ID] = c.Counter
+	}
+}
+
+// got returns the ids published, sorted.
+func (r *recorder) got() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []int64
+	for _, b := range r.batches {
+		s = append(s, b...)
+	}
 	slices.Sort(s)
+	return s
+}
+
+func (r *recorder) messages() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.batches)
+}
+
+const blockerID = 1 << 40
+
+// blocked starts a publisher whose only first publish (item blockerID)
+// holds its worker until release is called, so the test controls what is
+// waiting.
+func blocked(t *testing.T, o PublisherOptions) (*Publisher, *recorder, func()) {
+	t.Helper()
+	r := &recorder{blockID: blockerID, started: make(chan struct{}), gate: make(chan struct{})}
+	o.Publish = r.publish
+	p := NewPublisher(o)
+	if !p.Submit(change(blockerID)) {
+		t.Fatal("the first change was refused")
+	}
+	<-r.started
+	var once sync.Once
+	release := func() { once.Do(func() { close(r.gate) }) }
+	t.Cleanup(release)
+	return p, r, release
+}
+
+func change(id int64) Change {
+	return Change{DB: onPrimary, Entity: domain.EntityProduct, ID: id, Counter: 1}
+}
+
+func ids(from, to int64) []int64 {
+	var s []int64
+	for id := from; id <= to; id++ {
+		s = append(s, id)
+	}
 	return s
 }
 
 // A full buffer refuses the change instead of making the caller wait.
 func TestPublisherFullBufferRefuses(t *testing.T) {
-	p := NewPublisher(PublisherOptions{Workers: 1, Buffer: 2})
-	release := blocked(t, p)
-	var r recorder
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 2})
 	var took []bool
-	for _, k := range []string{"a", "b", "c"} {
-		took = append(took, p.Submit(k, r.job(k)))
+	for id := range int64(3) {
+		took = append(took, p.Submit(change(id+1)))
 	}
 	if want := []bool{true, true, false}; !slices.Equal(took, want) {
 		t.Errorf("Submit results = %v, want %v", took, want)
@@ -67,32 +129,75 @@ func TestPublisherFullBufferRefuses(t *testing.T) {
 	if left := p.Close(time.Minute); left != 0 {
 		t.Errorf("left = %d", left)
 	}
-	if got := r.got(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("ran %v, want a and b", got)
+	if got := r.got(); !slices.Equal(got, []int64{1, 2}) {
+		t.Errorf("published %v, want 1 and 2", got)
 	}
-	if s := p.Stats(); s.Full != 1 || s.Published != 3 {
-		t.Errorf("stats = %+v", s)
+	if s := p.Stats(); s.Full != 1 || s.Published != 3 || s.Batches != 2 {
+		t.Errorf("stats = %+v, want 1 full, 3 published in 2 messages", s)
 	}
 }
 
-// Changes of one item that are still waiting become one publish, the latest.
+// Changes of one item that are still waiting become one, with the highest
+// counter: the message covers every entry up to it.
 func TestPublisherCoalesces(t *testing.T) {
-	p := NewPublisher(PublisherOptions{Workers: 1, Buffer: 8})
-	release := blocked(t, p)
-	var r recorder
-	for _, name := range []string{"x1", "x2", "x3"} {
-		if !p.Submit("x", r.job(name)) {
-			t.Fatalf("%s refused", name)
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 8})
+	for _, counter := range []int64{1, 3, 2} {
+		c := change(7)
+		c.Counter = counter
+		if !p.Submit(c) {
+			t.Fatalf("change %d refused", counter)
 		}
 	}
-	p.Submit("y", r.job("y1"))
+	p.Submit(change(8))
 	release()
 	p.Close(time.Minute)
-	if got := r.got(); !slices.Equal(got, []string{"x3", "y1"}) {
-		t.Errorf("ran %v, want the latest x and y", got)
+	if got := r.got(); !slices.Equal(got, []int64{7, 8}) {
+		t.Errorf("published %v, want 7 once and 8", got)
+	}
+	if r.counter[7] != 3 {
+		t.Errorf("item 7 published up to counter %d, want 3", r.counter[7])
 	}
 	if s := p.Stats(); s.Coalesced != 2 {
 		t.Errorf("stats = %+v, want 2 coalesced", s)
+	}
+}
+
+// What waits together goes out together, at most Batch per publish, and
+// only changes of one database and entity share a publish.
+func TestPublisherBatches(t *testing.T) {
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 100})
+	for id := range int64(40) {
+		p.Submit(change(id + 1))
+	}
+	user := change(41)
+	user.Entity = domain.EntityUser
+	p.Submit(user)
+	fb := change(42)
+	fb.DB = onFallback
+	p.Submit(fb)
+	release()
+	p.Close(time.Minute)
+	r.mu.Lock()
+	got := slices.Clone(r.batches)
+	r.mu.Unlock()
+	// One worker: the first 32 waiting, then the other 10 (three groups).
+	want := [][]int64{ids(1, 32), ids(33, 40), {41}, {42}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("publishes = %v, want %v", got, want)
+	}
+	if s := p.Stats(); s.Published != 43 || s.Batches != 5 {
+		t.Errorf("stats = %+v, want 43 changes in 5 messages", s)
+	}
+}
+
+// A lone change goes out at once, alone.
+func TestPublisherLoneChangeAlone(t *testing.T) {
+	r := &recorder{}
+	p := NewPublisher(PublisherOptions{Publish: r.publish})
+	p.Submit(change(5))
+	p.Close(time.Minute)
+	if r.messages() != 1 || !slices.Equal(r.got(), []int64{5}) {
+		t.Errorf("publishes = %v", r.batches)
 	}
 }
 
@@ -102,16 +207,14 @@ func TestPublisherLeavesStaleChangesToTheRelay(t *testing.T) {
 	var now atomic.Int64
 	now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
-	p := NewPublisher(PublisherOptions{Workers: 1, Buffer: 8, Clock: clock})
-	release := blocked(t, p)
-	var r recorder
-	p.Submit("old", r.job("old"))
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 8, Clock: clock})
+	p.Submit(change(1))
 	now.Add(int64(publishMaxWait + time.Millisecond))
-	p.Submit("new", r.job("new"))
+	p.Submit(change(2))
 	release()
 	p.Close(time.Minute)
-	if got := r.got(); !slices.Equal(got, []string{"new"}) {
-		t.Errorf("ran %v, want only the fresh change", got)
+	if got := r.got(); !slices.Equal(got, []int64{2}) {
+		t.Errorf("published %v, want only the fresh change", got)
 	}
 	if s := p.Stats(); s.Stale != 1 {
 		t.Errorf("stats = %+v, want 1 stale", s)
@@ -120,23 +223,18 @@ func TestPublisherLeavesStaleChangesToTheRelay(t *testing.T) {
 
 // Close publishes everything it holds, then refuses new changes.
 func TestPublisherCloseDrains(t *testing.T) {
-	p := NewPublisher(PublisherOptions{Workers: 2, Buffer: 100})
-	release := blocked(t, p)
-	var r recorder
-	var want []string
-	for i := range 50 {
-		k := fmt.Sprintf("k%02d", i)
-		want = append(want, k)
-		p.Submit(k, r.job(k))
+	p, r, release := blocked(t, PublisherOptions{Workers: 2, Buffer: 100})
+	for id := range int64(50) {
+		p.Submit(change(id + 1))
 	}
 	release()
 	if left := p.Close(time.Minute); left != 0 {
 		t.Errorf("left = %d", left)
 	}
-	if got := r.got(); !slices.Equal(got, want) {
-		t.Errorf("ran %d of %d changes", len(got), len(want))
+	if got := r.got(); !slices.Equal(got, ids(1, 50)) {
+		t.Errorf("published %d of 50 changes", len(got))
 	}
-	if p.Submit("late", r.job("late")) {
+	if p.Submit(change(51)) {
 		t.Error("a change was taken after Close")
 	}
 }
@@ -144,11 +242,9 @@ func TestPublisherCloseDrains(t *testing.T) {
 // Close gives up at its deadline; what it had not started is not started
 // later (the process is about to exit; the relay sends it).
 func TestPublisherCloseGivesUpAtDeadline(t *testing.T) {
-	p := NewPublisher(PublisherOptions{Workers: 1, Buffer: 8})
-	release := blocked(t, p)
-	var r recorder
-	for _, k := range []string{"a", "b", "c"} {
-		p.Submit(k, r.job(k))
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 8})
+	for id := range int64(3) {
+		p.Submit(change(id + 1))
 	}
 	if left := p.Close(20 * time.Millisecond); left != 4 {
 		t.Errorf("left = %d, want the running one and 3 waiting", left)
@@ -156,7 +252,7 @@ func TestPublisherCloseGivesUpAtDeadline(t *testing.T) {
 	release()
 	p.wg.Wait()
 	if got := r.got(); len(got) != 0 {
-		t.Errorf("ran %v after Close gave up", got)
+		t.Errorf("published %v after Close gave up", got)
 	}
 	if s := p.Stats(); s.Abandoned != 3 {
 		t.Errorf("stats = %+v, want 3 abandoned", s)
@@ -179,8 +275,8 @@ func unsent(t *testing.T, db store.DB) []store.OutboxEntry {
 func TestPublisherPublishesAPIWrites(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	p := NewPublisher(PublisherOptions{Workers: 2, Buffer: 64})
-	fo := failover.New(e.primary, e.fallback, failover.Options{OnChange: PublishAsync(p, e.eng.Changed)})
+	p := NewPublisher(PublisherOptions{Publish: e.eng.Publish, Workers: 2, Buffer: 64})
+	fo := failover.New(e.primary, e.fallback, failover.Options{OnChange: p.OnChange})
 	var ids []int64
 	for i := range 20 {
 		pr, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr(fmt.Sprintf("p%d", i)), Price: ptr(domain.Money(100))})
@@ -201,7 +297,12 @@ func TestPublisherPublishesAPIWrites(t *testing.T) {
 		t.Errorf("%d outbox entries unsent after Close, e.g. %+v", len(u), u[0])
 	}
 	seen := map[int64]int{}
-	drain(t, e.items, func(_ context.Context, m Message) error { seen[m.ID]++; return nil })
+	drain(t, e.items, func(_ context.Context, m Message) error {
+		for _, id := range m.Items() {
+			seen[id]++
+		}
+		return nil
+	})
 	for _, id := range ids {
 		if seen[id] == 0 {
 			t.Errorf("no message for product %d", id)
@@ -223,8 +324,8 @@ func TestPublisherQueueDownLeavesTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := New(e.primary, e.fallback, queue.New(qsvc, "down", true), e.plans, e.rec, Options{SendTimeout: 500 * time.Millisecond})
-	p := NewPublisher(PublisherOptions{Workers: 2})
-	fo := failover.New(e.primary, e.fallback, failover.Options{OnChange: PublishAsync(p, eng.Changed)})
+	p := NewPublisher(PublisherOptions{Publish: eng.Publish, Workers: 2})
+	fo := failover.New(e.primary, e.fallback, failover.Options{OnChange: p.OnChange})
 	for i := range 3 {
 		if _, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr(fmt.Sprintf("p%d", i)), Price: ptr(domain.Money(100))}); err != nil {
 			t.Fatalf("write with the queue down: %v", err)
@@ -237,8 +338,8 @@ func TestPublisherQueueDownLeavesTheOutbox(t *testing.T) {
 }
 
 // What the publisher left (here: 600 changes never published, more than a
-// relay page) goes out in one relay run, one message per item, all marked
-// sent.
+// relay page) goes out in one relay run, in messages of up to MaxBatch
+// items, each item once, all marked sent.
 func TestRelaySendsABacklog(t *testing.T) {
 	later := time.Now().Add(time.Minute) // past the publisher's window
 	e := newEnv(t, Options{Clock: func() time.Time { return later }})
@@ -255,8 +356,20 @@ func TestRelaySendsABacklog(t *testing.T) {
 	if u := unsent(t, e.primary); len(u) != 0 {
 		t.Errorf("%d entries unsent after the relay", len(u))
 	}
-	seen := map[int64]bool{}
-	if got := drain(t, e.items, func(_ context.Context, m Message) error { seen[m.ID] = true; return nil }); got != n || len(seen) != n {
-		t.Errorf("%d messages for %d items, want %d for %d", got, len(seen), n, n)
+	seen := map[int64]int{}
+	got := drain(t, e.items, func(_ context.Context, m Message) error {
+		for _, id := range m.Items() {
+			seen[id]++
+		}
+		return nil
+	})
+	// Batches form within each relay page: 500, then 100 items.
+	if want := (relayPage+MaxBatch-1)/MaxBatch + (n-relayPage+MaxBatch-1)/MaxBatch; got != want || len(seen) != n {
+		t.Errorf("%d messages for %d items, want %d for %d", got, len(seen), want, n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("item %d sent %d times", id, k)
+		}
 	}
 }

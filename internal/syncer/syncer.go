@@ -19,12 +19,39 @@ import (
 	"dualsync/internal/table"
 )
 
-// Message asks SyncProduct to merge one item; Run is empty for real-time
-// changes (published after commit or by the outbox relay).
+// Message asks SyncProduct to merge one item (ID), or several items of one
+// entity (IDs, real-time only). Run is empty for real-time changes
+// (published after commit or by the outbox relay). A run sends one message
+// per item, so that its counts are per item; real-time changes that wait
+// together are sent together (up to MaxBatch), because under a write burst
+// one message per write makes the queue the bottleneck (docs/scale.md).
 type Message struct {
 	Entity domain.Entity `json:"entity"`
-	ID     int64         `json:"id"`
+	ID     int64         `json:"id,omitempty"`
+	IDs    []int64       `json:"ids,omitempty"`
 	Run    string        `json:"run,omitempty"`
+}
+
+// MaxBatch is the most items one real-time message carries: 32 ids keep a
+// message far below the queue's 64 KiB and one invocation well within the
+// function timeout.
+const MaxBatch = 32
+
+// Items returns the ids m asks to merge.
+func (m Message) Items() []int64 {
+	if len(m.IDs) > 0 {
+		return m.IDs
+	}
+	return []int64{m.ID}
+}
+
+// itemMessage is the message for the items of one entity: the single form
+// for one item, as every message had before batches.
+func itemMessage(e domain.Entity, ids []int64) Message {
+	if len(ids) == 1 {
+		return Message{Entity: e, ID: ids[0]}
+	}
+	return Message{Entity: e, IDs: ids}
 }
 
 // PlanMessage asks PlanProductSync to enqueue the items of one page: ids
@@ -49,7 +76,7 @@ type Recorder interface {
 	GetPlanPage(ctx context.Context, runID string, after int64) (table.PlanPage, bool, error)
 	PutPlanPage(ctx context.Context, runID string, p table.PlanPage) error
 	RecordRunResult(ctx context.Context, runID string, r table.Result) (bool, error)
-	RecordRealtime(ctx context.Context, r table.Result) error
+	RecordRealtime(ctx context.Context, rs ...table.Result) error
 	RecordAttemptError(ctx context.Context, partition string, e domain.Entity, id int64, reason string) error
 	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
@@ -115,39 +142,109 @@ func (e *Engine) partition(m Message) string {
 func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format("20060102") }
 
 func validMessage(m Message) error {
-	if !m.Entity.Valid() || m.ID <= 0 {
-		return domain.Errorf(domain.KindInvalid, "sync message needs entity product or user and a positive id, got %q %d", m.Entity, m.ID)
+	if !m.Entity.Valid() {
+		return domain.Errorf(domain.KindInvalid, "sync message needs entity product or user, got %q", m.Entity)
+	}
+	if len(m.IDs) == 0 {
+		if m.ID <= 0 {
+			return domain.Errorf(domain.KindInvalid, "sync message needs a positive id, got %d", m.ID)
+		}
+		return nil
+	}
+	switch {
+	case m.ID != 0:
+		return domain.Errorf(domain.KindInvalid, "sync message has both id and ids")
+	case m.Run != "":
+		return domain.Errorf(domain.KindInvalid, "a run's sync message carries one id")
+	case len(m.IDs) > MaxBatch:
+		return domain.Errorf(domain.KindInvalid, "sync message carries %d ids, at most %d", len(m.IDs), MaxBatch)
+	}
+	for _, id := range m.IDs {
+		if id <= 0 {
+			return domain.Errorf(domain.KindInvalid, "sync message needs positive ids, got %d", id)
+		}
 	}
 	return nil
 }
 
-// SyncItem merges one item and records its outcome. It returns an error only
-// for transient failures, so that the queue redelivers the message; a
-// message that can never succeed is dropped with a log line.
+// SyncItem merges the message's items and records their outcomes. It
+// returns an error only for transient failures, so that the queue
+// redelivers the message; a message that can never succeed is dropped with
+// a log line.
 func (e *Engine) SyncItem(ctx context.Context, m Message) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid sync message", "err", err)
 		return nil
 	}
+	if len(m.IDs) > 0 {
+		return e.syncBatch(ctx, m)
+	}
+	r, err := e.mergeItem(ctx, m, m.ID)
+	if err != nil {
+		return err
+	}
+	return e.record(ctx, m, r)
+}
+
+// mergeItem merges item id of m's entity. On failure it records the
+// attempt's error (best effort: the poison handler reports the last reason).
+func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Result, error) {
 	var (
 		res merged
 		err error
 	)
 	switch m.Entity {
 	case domain.EntityProduct:
-		res, err = merge(ctx, productKind, e.primary, e.fallback, m.ID, m.Entity)
+		res, err = merge(ctx, productKind, e.primary, e.fallback, id, m.Entity)
 	case domain.EntityUser:
-		res, err = merge(ctx, userKind, e.primary, e.fallback, m.ID, m.Entity)
+		res, err = merge(ctx, userKind, e.primary, e.fallback, id, m.Entity)
 	}
 	if err != nil {
-		// Best effort: the poison handler reports the last reason.
-		reason := reasonOf(err)
-		if rerr := e.rec.RecordAttemptError(ctx, e.partition(m), m.Entity, m.ID, reason); rerr != nil {
+		if rerr := e.rec.RecordAttemptError(ctx, e.partition(m), m.Entity, id, reasonOf(err)); rerr != nil {
 			e.o.Logger.Warn("could not record the attempt's error", "err", rerr)
 		}
-		return fmt.Errorf("sync %s %d: %w", m.Entity, m.ID, err)
+		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
-	return e.record(ctx, m, table.Result{Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version})
+	return table.Result{Entity: m.Entity, ID: id, Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version}, nil
+}
+
+// syncBatch merges the items of a real-time batch one after the other and
+// records their outcomes together. Items that fail are sent on as messages
+// of their own, so that each gets the queue's retries and, when those are
+// spent, its own poison outcome, exactly as if it had never shared a
+// message. Only when every item failed (a database or the table down) does
+// the whole message fail and come back later.
+func (e *Engine) syncBatch(ctx context.Context, m Message) error {
+	var (
+		results []table.Result
+		failed  []int64
+		errs    []error
+	)
+	for _, id := range m.IDs {
+		r, err := e.mergeItem(ctx, m, id)
+		if err != nil {
+			failed, errs = append(failed, id), append(errs, err)
+			continue
+		}
+		results = append(results, r)
+	}
+	if len(failed) == len(m.IDs) {
+		return errors.Join(errs...)
+	}
+	if err := e.recordRealtime(ctx, m, results); err != nil {
+		return err
+	}
+	for _, id := range failed {
+		// A failed send fails the batch: its redelivery finds the merged
+		// items unchanged and sends the failed ones again.
+		if err := e.items.Send(ctx, Message{Entity: m.Entity, ID: id}); err != nil {
+			return fmt.Errorf("send %s %d on alone: %w", m.Entity, id, err)
+		}
+	}
+	if len(failed) > 0 {
+		e.o.Logger.Info("batch items sent on alone after a failed attempt", "entity", m.Entity, "items", len(failed), "err", errors.Join(errs...))
+	}
+	return nil
 }
 
 // ItemPoisoned records an item whose message exhausted its retries as
@@ -159,6 +256,18 @@ func (e *Engine) SyncItem(ctx context.Context, m Message) error {
 func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid poison message", "err", err)
+		return nil
+	}
+	if len(m.IDs) > 0 {
+		// A batch fails as a whole only while its items cannot be merged
+		// at all (an outage). Each item gets retries of its own now; none
+		// is recorded failed for a fault it may never meet again.
+		for _, id := range m.IDs {
+			if err := e.items.Send(ctx, Message{Entity: m.Entity, ID: id}); err != nil {
+				return fmt.Errorf("send %s %d on alone: %w", m.Entity, id, err)
+			}
+		}
+		e.o.Logger.Warn("a real-time batch spent its retries; its items were sent on alone", "entity", m.Entity, "items", len(m.IDs))
 		return nil
 	}
 	reason := "gave up after the queue's retries"
@@ -231,23 +340,42 @@ func (e *Engine) emailClash(ctx context.Context, id int64) (r table.Result, agre
 }
 
 func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
-	r.Entity, r.ID, r.At = m.Entity, m.ID, e.now()
-	if r.Status == StatusConflict {
-		e.o.Logger.Warn("sync conflict", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
-	}
+	r.Entity, r.ID = m.Entity, m.ID
 	if m.Run == "" {
-		if r.Status == StatusUnchanged {
-			// The real-time partition keeps one outcome per item and day; a
-			// duplicate message finding nothing to do must not overwrite
-			// what the item's previous message did (e.g. a conflict).
-			return nil
-		}
-		return e.rec.RecordRealtime(ctx, r)
+		return e.recordRealtime(ctx, m, []table.Result{r})
 	}
+	r.At = e.now()
+	e.logConflict(m, r)
 	// Only the first outcome of an item counts in its run: a redelivered
 	// message finds its result recorded and changes nothing.
 	_, err := e.rec.RecordRunResult(ctx, m.Run, r)
 	return err
+}
+
+// recordRealtime records real-time outcomes, all in one call. An unchanged
+// item is not recorded: the real-time partition keeps one outcome per item
+// and day, and a duplicate message finding nothing to do must not overwrite
+// what the item's previous message did (e.g. a conflict).
+func (e *Engine) recordRealtime(ctx context.Context, m Message, rs []table.Result) error {
+	keep := rs[:0:0]
+	for _, r := range rs {
+		if r.Status == StatusUnchanged {
+			continue
+		}
+		r.At = e.now()
+		e.logConflict(m, r)
+		keep = append(keep, r)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return e.rec.RecordRealtime(ctx, keep...)
+}
+
+func (e *Engine) logConflict(m Message, r table.Result) {
+	if r.Status == StatusConflict {
+		e.o.Logger.Warn("sync conflict", "entity", r.Entity, "id", r.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
+	}
 }
 
 // reasonOf is the client-safe message of err: its kind and the message of

@@ -119,25 +119,64 @@ func sleep(ctx context.Context, d time.Duration) error {
 // recorded at t.
 func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format("20060102") }
 
-// RecordRealtime upserts r into partition realtime-YYYYMMDD (the UTC date of
-// r.At, now if zero); nothing is counted.
-func (s *Store) RecordRealtime(ctx context.Context, r Result) error {
-	if r.At.IsZero() {
-		r.At = time.Now()
+// realtimeTxn is the most entities one transaction takes (the service's
+// limit for an entity group transaction).
+const realtimeTxn = 100
+
+// RecordRealtime upserts rs into partition realtime-YYYYMMDD (the UTC date of
+// each r.At, now if zero); nothing is counted. A batch costs one entity
+// group transaction per partition and 100 results, not one request per
+// result: a sync message can carry many items (syncer.Message.IDs). A later
+// result of the same item in rs replaces an earlier one. Either every
+// result of a transaction is recorded or none is.
+func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
+	type key struct{ part, row string }
+	var (
+		order  []key
+		bodies = map[key][]byte{}
+	)
+	now := time.Now()
+	for _, r := range rs {
+		if r.At.IsZero() {
+			r.At = now
+		}
+		partition := RealtimePartition(r.At)
+		if err := checkItem(partition, r.Entity, r.ID); err != nil {
+			return err
+		}
+		if _, ok := statusProperty(r.Status); !ok {
+			return domain.Errorf(domain.KindInvalid, "unknown outcome status %q", r.Status)
+		}
+		k := key{partition, itemKey("result", r.Entity, r.ID)}
+		body, err := marshal(k.row, k.part, resultProperties(r))
+		if err != nil {
+			return err
+		}
+		if _, ok := bodies[k]; !ok {
+			order = append(order, k)
+		}
+		bodies[k] = body // one entity at most once per transaction
 	}
-	partition := RealtimePartition(r.At)
-	if err := checkItem(partition, r.Entity, r.ID); err != nil {
-		return err
-	}
-	if _, ok := statusProperty(r.Status); !ok {
-		return domain.Errorf(domain.KindInvalid, "unknown outcome status %q", r.Status)
-	}
-	body, err := marshal(itemKey("result", r.Entity, r.ID), partition, resultProperties(r))
-	if err != nil {
-		return err
-	}
-	if _, err := s.results.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+	if len(order) == 1 {
+		_, err := s.results.UpsertEntity(ctx, bodies[order[0]], &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
 		return wrap(err, "record real-time result")
+	}
+	byPart := map[string][]aztables.TransactionAction{}
+	var parts []string
+	for _, k := range order {
+		if _, ok := byPart[k.part]; !ok {
+			parts = append(parts, k.part)
+		}
+		byPart[k.part] = append(byPart[k.part], aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: bodies[k]})
+	}
+	for _, p := range parts {
+		for acts := byPart[p]; len(acts) > 0; {
+			n := min(len(acts), realtimeTxn)
+			if _, err := s.results.SubmitTransaction(ctx, acts[:n], nil); err != nil {
+				return wrap(err, "record real-time results")
+			}
+			acts = acts[n:]
+		}
 	}
 	return nil
 }

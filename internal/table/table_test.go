@@ -566,3 +566,44 @@ func TestUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// A batch of real-time results is recorded in transactions of at most 100
+// per partition; a later result of an item in the batch replaces an earlier
+// one, and a batch may straddle two days.
+func TestRealtimeBatch(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	day := time.Date(2001, 1, 1, 23, 0, 0, 0, time.UTC).AddDate(0, 0, int(time.Now().UnixNano()%3000))
+	next := day.Add(2 * time.Hour)
+	var rs []Result
+	for i := range int64(130) {
+		rs = append(rs, Result{Entity: domain.EntityProduct, ID: i + 1, Status: StatusCreated, At: day})
+	}
+	rs = append(rs,
+		Result{Entity: domain.EntityProduct, ID: 7, Status: StatusConflict, Detail: `{"x":1}`, At: day}, // replaces the first 7
+		Result{Entity: domain.EntityProduct, ID: 500, Status: StatusUpdated, At: next},
+	)
+	if err := s.RecordRealtime(c, rs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		at     time.Time
+		status string
+		want   int
+	}{{day, StatusCreated, 129}, {day, StatusConflict, 1}, {day, "", 130}, {next, "", 1}} {
+		got, next, err := s.Results(c, RealtimePartition(q.at), q.status, 1000, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != q.want || next != "" {
+			t.Errorf("%s %q: %d results (next %q), want %d", RealtimePartition(q.at), q.status, len(got), next, q.want)
+		}
+	}
+	bad := []Result{{Entity: domain.EntityProduct, ID: 900, Status: StatusCreated, At: day}, {Entity: domain.EntityProduct, ID: 2, Status: "bogus", At: day}}
+	if err := s.RecordRealtime(c, bad...); !domain.IsKind(err, domain.KindInvalid) {
+		t.Errorf("a batch with an unknown status: %v, want Invalid", err)
+	}
+	if got, _, _ := s.Results(c, RealtimePartition(day), "", 1000, ""); len(got) != 130 {
+		t.Errorf("%d results after the refused batch, want 130 (nothing written)", len(got))
+	}
+}
