@@ -1,8 +1,12 @@
 package mssql
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"dualsync/internal/domain"
@@ -52,13 +56,37 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
 }
 
-func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error {
-	err := retryDeadlock(ctx, func() error {
-		_, err := db.db.ExecContext(ctx, "UPDATE dbo.outbox SET sent_at = @p4 WHERE entity = @p1 AND entity_id = @p2 AND counter <= @p3",
-			string(e), id, upTo, dt(at))
-		return err
-	})
-	return classify(err, "mark outbox sent", false)
+// markChunk bounds the items of one MarkOutboxSent statement: two
+// parameters each, far below SQL Server's 2,100.
+const markChunk = 500
+
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
+	// Ascending ids: concurrent statements lock rows in one order.
+	marks = slices.SortedFunc(slices.Values(marks), func(a, b store.OutboxMark) int { return cmp.Compare(a.ID, b.ID) })
+	for chunk := range slices.Chunk(marks, markChunk) {
+		var (
+			values strings.Builder
+			args   = []any{string(e), dt(at)}
+		)
+		for i, m := range chunk {
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			fmt.Fprintf(&values, "(@p%d, @p%d)", len(args)+1, len(args)+2)
+			args = append(args, m.ID, m.UpTo)
+		}
+		err := retryDeadlock(ctx, func() error {
+			_, err := db.db.ExecContext(ctx, `UPDATE o SET sent_at = @p2
+				FROM dbo.outbox AS o JOIN (VALUES `+values.String()+`) AS m(id, up_to)
+				ON o.entity_id = m.id AND o.counter <= m.up_to
+				WHERE o.entity = @p1`, args...)
+			return err
+		})
+		if err != nil {
+			return classify(err, "mark outbox sent", false)
+		}
+	}
+	return nil
 }
 
 func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error {

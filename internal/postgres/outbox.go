@@ -70,9 +70,18 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 	return out, nil
 }
 
-func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error {
-	_, err := db.pool.Exec(ctx, "UPDATE outbox SET sent_at = $4 WHERE entity = $1 AND entity_id = $2 AND counter <= $3",
-		string(e), id, upTo, domain.Millis(at))
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	ids, upTo := make([]int64, len(marks)), make([]int64, len(marks))
+	for i, m := range marks {
+		ids[i], upTo[i] = m.ID, m.UpTo
+	}
+	_, err := db.pool.Exec(ctx, `UPDATE outbox o SET sent_at = $2
+		FROM unnest($3::bigint[], $4::bigint[]) AS m(id, up_to)
+		WHERE o.entity = $1 AND o.entity_id = m.id AND o.counter <= m.up_to`,
+		string(e), domain.Millis(at), ids, upTo)
 	return classify(err, "mark outbox sent", false)
 }
 

@@ -39,6 +39,13 @@ type Page struct {
 	Limit int
 }
 
+// OutboxMark names the outbox entries of one item that a message covers:
+// those whose Counter <= UpTo.
+type OutboxMark struct {
+	ID   int64
+	UpTo int64
+}
+
 // OutboxEntry is a change that must reach the other database. A row is
 // written in the same transaction as the change it describes. Counter is
 // this database's entry of the changed row's version vector after the
@@ -138,8 +145,9 @@ type DB interface {
 	// or last sent before resendBefore, oldest first.
 	PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]OutboxEntry, error)
 	// MarkOutboxSent records that a message was enqueued at `at` for the
-	// entity's entries whose Counter <= upTo.
-	MarkOutboxSent(ctx context.Context, e domain.Entity, id int64, upTo int64, at time.Time) error
+	// entries of each marked item of the entity whose Counter <= its UpTo,
+	// in one statement: one message carries many items.
+	MarkOutboxSent(ctx context.Context, e domain.Entity, marks []OutboxMark, at time.Time) error
 	// AckOutbox deletes the entity's entries whose Counter <= upTo.
 	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error
 	// OutboxDepth counts the entries not yet acknowledged.

@@ -40,11 +40,13 @@ func (e *Engine) Publish(ctx context.Context, cs []Change) {
 		e.o.Logger.Warn("could not enqueue changes; the outbox relay will send them", "entity", ent, "ids", ids, "err", err)
 		return
 	}
-	for _, c := range cs {
-		if err := db.MarkOutboxSent(ctx, ent, c.ID, c.Counter, e.now()); err != nil {
-			// Harmless: the relay sends the entry again, and sync is idempotent.
-			e.o.Logger.Warn("could not mark an outbox entry sent", "entity", ent, "id", c.ID, "err", err)
-		}
+	marks := make([]store.OutboxMark, len(cs))
+	for i, c := range cs {
+		marks[i] = store.OutboxMark{ID: c.ID, UpTo: c.Counter}
+	}
+	if err := db.MarkOutboxSent(ctx, ent, marks, e.now()); err != nil {
+		// Harmless: the relay sends the entries again, and sync is idempotent.
+		e.o.Logger.Warn("could not mark outbox entries sent", "entity", ent, "ids", ids, "err", err)
 	}
 }
 
@@ -164,21 +166,19 @@ func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, 
 	for range min(e.o.SendWorkers, len(batches)) {
 		wg.Go(func() {
 			for b := range work {
-				ids := make([]int64, len(b))
+				ids, marks := make([]int64, len(b)), make([]store.OutboxMark, len(b))
 				for i, k := range b {
-					ids[i] = k.id
+					ids[i], marks[i] = k.id, store.OutboxMark{ID: k.id, UpTo: upTo[k]}
 				}
 				if err := e.items.Send(ctx, itemMessage(b[0].e, ids)); err != nil {
 					cancel(err)
 					continue
 				}
-				for _, k := range b {
-					if err := db.MarkOutboxSent(ctx, k.e, k.id, upTo[k], e.now()); err != nil {
-						cancel(err)
-						break
-					}
-					sent.Add(1)
+				if err := db.MarkOutboxSent(ctx, b[0].e, marks, e.now()); err != nil {
+					cancel(err)
+					continue
 				}
+				sent.Add(int64(len(b)))
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -491,7 +492,7 @@ func testOutbox(t *testing.T, open Opener) {
 
 	// Mark the product's first two versions sent.
 	sentAt := domain.Millis(time.Now())
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID, u.Ver.P, sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID, UpTo: u.Ver.P}}, sentAt); err != nil {
 		t.Fatal(err)
 	}
 	got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, sentAt, 10))
@@ -508,7 +509,7 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Fatalf("pending by notSentBefore only = %+v", got)
 	}
 	// Marking another id changes nothing.
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, p.ID+424242, 1<<40, sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID + 424242, UpTo: 1 << 40}}, sentAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10)); len(got) != 2 {
@@ -540,6 +541,32 @@ func testOutbox(t *testing.T, open Opener) {
 	// Acking nothing is fine.
 	if err := db.AckOutbox(c, domain.EntityProduct, 424242, 1<<40); err != nil {
 		t.Fatal(err)
+	}
+
+	// One mark covers several items, each up to its own counter; the
+	// other entity's entries of the same ids are not touched.
+	var marks []store.OutboxMark
+	for i := range 3 {
+		q := must[domain.Product](t, "create")(db.CreateProduct(c, productChange(fmt.Sprint("m", i), "", 1)))
+		must[domain.Product](t, "update")(db.UpdateProduct(c, q.ID, domain.ProductChange{Name: ptr("m2")}))
+		marks = append(marks, store.OutboxMark{ID: q.ID, UpTo: int64(1 + i%2)}) // 1, 2, 1
+	}
+	usr2 := must[domain.User](t, "create user")(db.CreateUser(c, userChange("m", "m@example.com")))
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, append(marks, store.OutboxMark{ID: usr2.ID, UpTo: 9}), sentAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, nil, sentAt); err != nil {
+		t.Fatalf("marking nothing: %v", err)
+	}
+	sent := map[int64][]int64{}
+	for _, e := range must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, far, 100)) {
+		if e.SentAt != nil {
+			sent[e.ID] = append(sent[e.ID], e.Counter)
+		}
+	}
+	wantSent := map[int64][]int64{marks[0].ID: {1}, marks[1].ID: {1, 2}, marks[2].ID: {1}}
+	if !maps.EqualFunc(sent, wantSent, slices.Equal) {
+		t.Fatalf("sent entries by id = %v, want %v", sent, wantSent)
 	}
 }
 
