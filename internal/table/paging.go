@@ -71,7 +71,10 @@ func (s *Store) Results(ctx context.Context, partition, status string, limit int
 	}
 	limit = min(limit, 1000)
 	parts := []string{partition}
-	if !isRealtime(partition) {
+	switch {
+	case realtimeDay.MatchString(partition):
+		parts = append(parts, realtimeLayout(partition).partitions()...)
+	case !isRealtime(partition):
 		l, err := s.layoutOf(ctx, partition)
 		if err != nil {
 			return nil, "", err
@@ -203,7 +206,9 @@ func (s *Store) fetch(ctx context.Context, parts []string, status string, n int3
 }
 
 // merge moves buffered rows to out in key order, up to limit, but only
-// those no unread row can precede: a partition with an empty buffer that is
+// those no unread row can precede. A key buffered in several partitions (a
+// real-time outcome recorded both before and after the day's outcomes were
+// spread) is handed out once, the latest recorded: a partition with an empty buffer that is
 // not done blocks everything, and one whose buffer is not its last rows
 // bounds the rest by its last buffered key. A partition's After becomes
 // the last key handed out: its query goes on from the service's
@@ -232,9 +237,17 @@ func merge(bufs [][]keyed, cur []cursor, out []Result, limit int) []Result {
 		if best < 0 || bounded && bufs[best][0].key > bound {
 			break
 		}
-		out = append(out, bufs[best][0].r)
-		cur[best].After = bufs[best][0].key
-		bufs[best] = bufs[best][1:]
+		key, r := bufs[best][0].key, bufs[best][0].r
+		for i, b := range bufs {
+			if len(b) > 0 && b[0].key == key {
+				if b[0].r.At.After(r.At) {
+					r = b[0].r
+				}
+				cur[i].After = key
+				bufs[i] = b[1:]
+			}
+		}
+		out = append(out, r)
 	}
 	return out
 }

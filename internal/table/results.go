@@ -123,8 +123,9 @@ func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format
 // limit for an entity group transaction).
 const realtimeTxn = 100
 
-// RecordRealtime upserts rs into partition realtime-YYYYMMDD (the UTC date of
-// each r.At, now if zero); nothing is counted. A batch costs one entity
+// RecordRealtime upserts rs into the real-time outcomes of the UTC day of
+// each r.At (now if zero), in the item's partition of that day
+// (RealtimePartitions); nothing is counted. A batch costs one entity
 // group transaction per partition and 100 results, not one request per
 // result: a sync message can carry many items (syncer.Message.IDs). A later
 // result of the same item in rs replaces an earlier one. Either every
@@ -147,6 +148,7 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		if _, ok := statusProperty(r.Status); !ok {
 			return domain.Errorf(domain.KindInvalid, "unknown outcome status %q", r.Status)
 		}
+		partition, _ = realtimeLayout(partition).item(r.ID)
 		k := key{partition, itemKey("result", r.Entity, r.ID)}
 		body, err := marshal(k.row, k.part, resultProperties(r))
 		if err != nil {

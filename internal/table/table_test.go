@@ -607,3 +607,81 @@ func TestRealtimeBatch(t *testing.T) {
 		t.Errorf("%d results after the refused batch, want 130 (nothing written)", len(got))
 	}
 }
+
+// A day's real-time outcomes are spread over RealtimePartitions partitions
+// by item, and read back as one stream in id order, page by page; an item
+// recorded in the day's own partition (before outcomes were spread) and
+// again after is listed once, as last recorded.
+func TestRealtimeSpreadAndRead(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	day := time.Date(2001, 1, 1, 10, 0, 0, 0, time.UTC).AddDate(0, 0, int(time.Now().UnixNano()%3000))
+	part := RealtimePartition(day)
+	// The old layout: item 3 and item 1000 in the day's own partition.
+	for _, id := range []int64{3, 1000} {
+		body, err := marshal(itemKey("result", domain.EntityProduct, id), part, resultProperties(Result{Entity: domain.EntityProduct, ID: id, Status: StatusFailed, At: day}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.results.AddEntity(c, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rs []Result
+	for id := int64(1); id <= 100; id++ {
+		rs = append(rs, Result{Entity: domain.EntityProduct, ID: id, Status: StatusUpdated, At: day.Add(time.Minute)})
+	}
+	if err := s.RecordRealtime(c, rs...); err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]int{}
+	filter := "PartitionKey gt '" + part + "-' and PartitionKey lt '" + part + ".'"
+	pager := s.results.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	for pager.More() {
+		page, err := pager.NextPage(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range page.Entities {
+			e, err := unmarshal(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts[e.PartitionKey]++
+		}
+	}
+	if len(parts) != RealtimePartitions {
+		t.Errorf("100 items in %d partitions (%v), want all %d", len(parts), parts, RealtimePartitions)
+	}
+	var got []Result
+	token := ""
+	for pages := 0; ; pages++ {
+		page, next, err := s.Results(c, part, "", 7, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+		if next == "" {
+			break
+		}
+		if pages > 100 {
+			t.Fatal("paging does not end")
+		}
+		token = next
+	}
+	if len(got) != 101 {
+		t.Fatalf("read %d outcomes, want 101 (100 spread, 1 only in the old partition)", len(got))
+	}
+	for i, r := range got {
+		want := int64(i + 1)
+		if i == 100 {
+			want = 1000
+		}
+		if r.ID != want {
+			t.Fatalf("outcome %d is item %d, want %d", i, r.ID, want)
+		}
+	}
+	if got[2].Status != StatusUpdated || got[100].Status != StatusFailed {
+		t.Errorf("item 3 = %s (want the later updated), item 1000 = %s (want failed)", got[2].Status, got[100].Status)
+	}
+}
