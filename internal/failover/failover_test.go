@@ -127,7 +127,7 @@ func TestCutAndFailback(t *testing.T) {
 		t.Fatalf("pending = %v, %v", pending, err)
 	}
 	for _, e := range pending {
-		if err := fallback.AckOutbox(ctx, e.Entity, e.ID, e.Counter); err != nil {
+		if err := fallback.AckOutbox(ctx, e.Entity, []store.OutboxMark{{ID: e.ID, UpTo: e.Counter}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"dualsync/internal/domain"
@@ -129,6 +131,44 @@ func (db *DB) GetProduct(ctx context.Context, id int64) (domain.Product, error) 
 
 func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, error) {
 	return getOne(ctx, db.db, domain.EntityProduct, id, "SELECT "+productCols+" FROM dbo.products WHERE id = @p1", scanProduct)
+}
+
+// LoadProducts reads ids in chunks of one IN list each.
+func (db *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
+	out := make(map[int64]domain.Product, len(ids))
+	for chunk := range slices.Chunk(ids, markChunk) {
+		in := make([]string, len(chunk))
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			in[i], args[i] = fmt.Sprintf("@p%d", i+1), id
+		}
+		ps, err := queryList(ctx, db.db, "load products", "SELECT "+productCols+" FROM dbo.products WHERE id IN ("+strings.Join(in, ", ")+")", scanProduct, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			out[p.ID] = p
+		}
+	}
+	return out, nil
+}
+
+// PutProducts runs PutProduct for each put, one transaction each: correct
+// for the contract, without the set-based statements of the PostgreSQL
+// adapter (SQL Server cannot be run where this was written; see README).
+func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store.PutResult, error) {
+	out := make([]store.PutResult, len(puts))
+	for i, put := range puts {
+		res, err := db.PutProduct(ctx, put.Product, put.Expect)
+		switch {
+		case errors.Is(err, store.ErrChanged):
+			res = store.PutChanged
+		case err != nil:
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
 }
 
 func (db *DB) GetUser(ctx context.Context, id int64) (domain.User, error) {

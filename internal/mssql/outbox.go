@@ -56,17 +56,20 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
 }
 
-// markChunk bounds the items of one MarkOutboxSent statement: two
-// parameters each, far below SQL Server's 2,100.
+// markChunk bounds the items of one statement over marks: two parameters
+// each, far below SQL Server's 2,100.
 const markChunk = 500
 
-func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
-	// Ascending ids: concurrent statements lock rows in one order.
+// overMarks runs stmt once per chunk of marks (ascending ids, so that
+// concurrent statements lock rows in one order). The statement's
+// parameters are the entity (@p1), then lead, then the chunk's ids and
+// counters, which stmt gets as a VALUES list naming them.
+func (db *DB) overMarks(ctx context.Context, what string, e domain.Entity, lead []any, marks []store.OutboxMark, stmt func(values string) string) error {
 	marks = slices.SortedFunc(slices.Values(marks), func(a, b store.OutboxMark) int { return cmp.Compare(a.ID, b.ID) })
 	for chunk := range slices.Chunk(marks, markChunk) {
 		var (
 			values strings.Builder
-			args   = []any{string(e), dt(at)}
+			args   = append([]any{string(e)}, lead...)
 		)
 		for i, m := range chunk {
 			if i > 0 {
@@ -76,26 +79,31 @@ func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store
 			args = append(args, m.ID, m.UpTo)
 		}
 		err := retryDeadlock(ctx, func() error {
-			_, err := db.db.ExecContext(ctx, `UPDATE o SET sent_at = @p2
-				FROM dbo.outbox AS o JOIN (VALUES `+values.String()+`) AS m(id, up_to)
-				ON o.entity_id = m.id AND o.counter <= m.up_to
-				WHERE o.entity = @p1`, args...)
+			_, err := db.db.ExecContext(ctx, stmt(values.String()), args...)
 			return err
 		})
 		if err != nil {
-			return classify(err, "mark outbox sent", false)
+			return classify(err, what, false)
 		}
 	}
 	return nil
 }
 
-func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error {
-	err := retryDeadlock(ctx, func() error {
-		_, err := db.db.ExecContext(ctx, "DELETE FROM dbo.outbox WHERE entity = @p1 AND entity_id = @p2 AND counter <= @p3",
-			string(e), id, upTo)
-		return err
+func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
+	return db.overMarks(ctx, "mark outbox sent", e, []any{dt(at)}, marks, func(values string) string {
+		return `UPDATE o SET sent_at = @p2
+			FROM dbo.outbox AS o JOIN (VALUES ` + values + `) AS m(id, up_to)
+			ON o.entity_id = m.id AND o.counter <= m.up_to
+			WHERE o.entity = @p1`
 	})
-	return classify(err, "ack outbox", false)
+}
+
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, marks []store.OutboxMark) error {
+	return db.overMarks(ctx, "ack outbox", e, nil, marks, func(values string) string {
+		return `DELETE o FROM dbo.outbox AS o JOIN (VALUES ` + values + `) AS m(id, up_to)
+			ON o.entity_id = m.id AND o.counter <= m.up_to
+			WHERE o.entity = @p1`
+	})
 }
 
 func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {

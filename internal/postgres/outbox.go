@@ -74,10 +74,7 @@ func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store
 	if len(marks) == 0 {
 		return nil
 	}
-	ids, upTo := make([]int64, len(marks)), make([]int64, len(marks))
-	for i, m := range marks {
-		ids[i], upTo[i] = m.ID, m.UpTo
-	}
+	ids, upTo := splitMarks(marks)
 	_, err := db.pool.Exec(ctx, `UPDATE outbox o SET sent_at = $2
 		FROM unnest($3::bigint[], $4::bigint[]) AS m(id, up_to)
 		WHERE o.entity = $1 AND o.entity_id = m.id AND o.counter <= m.up_to`,
@@ -85,10 +82,22 @@ func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store
 	return classify(err, "mark outbox sent", false)
 }
 
-func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error {
-	_, err := db.pool.Exec(ctx, "DELETE FROM outbox WHERE entity = $1 AND entity_id = $2 AND counter <= $3",
-		string(e), id, upTo)
+func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, marks []store.OutboxMark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	ids, upTo := splitMarks(marks)
+	_, err := db.pool.Exec(ctx, `DELETE FROM outbox o USING unnest($2::bigint[], $3::bigint[]) AS m(id, up_to)
+		WHERE o.entity = $1 AND o.entity_id = m.id AND o.counter <= m.up_to`, string(e), ids, upTo)
 	return classify(err, "ack outbox", false)
+}
+
+func splitMarks(marks []store.OutboxMark) (ids, upTo []int64) {
+	ids, upTo = make([]int64, len(marks)), make([]int64, len(marks))
+	for i, m := range marks {
+		ids[i], upTo[i] = m.ID, m.UpTo
+	}
+	return ids, upTo
 }
 
 func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {

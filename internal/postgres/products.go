@@ -101,6 +101,29 @@ func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, 
 	return p, true, nil
 }
 
+func (db *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
+	out := make(map[int64]domain.Product, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, "SELECT "+productCols+" FROM products WHERE id = ANY($1)", ids)
+	if err != nil {
+		return nil, classify(err, "load products", true)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanProduct(rows)
+		if err != nil {
+			return nil, classify(err, "load products", true)
+		}
+		out[p.ID] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err, "load products", true)
+	}
+	return out, nil
+}
+
 func insertOutbox(ctx context.Context, tx pgx.Tx, e domain.Entity, id, counter int64, now time.Time) error {
 	_, err := tx.Exec(ctx, "INSERT INTO outbox (entity, entity_id, counter, created_at) VALUES ($1, $2, $3, $4)", string(e), id, counter, now)
 	return err
@@ -248,4 +271,137 @@ func (db *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.V
 		return "", err
 	}
 	return res, nil
+}
+
+// PutProducts locks the rows of all puts at once (in id order, as every
+// batch does, so two batches never deadlock), compares each with its
+// expected vector, then writes the ones that still match with one UPDATE
+// and one INSERT over arrays, all in one transaction.
+func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store.PutResult, error) {
+	out := make([]store.PutResult, len(puts))
+	if len(puts) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(puts))
+	at := make(map[int64]int, len(puts))
+	for i, put := range puts {
+		ids[i] = put.Product.ID
+		if _, dup := at[ids[i]]; dup {
+			return nil, domain.Errorf(domain.KindInvalid, "put products: id %d twice", ids[i])
+		}
+		at[ids[i]] = i
+	}
+	err := db.inTx(ctx, "put products", func(tx pgx.Tx) error {
+		type current struct {
+			ver  domain.Vector
+			live bool
+		}
+		cur := make(map[int64]current, len(puts))
+		rows, err := tx.Query(ctx, "SELECT id, ver_p, ver_f, deleted_at IS NULL FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE", ids)
+		if err != nil {
+			return classify(err, "put products", true)
+		}
+		for rows.Next() {
+			var (
+				id int64
+				c  current
+			)
+			if err := rows.Scan(&id, &c.ver.P, &c.ver.F, &c.live); err != nil {
+				rows.Close()
+				return classify(err, "put products", true)
+			}
+			cur[id] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err, "put products", true)
+		}
+		var upd, ins productArrays
+		for i, put := range puts {
+			c, exists := cur[put.Product.ID]
+			switch {
+			case put.Expect == nil && exists, put.Expect != nil && (!exists || c.ver != *put.Expect):
+				out[i] = store.PutChanged
+			case exists:
+				out[i] = putResult(true, c.live, put.Product.Deleted())
+				upd.add(put.Product)
+			default:
+				out[i] = store.PutCreated
+				ins.add(put.Product)
+			}
+		}
+		if len(upd.id) > 0 {
+			_, err := tx.Exec(ctx, `UPDATE products t SET name = u.name, description = u.description, price = u.price::numeric,
+				created_at = u.created_at, updated_at = u.updated_at, deleted_at = u.deleted_at, ver_p = u.ver_p, ver_f = u.ver_f,
+				name_at = u.name_at, description_at = u.description_at, price_at = u.price_at
+				FROM `+productsUnnest+` WHERE t.id = u.id`, upd.args()...)
+			if err != nil {
+				return classify(err, "put products", true)
+			}
+		}
+		if len(ins.id) == 0 {
+			return nil
+		}
+		// ON CONFLICT: a concurrent writer inserted the id first.
+		rows, err = tx.Query(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
+			SELECT u.id, u.name, u.description, u.price::numeric, u.created_at, u.updated_at, u.deleted_at, u.ver_p, u.ver_f, u.name_at, u.description_at, u.price_at
+			FROM `+productsUnnest+` ON CONFLICT (id) DO NOTHING RETURNING id`, ins.args()...)
+		if err != nil {
+			return classify(err, "put products", true)
+		}
+		inserted := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return classify(err, "put products", true)
+			}
+			inserted[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err, "put products", true)
+		}
+		var own int64 // the highest inserted id of this database's parity
+		for _, id := range ins.id {
+			if !inserted[id] {
+				out[at[id]] = store.PutChanged
+			} else if id%2 == idStart(db.role)%2 {
+				own = max(own, id)
+			}
+		}
+		if own == 0 {
+			return nil
+		}
+		return classify(db.advanceSequence(ctx, tx, domain.EntityProduct, own), "put products", true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// productsUnnest reads productArrays.args as rows u.
+const productsUnnest = `unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+	$8::bigint[], $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+	AS u(id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)`
+
+// productArrays holds products column by column, for productsUnnest.
+type productArrays struct {
+	id, verP, verF                            []int64
+	name, description, price                  []string
+	created, updated, nameAt, descAt, priceAt []time.Time
+	deleted                                   []*time.Time
+}
+
+func (a *productArrays) add(p domain.Product) {
+	a.id, a.verP, a.verF = append(a.id, p.ID), append(a.verP, p.Ver.P), append(a.verF, p.Ver.F)
+	a.name, a.description, a.price = append(a.name, p.Name), append(a.description, p.Description), append(a.price, p.Price.String())
+	a.created, a.updated = append(a.created, domain.Millis(p.CreatedAt)), append(a.updated, domain.Millis(p.UpdatedAt))
+	a.deleted = append(a.deleted, millisPtr(p.DeletedAt))
+	a.nameAt, a.descAt, a.priceAt = append(a.nameAt, domain.Millis(p.NameAt)), append(a.descAt, domain.Millis(p.DescriptionAt)), append(a.priceAt, domain.Millis(p.PriceAt))
+}
+
+func (a *productArrays) args() []any {
+	return []any{a.id, a.name, a.description, a.price, a.created, a.updated, a.deleted, a.verP, a.verF, a.nameAt, a.descAt, a.priceAt}
 }

@@ -61,6 +61,12 @@ type OutboxEntry struct {
 	SentAt    *time.Time // last time a message was enqueued for it; nil if never
 }
 
+// ProductPut is one compare-and-set write of PutProducts.
+type ProductPut struct {
+	Product domain.Product
+	Expect  *domain.Vector // nil: the row must be absent
+}
+
 // UserPut is one compare-and-set write of PutUsers.
 type UserPut struct {
 	User   domain.User
@@ -85,6 +91,9 @@ const (
 	PutCreated PutResult = "created" // the row did not exist
 	PutUpdated PutResult = "updated" // the row was overwritten
 	PutDeleted PutResult = "deleted" // a live row became a tombstone
+	// PutChanged: PutProducts did not write this row, which no longer held
+	// the expected vector (PutProduct returns ErrChanged instead).
+	PutChanged PutResult = "changed"
 )
 
 // Own returns the entry of v that counts writes made on the database in role r.
@@ -125,6 +134,16 @@ type DB interface {
 	// returns an error with ErrChanged in its chain. Inserting an id of this
 	// database's own parity moves its sequence past that id, never back.
 	PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (PutResult, error)
+	// LoadProducts is LoadProduct for many ids at once: absent ids are
+	// absent from the map.
+	LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error)
+	// PutProducts applies PutProduct to each put (ids distinct), with one
+	// round of statements for all of them where the database allows:
+	// real-time sync copies many rows at a time. Each put is a
+	// compare-and-set of its own: one whose row changed is not written and
+	// its result is PutChanged, the others are written. Results are in the
+	// order of puts; an error means none is known to be written.
+	PutProducts(ctx context.Context, puts []ProductPut) ([]PutResult, error)
 	LoadUser(ctx context.Context, id int64) (u domain.User, ok bool, err error)
 	// PutUser is PutProduct for users; an email (by domain.EmailKey) held by
 	// another live user gives a Conflict error and changes nothing.
@@ -148,8 +167,9 @@ type DB interface {
 	// entries of each marked item of the entity whose Counter <= its UpTo,
 	// in one statement: one message carries many items.
 	MarkOutboxSent(ctx context.Context, e domain.Entity, marks []OutboxMark, at time.Time) error
-	// AckOutbox deletes the entity's entries whose Counter <= upTo.
-	AckOutbox(ctx context.Context, e domain.Entity, id int64, upTo int64) error
+	// AckOutbox deletes the entries of each marked item of the entity whose
+	// Counter <= its UpTo, in one statement.
+	AckOutbox(ctx context.Context, e domain.Entity, marks []OutboxMark) error
 	// OutboxDepth counts the entries not yet acknowledged.
 	OutboxDepth(ctx context.Context) (int64, error)
 

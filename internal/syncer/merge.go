@@ -284,10 +284,10 @@ func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id
 // vector covers: a write made on a side after the rows were read has a
 // higher counter and stays, so its own message syncs it.
 func ack(ctx context.Context, primary, fallback store.DB, e domain.Entity, id int64, agreed domain.Vector) error {
-	if err := primary.AckOutbox(ctx, e, id, agreed.P); err != nil {
+	if err := primary.AckOutbox(ctx, e, []store.OutboxMark{{ID: id, UpTo: agreed.P}}); err != nil {
 		return err
 	}
-	return fallback.AckOutbox(ctx, e, id, agreed.F)
+	return fallback.AckOutbox(ctx, e, []store.OutboxMark{{ID: id, UpTo: agreed.F}})
 }
 
 func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64) (merged, error) {

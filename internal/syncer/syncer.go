@@ -208,28 +208,41 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 	return table.Result{Entity: m.Entity, ID: id, Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version}, nil
 }
 
-// syncBatch merges the items of a real-time batch one after the other and
-// records their outcomes together. Items that fail are sent on as messages
-// of their own, so that each gets the queue's retries and, when those are
+// syncBatch merges the items of a real-time batch (products with a few
+// statements for all, see mergeProducts; users one by one) and records
+// their outcomes together. Items that fail are sent on as messages of
+// their own, so that each gets the queue's retries and, when those are
 // spent, its own poison outcome, exactly as if it had never shared a
 // message. Only when every item failed (a database or the table down) does
 // the whole message fail and come back later.
 func (e *Engine) syncBatch(ctx context.Context, m Message) error {
+	done, rest := map[int64]table.Result{}, m.IDs
+	if m.Entity == domain.EntityProduct {
+		var err error
+		if done, rest, err = e.mergeProducts(ctx, m.IDs); err != nil {
+			return err
+		}
+	}
 	var (
-		results []table.Result
-		failed  []int64
-		errs    []error
+		failed []int64
+		errs   []error
 	)
-	for _, id := range m.IDs {
+	for _, id := range rest {
 		r, err := e.mergeItem(ctx, m, id)
 		if err != nil {
 			failed, errs = append(failed, id), append(errs, err)
 			continue
 		}
-		results = append(results, r)
+		done[id] = r
 	}
 	if len(failed) == len(m.IDs) {
 		return errors.Join(errs...)
+	}
+	results := make([]table.Result, 0, len(done))
+	for _, id := range m.IDs {
+		if r, ok := done[id]; ok {
+			results = append(results, r)
+		}
 	}
 	if err := e.recordRealtime(ctx, m, results); err != nil {
 		return err

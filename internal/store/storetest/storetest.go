@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"NextVersionMonotonic", testNextVersion},
 		{"Outbox", testOutbox},
 		{"PutProduct", testPutProduct},
+		{"PutProducts", testPutProducts},
 		{"PutUser", testPutUser},
 		{"EmailUniqueness", testEmailUniqueness},
 		{"IDs", testIDs},
@@ -517,29 +518,29 @@ func testOutbox(t *testing.T, open Opener) {
 	}
 
 	// Ack up to the update's counter: two rows go, the tombstone's stays.
-	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, u.Ver.P); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID, UpTo: u.Ver.P}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
 		t.Fatalf("depth after ack = %d, want 2", n)
 	}
-	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.Ver.P-1); err != nil {
+	if err := db.AckOutbox(c, domain.EntityUser, []store.OutboxMark{{ID: usr.ID, UpTo: usr.Ver.P - 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
 		t.Fatalf("ack of an older version removed entries: depth %d", n)
 	}
-	if err := db.AckOutbox(c, domain.EntityProduct, p.ID, 1<<40); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID, UpTo: 1 << 40}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AckOutbox(c, domain.EntityUser, usr.ID, usr.Ver.P); err != nil {
+	if err := db.AckOutbox(c, domain.EntityUser, []store.OutboxMark{{ID: usr.ID, UpTo: usr.Ver.P}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
 		t.Fatalf("depth after acking all = %d", n)
 	}
 	// Acking nothing is fine.
-	if err := db.AckOutbox(c, domain.EntityProduct, 424242, 1<<40); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: 424242, UpTo: 1 << 40}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -653,6 +654,72 @@ func testPutProduct(t *testing.T, open Opener) {
 	wantKind(t, "get put tombstone", err, domain.KindNotFound)
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 0 {
 		t.Fatalf("Put wrote %d outbox rows", n)
+	}
+}
+
+// PutProducts: each put of a batch is its own compare-and-set; LoadProducts
+// reads them back.
+func testPutProducts(t *testing.T, open Opener) {
+	db := migrated(t, open, store.RoleFallback)
+	c := ctx(t)
+	t0 := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
+	row := func(id int64, name string, ver domain.Vector, deleted bool) domain.Product {
+		p := domain.Product{ID: id, Name: name, Description: "d-" + name, Price: 12_34, CreatedAt: t0, UpdatedAt: t0.Add(time.Second),
+			Ver: ver, NameAt: t0.Add(time.Second), DescriptionAt: t0, PriceAt: t0}
+		if deleted {
+			p.DeletedAt = ptr(t0.Add(time.Second))
+		}
+		return p
+	}
+	v := func(p, f int64) *domain.Vector { return &domain.Vector{P: p, F: f} }
+	old := domain.Vector{P: 1}
+	for _, id := range []int64{203, 205, 209, 211} {
+		must[store.PutResult](t, "put")(db.PutProduct(c, row(id, "old", old, false), nil))
+	}
+	puts := []store.ProductPut{
+		{Product: row(201, "new", domain.Vector{P: 1}, false), Expect: nil},     // absent, expected absent
+		{Product: row(203, "new", domain.Vector{P: 2}, false), Expect: v(1, 0)}, // vector matches
+		{Product: row(205, "new", domain.Vector{P: 2}, false), Expect: v(9, 9)}, // vector differs
+		{Product: row(207, "new", domain.Vector{P: 2}, false), Expect: v(1, 0)}, // expected present, absent
+		{Product: row(209, "new", domain.Vector{P: 2}, true), Expect: v(1, 0)},  // a tombstone over a live row
+		{Product: row(211, "new", domain.Vector{P: 2}, false), Expect: nil},     // expected absent, present
+		{Product: row(1002, "new", domain.Vector{F: 1}, false), Expect: nil},    // this side's parity
+	}
+	got := must[[]store.PutResult](t, "put products")(db.PutProducts(c, puts))
+	want := []store.PutResult{store.PutCreated, store.PutUpdated, store.PutChanged, store.PutChanged, store.PutDeleted, store.PutChanged, store.PutCreated}
+	if !slices.Equal(got, want) {
+		t.Fatalf("PutProducts = %v, want %v", got, want)
+	}
+	rows := must[map[int64]domain.Product](t, "load products")(db.LoadProducts(c, []int64{201, 203, 205, 207, 209, 211, 1002, 999}))
+	for i, put := range puts {
+		stored, ok := rows[put.Product.ID]
+		switch {
+		case want[i] != store.PutChanged:
+			if !ok || !productSynced(stored, put.Product) {
+				t.Errorf("product %d stored %+v (ok=%v), want %+v", put.Product.ID, stored, ok, put.Product)
+			}
+		case put.Product.ID == 207:
+			if ok {
+				t.Errorf("product 207 written over a refused put: %+v", stored)
+			}
+		case !ok || stored.Name != "old" || stored.Ver != old:
+			t.Errorf("product %d = %+v (ok=%v), want the old row untouched", put.Product.ID, stored, ok)
+		}
+	}
+	if _, ok := rows[999]; ok || len(rows) != 6 {
+		t.Errorf("LoadProducts returned %d rows, want the 6 present", len(rows))
+	}
+	if next := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("after", "", 1))); next.ID <= 1002 {
+		t.Errorf("created id %d after a batch inserted 1002, want > 1002", next.ID)
+	}
+	if _, err := db.PutProducts(c, []store.ProductPut{{Product: row(301, "a", old, false), Expect: nil}, {Product: row(301, "b", old, false), Expect: nil}}); !domain.IsKind(err, domain.KindInvalid) {
+		t.Errorf("a batch with one id twice: %v, want Invalid", err)
+	}
+	if got := must[[]store.PutResult](t, "put nothing")(db.PutProducts(c, nil)); len(got) != 0 {
+		t.Errorf("PutProducts(nil) = %v", got)
+	}
+	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 1 {
+		t.Fatalf("outbox depth %d, want only the API create's", n)
 	}
 }
 
