@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -171,16 +172,25 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		}
 		byPart[k.part] = append(byPart[k.part], aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: bodies[k]})
 	}
+	var txns [][]aztables.TransactionAction
 	for _, p := range parts {
-		for acts := byPart[p]; len(acts) > 0; {
-			n := min(len(acts), realtimeTxn)
-			if _, err := s.results.SubmitTransaction(ctx, acts[:n], nil); err != nil {
-				return wrap(err, "record real-time results")
-			}
-			acts = acts[n:]
-		}
+		txns = append(txns, slices.Collect(slices.Chunk(byPart[p], realtimeTxn))...)
 	}
-	return nil
+	// The transactions go out together: a batch's items spread over up to
+	// RealtimePartitions partitions, and one after the other their round
+	// trips would make most of the time a sync message takes.
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(txns))
+	)
+	for i, acts := range txns {
+		wg.Go(func() {
+			_, err := s.results.SubmitTransaction(ctx, acts, nil)
+			errs[i] = wrap(err, "record real-time results")
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func resultProperties(r Result) map[string]any {
