@@ -73,11 +73,13 @@ func (l layout) item(id int64) (partition, shard string) {
 func isRealtime(partition string) bool { return strings.HasPrefix(partition, "realtime-") }
 
 // RealtimePartitions is how many partitions a day's real-time outcomes are
-// spread over, by item: realtime-YYYYMMDD-00 .. -15. Real-time sync records
-// an outcome per changed item, so a busy day would otherwise pile every
-// write of the day into one partition (2,000 entities/s in Azure; and
-// Azurite's cost per entity grows with its partition's size). It is fixed:
-// readers of a past day must find its partitions.
+// spread over: realtime-YYYYMMDD-00 .. -15, each sync message's outcomes
+// in the partition of its first item (RecordRealtime). Real-time sync
+// records an outcome per changed item, so a busy day would otherwise pile
+// every write of the day into one partition (2,000 entities/s in Azure;
+// and Azurite's cost per entity grows with its partition's size). Readers
+// merge the partitions and list each item once, its latest outcome. It is
+// fixed: readers of a past day must find its partitions.
 const RealtimePartitions = 16
 
 // realtimeDay matches the name of a day's real-time outcomes, which clients

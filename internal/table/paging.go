@@ -206,9 +206,9 @@ func (s *Store) fetch(ctx context.Context, parts []string, status string, n int3
 }
 
 // merge moves buffered rows to out in key order, up to limit, but only
-// those no unread row can precede. A key buffered in several partitions (a
-// real-time outcome recorded both before and after the day's outcomes were
-// spread) is handed out once, the latest recorded: a partition with an empty buffer that is
+// those no unread row can precede. A key buffered in several partitions (an
+// item with real-time outcomes in several of the day's partitions) is
+// handed out once, the latest recorded: a partition with an empty buffer that is
 // not done blocks everything, and one whose buffer is not its last rows
 // bounds the rest by its last buffered key. A partition's After becomes
 // the last key handed out: its query goes on from the service's

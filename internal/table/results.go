@@ -125,12 +125,13 @@ func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format
 const realtimeTxn = 100
 
 // RecordRealtime upserts rs into the real-time outcomes of the UTC day of
-// each r.At (now if zero), in the item's partition of that day
-// (RealtimePartitions); nothing is counted. A batch costs one entity
-// group transaction per partition and 100 results, not one request per
-// result: a sync message can carry many items (syncer.Message.IDs). A later
-// result of the same item in rs replaces an earlier one. Either every
-// result of a transaction is recorded or none is.
+// each r.At (now if zero); nothing is counted. All of a day's results in
+// one call go to one of the day's RealtimePartitions partitions, the one
+// of its first item: one entity group transaction per 100 results, however
+// many items a sync message carries (syncer.Message.IDs). An item may so
+// have outcomes in several partitions of a day; Results lists its latest.
+// A later result of the same item in rs replaces an earlier one. Either
+// every result of a transaction is recorded or none is.
 func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 	type key struct{ part, row string }
 	var (
@@ -138,6 +139,7 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		bodies = map[key][]byte{}
 	)
 	now := time.Now()
+	home := map[string]string{} // day -> the partition of its first item in rs
 	for _, r := range rs {
 		if r.At.IsZero() {
 			r.At = now
@@ -149,7 +151,11 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		if _, ok := statusProperty(r.Status); !ok {
 			return domain.Errorf(domain.KindInvalid, "unknown outcome status %q", r.Status)
 		}
-		partition, _ = realtimeLayout(partition).item(r.ID)
+		day := partition
+		if partition = home[day]; partition == "" {
+			partition, _ = realtimeLayout(day).item(r.ID)
+			home[day] = partition
+		}
 		k := key{partition, itemKey("result", r.Entity, r.ID)}
 		body, err := marshal(k.row, k.part, resultProperties(r))
 		if err != nil {
@@ -176,9 +182,8 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 	for _, p := range parts {
 		txns = append(txns, slices.Collect(slices.Chunk(byPart[p], realtimeTxn))...)
 	}
-	// The transactions go out together: a batch's items spread over up to
-	// RealtimePartitions partitions, and one after the other their round
-	// trips would make most of the time a sync message takes.
+	// The transactions go out together (more than one only for more than
+	// 100 results, or results of two days).
 	var (
 		wg   sync.WaitGroup
 		errs = make([]error, len(txns))

@@ -608,10 +608,11 @@ func TestRealtimeBatch(t *testing.T) {
 	}
 }
 
-// A day's real-time outcomes are spread over RealtimePartitions partitions
-// by item, and read back as one stream in id order, page by page; an item
-// recorded in the day's own partition (before outcomes were spread) and
-// again after is listed once, as last recorded.
+// A day's real-time outcomes are spread over RealtimePartitions partitions,
+// each call's (a sync message's) in the partition of its first item, and
+// read back as one stream in id order, page by page, each item once with
+// its latest outcome: item 3 was recorded in the day's own partition
+// (before outcomes were spread) and again later, item 50 by two calls.
 func TestRealtimeSpreadAndRead(t *testing.T) {
 	s := sharedStore(t)
 	c := ctx(t)
@@ -627,11 +628,26 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var rs []Result
-	for id := int64(1); id <= 100; id++ {
-		rs = append(rs, Result{Entity: domain.EntityProduct, ID: id, Status: StatusUpdated, At: day.Add(time.Minute)})
+	for first := int64(1); first <= 100; first += 5 { // 20 calls of 5 items
+		var rs []Result
+		for id := first; id < first+5; id++ {
+			rs = append(rs, Result{Entity: domain.EntityProduct, ID: id, Status: StatusUpdated, At: day.Add(time.Minute)})
+		}
+		if err := s.RecordRealtime(c, rs...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := s.RecordRealtime(c, rs...); err != nil {
+	// Item 50 again, later, with another first item: another partition.
+	var again []Result
+	for _, id := range []int64{61, 50} {
+		again = append(again, Result{Entity: domain.EntityProduct, ID: id, Status: StatusConflict, At: day.Add(2 * time.Minute)})
+	}
+	p61, _ := realtimeLayout(part).item(61)
+	p50, _ := realtimeLayout(part).item(46) // the first item of 50's first call
+	if p61 == p50 {
+		t.Fatalf("test setup: items 61 and 46 share partition %s", p61)
+	}
+	if err := s.RecordRealtime(c, again...); err != nil {
 		t.Fatal(err)
 	}
 	parts := map[string]int{}
@@ -650,8 +666,8 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			parts[e.PartitionKey]++
 		}
 	}
-	if len(parts) != RealtimePartitions {
-		t.Errorf("100 items in %d partitions (%v), want all %d", len(parts), parts, RealtimePartitions)
+	if len(parts) < RealtimePartitions/2 || parts[p61] == 0 {
+		t.Errorf("21 calls in %d partitions (%v), want them spread", len(parts), parts)
 	}
 	var got []Result
 	token := ""
@@ -681,7 +697,8 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			t.Fatalf("outcome %d is item %d, want %d", i, r.ID, want)
 		}
 	}
-	if got[2].Status != StatusUpdated || got[100].Status != StatusFailed {
-		t.Errorf("item 3 = %s (want the later updated), item 1000 = %s (want failed)", got[2].Status, got[100].Status)
+	if got[2].Status != StatusUpdated || got[49].Status != StatusConflict || got[60].Status != StatusConflict || got[100].Status != StatusFailed {
+		t.Errorf("item 3 = %s (want the later updated), 50 and 61 = %s, %s (want conflict), 1000 = %s (want failed)",
+			got[2].Status, got[49].Status, got[60].Status, got[100].Status)
 	}
 }
