@@ -25,6 +25,10 @@ type PublisherOptions struct {
 	Workers int         // concurrent publishes (default 4)
 	Buffer  int         // changes waiting for a worker; more are left to the relay (default 1024)
 	Batch   int         // most changes one publish carries (default and at most MaxBatch)
+	// Linger is how long a worker waits for more changes to fill a publish
+	// while writes come in a stream (the previous publish carried more than
+	// one change); a lone write never waits. Default 20ms; < 0: never.
+	Linger time.Duration
 	Logger  *slog.Logger
 	Clock   domain.Clock
 }
@@ -72,6 +76,7 @@ type Publisher struct {
 	published, batches, coalesced, full, stale, abandoned atomic.Int64
 	running                                               atomic.Int64 // changes being published
 	lastFullWarn                                          atomic.Int64 // unix nanoseconds
+	lastBatch                                             atomic.Int64 // changes the latest publish carried
 }
 
 type pubJob struct {
@@ -102,6 +107,9 @@ func NewPublisher(o PublisherOptions) *Publisher {
 	}
 	if o.Batch <= 0 || o.Batch > MaxBatch {
 		o.Batch = MaxBatch
+	}
+	if o.Linger == 0 {
+		o.Linger = 20 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -163,19 +171,7 @@ func (p *Publisher) warnFull() {
 
 func (p *Publisher) work() {
 	for j := range p.ch {
-		jobs := []*pubJob{j}
-	more: // whatever else waits now goes out with it
-		for len(jobs) < p.o.Batch {
-			select {
-			case j, ok := <-p.ch:
-				if !ok {
-					break more
-				}
-				jobs = append(jobs, j)
-			default:
-				break more
-			}
-		}
+		jobs := p.gather(j)
 		var (
 			order  []group
 			groups = map[group][]Change{}
@@ -201,6 +197,7 @@ func (p *Publisher) work() {
 			}
 		}
 		p.mu.Unlock()
+		p.lastBatch.Store(int64(len(jobs)))
 		for _, g := range order {
 			cs := groups[g]
 			p.running.Add(int64(len(cs)))
@@ -210,6 +207,44 @@ func (p *Publisher) work() {
 			p.batches.Add(1)
 		}
 	}
+}
+
+// gather adds to first whatever else waits, up to Batch. While writes come
+// in a stream it lingers for more: under a write burst, a message per few
+// changes would make the queue and the table, not the databases, the
+// limit of real-time sync.
+func (p *Publisher) gather(first *pubJob) []*pubJob {
+	jobs := []*pubJob{first}
+	var deadline <-chan time.Time
+	if p.o.Linger > 0 && p.lastBatch.Load() > 1 {
+		t := time.NewTimer(p.o.Linger)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(jobs) < p.o.Batch {
+		select {
+		case j, ok := <-p.ch:
+			if !ok {
+				return jobs
+			}
+			jobs = append(jobs, j)
+			continue
+		default:
+		}
+		if deadline == nil {
+			return jobs
+		}
+		select {
+		case j, ok := <-p.ch:
+			if !ok {
+				return jobs
+			}
+			jobs = append(jobs, j)
+		case <-deadline:
+			return jobs
+		}
+	}
+	return jobs
 }
 
 // Close stops taking changes and lets the workers publish what they hold,

@@ -165,7 +165,7 @@ func TestPublisherCoalesces(t *testing.T) {
 // What waits together goes out together, at most Batch per publish, and
 // only changes of one database and entity share a publish.
 func TestPublisherBatches(t *testing.T) {
-	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 100})
+	p, r, release := blocked(t, PublisherOptions{Workers: 1, Buffer: 100, Batch: 32})
 	for id := range int64(40) {
 		p.Submit(change(id + 1))
 	}
@@ -187,6 +187,51 @@ func TestPublisherBatches(t *testing.T) {
 	}
 	if s := p.Stats(); s.Published != 43 || s.Batches != 5 {
 		t.Errorf("stats = %+v, want 43 changes in 5 messages", s)
+	}
+}
+
+// While changes come in a stream, a worker lingers to fill its publish; a
+// lone change after a lone change does not wait.
+func TestPublisherLingers(t *testing.T) {
+	r := &recorder{}
+	p := NewPublisher(PublisherOptions{Publish: r.publish, Workers: 1, Linger: 5 * time.Second})
+	defer p.Close(time.Minute)
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Second); r.messages() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d publishes after 3s, want %d (a lone change waited for the linger)", r.messages(), n)
+			}
+		}
+	}
+	p.Submit(change(1))
+	waitFor(1) // alone, at once
+	p.Submit(change(2))
+	waitFor(2) // alone again: the previous publish carried one change
+	// A stream: two changes waiting together, then one more while the
+	// worker lingers after them.
+	p2r := &recorder{blockID: blockerID, started: make(chan struct{}), gate: make(chan struct{})}
+	p2 := NewPublisher(PublisherOptions{Publish: p2r.publish, Workers: 1, Linger: 300 * time.Millisecond})
+	defer p2.Close(time.Minute)
+	p2.Submit(change(blockerID))
+	<-p2r.started
+	p2.Submit(change(10))
+	p2.Submit(change(11))
+	close(p2r.gate) // the blocker's publish ends; 10 and 11 go out together
+	for deadline := time.Now().Add(3 * time.Second); p2r.messages() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("10 and 11 not published")
+		}
+	}
+	p2.Submit(change(12))
+	time.Sleep(50 * time.Millisecond)
+	p2.Submit(change(13)) // within the linger after 12
+	p2.Close(time.Minute)
+	p2r.mu.Lock()
+	defer p2r.mu.Unlock()
+	want := [][]int64{{10, 11}, {12, 13}}
+	if !slices.EqualFunc(p2r.batches, want, slices.Equal) {
+		t.Errorf("publishes = %v, want %v", p2r.batches, want)
 	}
 }
 

@@ -32,10 +32,12 @@ type Message struct {
 	Run    string        `json:"run,omitempty"`
 }
 
-// MaxBatch is the most items one real-time message carries: 32 ids keep a
-// message far below the queue's 64 KiB and one invocation well within the
+// MaxBatch is the most items one real-time message carries: the most one
+// Table Storage transaction records (so a message's outcomes take one), and
+// ids enough to keep a message (about 2 KB) far below the queue's 64 KiB
+// and one invocation (a few statements per database) well within the
 // function timeout.
-const MaxBatch = 32
+const MaxBatch = 100
 
 // Items returns the ids m asks to merge.
 func (m Message) Items() []int64 {
