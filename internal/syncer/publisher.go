@@ -29,8 +29,8 @@ type PublisherOptions struct {
 	// while writes come in a stream (the previous publish carried more than
 	// one change); a lone write never waits. Default 20ms; < 0: never.
 	Linger time.Duration
-	Logger  *slog.Logger
-	Clock   domain.Clock
+	Logger *slog.Logger
+	Clock  domain.Clock
 }
 
 // Change is one committed API write to publish.
@@ -55,19 +55,20 @@ type PublisherStats struct {
 }
 
 // Publisher runs after-commit publishes off the request path: Submit hands
-// it a change and returns at once, a few workers run the publishes. A worker
-// takes every change waiting (up to Batch) and publishes those of one
-// database and entity together, so a burst of writes costs a few messages,
-// not one each, while a lone write still goes out alone at once. It never
+// it a change and returns at once; a gatherer forms messages of every change
+// waiting (up to Batch), a few workers publish them, those of one database
+// and entity together, so a burst of writes costs a few messages, not one
+// each, while a lone write still goes out alone at once. It never
 // blocks or fails a caller. A change it cannot take (buffer full, closed) or
 // does not get to (too old, process stopped) is still in the database's
 // outbox, unsent, and the outbox relay sends it.
 type Publisher struct {
-	o      PublisherOptions
-	ch     chan *pubJob
-	ctx    context.Context // cancelled when Close gives up
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	o       PublisherOptions
+	ch      chan *pubJob
+	handoff chan []*pubJob  // formed messages, to the workers
+	ctx     context.Context // cancelled when Close gives up
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool
@@ -76,7 +77,8 @@ type Publisher struct {
 	published, batches, coalesced, full, stale, abandoned atomic.Int64
 	running                                               atomic.Int64 // changes being published
 	lastFullWarn                                          atomic.Int64 // unix nanoseconds
-	lastBatch                                             atomic.Int64 // changes the latest publish carried
+	lastBatch                                             atomic.Int64 // changes the latest message gathered
+	held                                                  atomic.Int64 // changes gathered, waiting for a worker
 }
 
 type pubJob struct {
@@ -118,7 +120,9 @@ func NewPublisher(o PublisherOptions) *Publisher {
 		o.Clock = time.Now
 	}
 	p := &Publisher{o: o, ch: make(chan *pubJob, o.Buffer), waiting: map[pubKey]*pubJob{}}
+	p.handoff = make(chan []*pubJob) // unbuffered: while workers are busy, changes pile up for the next message
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Go(p.gatherLoop)
 	for range o.Workers {
 		p.wg.Go(p.work)
 	}
@@ -169,9 +173,22 @@ func (p *Publisher) warnFull() {
 		"buffer", p.o.Buffer, "refused_so_far", p.full.Load())
 }
 
-func (p *Publisher) work() {
+// gatherLoop forms messages from the changes waiting and hands each to a
+// free worker: one gatherer, so that a stream of changes fills messages
+// rather than being split among the workers.
+func (p *Publisher) gatherLoop() {
+	defer close(p.handoff)
 	for j := range p.ch {
 		jobs := p.gather(j)
+		p.lastBatch.Store(int64(len(jobs)))
+		p.held.Store(int64(len(jobs)))
+		p.handoff <- jobs
+		p.held.Store(0)
+	}
+}
+
+func (p *Publisher) work() {
+	for jobs := range p.handoff {
 		var (
 			order  []group
 			groups = map[group][]Change{}
@@ -197,7 +214,6 @@ func (p *Publisher) work() {
 			}
 		}
 		p.mu.Unlock()
-		p.lastBatch.Store(int64(len(jobs)))
 		for _, g := range order {
 			cs := groups[g]
 			p.running.Add(int64(len(cs)))
@@ -210,7 +226,8 @@ func (p *Publisher) work() {
 }
 
 // gather adds to first whatever else waits, up to Batch. While writes come
-// in a stream it lingers for more: under a write burst, a message per few
+// in a stream (the previous message held more than one) it lingers for
+// more: under a write burst, a message per few
 // changes would make the queue and the table, not the databases, the
 // limit of real-time sync.
 func (p *Publisher) gather(first *pubJob) []*pubJob {
@@ -269,7 +286,7 @@ func (p *Publisher) Close(timeout time.Duration) int {
 		// Workers skip what is still queued; a publish already running
 		// finishes or times out on its own (its send has its own bound).
 		p.cancel()
-		left = len(p.ch) + int(p.running.Load())
+		left = len(p.ch) + int(p.held.Load()) + int(p.running.Load())
 	}
 	p.cancel()
 	s := p.Stats()
