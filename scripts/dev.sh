@@ -6,7 +6,9 @@
 #
 # Overrides (the script's test uses them to stay off the shared services):
 #   DEV_PG_PORT (5432), DEV_PGDATA (.pgdata), DEV_AZURITE_PORTS ("10000,10001,10002"),
-#   DEV_AZURITE_DIR (.azurite), DEV_STATE_DIR (.run)
+#   DEV_AZURITE_DIR (.azurite), DEV_STATE_DIR (.run); DEV_AZURITE_DEBUG=1 makes
+#   Azurite log every request to $DEV_AZURITE_DIR/debug.log (it grows by
+#   megabytes a minute under load and slows Azurite, so it is off by default)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -140,9 +142,11 @@ azurite() {
 	mkdir -p "$AZ_DIR"
 	# In the background, so that it outlives this script and `make run`;
 	# `dev.sh stop` stops it by the pid recorded ($! is node's: exec keeps it).
+	local debug=()
+	if [ "${DEV_AZURITE_DEBUG:-}" = 1 ]; then debug=(--debug "$AZ_DIR/debug.log"); fi
 	nohup node_modules/.bin/azurite --silent --disableTelemetry --location "$AZ_DIR" \
 		--blobPort "$AZ_BLOB" --queuePort "$AZ_QUEUE" --tablePort "$AZ_TABLE" \
-		--debug "$AZ_DIR/debug.log" >"$AZ_DIR/azurite.log" 2>&1 &
+		"${debug[@]}" >"$AZ_DIR/azurite.log" 2>&1 &
 	record azurite "$!" "$AZ_DIR"
 	for _ in $(seq 100); do
 		port_open "$AZ_QUEUE" && port_open "$AZ_TABLE" && return

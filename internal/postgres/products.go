@@ -317,7 +317,10 @@ func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store
 			return classify(err, "put products", true)
 		}
 		var upd, ins productArrays
-		for i, put := range puts {
+		// In id order, as the rows were locked: two batches inserting the
+		// same new ids then wait on each other instead of deadlocking.
+		for _, i := range store.ProductLockOrder(puts) {
+			put := puts[i]
 			c, exists := cur[put.Product.ID]
 			switch {
 			case put.Expect == nil && exists, put.Expect != nil && (!exists || c.ver != *put.Expect):

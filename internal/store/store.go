@@ -76,11 +76,20 @@ type UserPut struct {
 // LockOrder returns the indexes of puts by ascending id: adapters lock the
 // rows of a joint put in this order, so two joint puts never deadlock.
 func LockOrder(puts []UserPut) []int {
-	idx := make([]int, len(puts))
+	return byID(len(puts), func(i int) int64 { return puts[i].User.ID })
+}
+
+// ProductLockOrder is LockOrder for PutProducts.
+func ProductLockOrder(puts []ProductPut) []int {
+	return byID(len(puts), func(i int) int64 { return puts[i].Product.ID })
+}
+
+func byID(n int, id func(int) int64) []int {
+	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(puts[a].User.ID, puts[b].User.ID) })
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(id(a), id(b)) })
 	return idx
 }
 
