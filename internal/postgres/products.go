@@ -293,28 +293,21 @@ func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store
 	}
 	err := db.inTx(ctx, "put products", func(tx pgx.Tx) error {
 		type current struct {
+			id   int64
 			ver  domain.Vector
 			live bool
 		}
-		cur := make(map[int64]current, len(puts))
-		rows, err := tx.Query(ctx, "SELECT id, ver_p, ver_f, deleted_at IS NULL FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE", ids)
+		rows, _ := tx.Query(ctx, "SELECT id, ver_p, ver_f, deleted_at IS NULL FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE", ids)
+		locked, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (current, error) {
+			var c current
+			return c, r.Scan(&c.id, &c.ver.P, &c.ver.F, &c.live)
+		})
 		if err != nil {
 			return classify(err, "put products", true)
 		}
-		for rows.Next() {
-			var (
-				id int64
-				c  current
-			)
-			if err := rows.Scan(&id, &c.ver.P, &c.ver.F, &c.live); err != nil {
-				rows.Close()
-				return classify(err, "put products", true)
-			}
-			cur[id] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return classify(err, "put products", true)
+		cur := make(map[int64]current, len(locked))
+		for _, c := range locked {
+			cur[c.id] = c
 		}
 		var upd, ins productArrays
 		// In id order, as the rows were locked: two batches inserting the
@@ -346,24 +339,16 @@ func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store
 			return nil
 		}
 		// ON CONFLICT: a concurrent writer inserted the id first.
-		rows, err = tx.Query(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
+		rows, _ = tx.Query(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
 			SELECT u.id, u.name, u.description, u.price::numeric, u.created_at, u.updated_at, u.deleted_at, u.ver_p, u.ver_f, u.name_at, u.description_at, u.price_at
 			FROM `+productsUnnest+` ON CONFLICT (id) DO NOTHING RETURNING id`, ins.args()...)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
 			return classify(err, "put products", true)
 		}
-		inserted := map[int64]bool{}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return classify(err, "put products", true)
-			}
+		inserted := make(map[int64]bool, len(got))
+		for _, id := range got {
 			inserted[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return classify(err, "put products", true)
 		}
 		var own int64 // the highest inserted id of this database's parity
 		for _, id := range ins.id {
