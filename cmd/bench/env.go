@@ -73,7 +73,7 @@ func (b *bench) logf(format string, a ...any) {
 // The bench uses an Azurite of its own because the queue names are fixed by
 // function.json: any other devhost on the shared Azurite would take (and
 // settle against its own databases) the bench's sync messages.
-func (b *bench) startAzurite(ctx context.Context, name string) (string, *proc, error) {
+func (b *bench) startAzurite(ctx context.Context, name string, inMemory bool) (string, *proc, error) {
 	bin := filepath.Join("node_modules", ".bin", "azurite")
 	if _, err := os.Stat(bin); err != nil {
 		return "", nil, fmt.Errorf("%s is missing: run `npm ci` (make services does)", bin)
@@ -86,11 +86,12 @@ func (b *bench) startAzurite(ctx context.Context, name string) (string, *proc, e
 		}
 		ports[i] = p
 	}
-	// In memory, as the tests run it: on disk, Azurite rewrites its whole
-	// database as one JSON file every 5 seconds, a stall that grows with
-	// the results stored and that Table Storage in Azure does not have.
-	pr, err := b.start(ctx, name, bin, []string{"--silent", "--disableTelemetry", "--inMemoryPersistence",
-		"--blobPort", strconv.Itoa(ports[0]), "--queuePort", strconv.Itoa(ports[1]), "--tablePort", strconv.Itoa(ports[2])}, nil)
+	args := []string{"--silent", "--disableTelemetry", "--location", filepath.Join(b.work, name)}
+	if inMemory {
+		args = []string{"--silent", "--disableTelemetry", "--inMemoryPersistence"}
+	}
+	pr, err := b.start(ctx, name, bin, append(args,
+		"--blobPort", strconv.Itoa(ports[0]), "--queuePort", strconv.Itoa(ports[1]), "--tablePort", strconv.Itoa(ports[2])), nil)
 	if err != nil {
 		return "", nil, err
 	}

@@ -157,16 +157,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer b.cleanup()
 	rep := &report{Command: cfg.Command, Started: time.Now().UTC()}
 	if b.cfg.Storage == "private" {
-		if b.cfg.Storage, b.azurite, err = b.startAzurite(ctx, "azurite"); err != nil {
+		if b.cfg.Storage, b.azurite, err = b.startAzurite(ctx, "azurite", false); err != nil {
 			return err
 		}
 		// The handler measured straight (no host) gets storage of its own,
 		// which nothing consumes: devhost's queue consumers must not share
 		// the CPU with it, nor take its messages.
-		if b.directStorage, b.azuriteDirect, err = b.startAzurite(ctx, "azurite-direct"); err != nil {
+		if b.directStorage, b.azuriteDirect, err = b.startAzurite(ctx, "azurite-direct", false); err != nil {
 			return err
 		}
-		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports, in memory as in the tests: on disk it rewrites its whole database as one JSON file every 5 s, a stall that grows with the stored results and that Azure does not have), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages; and a second one for the handler measured straight, whose messages nothing consumes.")
+		rep.Method = append(rep.Method, "Storage: an Azurite of the bench's own (node_modules/.bin/azurite on free ports), because the queue names are fixed and any other devhost on the shared Azurite would consume the bench's sync messages; and a second one for the handler measured straight, whose messages nothing consumes.")
 	} else {
 		b.directStorage = b.cfg.Storage
 		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")

@@ -61,7 +61,8 @@ func TestSyncBatch(t *testing.T) {
 		}
 		ids = append(ids, p.ID)
 	}
-	if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, IDs: ids}); err != nil {
+	// An item named twice is merged once.
+	if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, IDs: append(ids, ids[0])}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {

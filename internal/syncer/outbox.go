@@ -37,7 +37,7 @@ func (e *Engine) Publish(ctx context.Context, cs []Change) {
 		ids[i] = c.ID
 	}
 	if err := e.items.Send(ctx, itemMessage(ent, ids)); err != nil {
-		e.o.Logger.Warn("could not enqueue changes; the outbox relay will send them", "entity", ent, "ids", ids, "err", err)
+		e.o.Logger.Warn("could not enqueue changes; the outbox relay will send them", "entity", ent, "items", len(ids), "first_id", ids[0], "err", err)
 		return
 	}
 	marks := make([]store.OutboxMark, len(cs))
@@ -46,7 +46,7 @@ func (e *Engine) Publish(ctx context.Context, cs []Change) {
 	}
 	if err := db.MarkOutboxSent(ctx, ent, marks, e.now()); err != nil {
 		// Harmless: the relay sends the entries again, and sync is idempotent.
-		e.o.Logger.Warn("could not mark outbox entries sent", "entity", ent, "ids", ids, "err", err)
+		e.o.Logger.Warn("could not mark outbox entries sent", "entity", ent, "items", len(ids), "first_id", ids[0], "err", err)
 	}
 }
 

@@ -227,9 +227,8 @@ func (p *Publisher) work() {
 
 // gather adds to first whatever else waits, up to Batch. While writes come
 // in a stream (the previous message held more than one) it lingers for
-// more: under a write burst, a message per few
-// changes would make the queue and the table, not the databases, the
-// limit of real-time sync.
+// more: under a write burst, a message per few changes would make the queue
+// and the table, not the databases, the limit of real-time sync.
 func (p *Publisher) gather(first *pubJob) []*pubJob {
 	jobs := []*pubJob{first}
 	var deadline <-chan time.Time

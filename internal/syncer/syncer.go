@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,6 +219,7 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 // message. Only when every item failed (a database or the table down) does
 // the whole message fail and come back later.
 func (e *Engine) syncBatch(ctx context.Context, m Message) error {
+	m.IDs = distinct(m.IDs) // a hand-made message may name an item twice
 	done, rest := map[int64]table.Result{}, m.IDs
 	if m.Entity == domain.EntityProduct {
 		var err error
@@ -260,6 +262,16 @@ func (e *Engine) syncBatch(ctx context.Context, m Message) error {
 		e.o.Logger.Info("batch items sent on alone after a failed attempt", "entity", m.Entity, "items", len(failed), "err", errors.Join(errs...))
 	}
 	return nil
+}
+
+// distinct returns ids without repeats, in their first order.
+func distinct(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	return slices.DeleteFunc(slices.Clone(ids), func(id int64) bool {
+		dup := seen[id]
+		seen[id] = true
+		return dup
+	})
 }
 
 // ItemPoisoned records an item whose message exhausted its retries as
