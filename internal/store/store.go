@@ -151,7 +151,8 @@ type DB interface {
 	// real-time sync copies many rows at a time. Each put is a
 	// compare-and-set of its own: one whose row changed is not written and
 	// its result is PutChanged, the others are written. Results are in the
-	// order of puts; an error means none is known to be written.
+	// order of puts. After an error some puts may have been written (the
+	// SQL Server adapter writes one transaction per put): merge again.
 	PutProducts(ctx context.Context, puts []ProductPut) ([]PutResult, error)
 	LoadUser(ctx context.Context, id int64) (u domain.User, ok bool, err error)
 	// PutUser is PutProduct for users; an email (by domain.EmailKey) held by
