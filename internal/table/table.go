@@ -183,15 +183,16 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 		return err
 	}
 	l := layout{run: r.ID, parts: r.Partitions}
-	var (
-		wg   sync.WaitGroup
-		errs = make([]error, r.Partitions)
-	)
-	for i, part := range l.partitions() {
-		wg.Go(func() { errs[i] = s.addShards(ctx, part) })
+	err = s.addAllShards(ctx, l)
+	if hasCode(err, string(aztables.TableNotFound)) {
+		// The handler creates its tables in the background at start; a run
+		// started before that finished creates them itself.
+		if err := s.Ensure(ctx); err != nil {
+			return err
+		}
+		err = s.addAllShards(ctx, l)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return wrap(err, "create counter shards of run "+r.ID)
 	}
 	if s.beforeRunAdd != nil {
@@ -204,6 +205,20 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	}
 	s.layouts.put(r.ID, r.Partitions)
 	return nil
+}
+
+// addAllShards adds the counter shards of every partition of l at once.
+func (s *Store) addAllShards(ctx context.Context, l layout) error {
+	parts := l.partitions()
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(parts))
+	)
+	for i, part := range parts {
+		wg.Go(func() { errs[i] = s.addShards(ctx, part) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // addShards adds the 16 zeroed counter shards of one partition in one

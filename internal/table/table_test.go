@@ -702,3 +702,29 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			got[2].Status, got[49].Status, got[60].Status, got[100].Status)
 	}
 }
+
+// The handler creates its tables in the background at start: a run started
+// before that finished creates them (it once answered 404 there).
+func TestCreateRunBeforeTablesExist(t *testing.T) {
+	svc, err := aztables.NewServiceClientFromConnectionString(testenv.Storage(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(svc, &Options{Prefix: "t" + testenv.RandomHex(4)})
+	t.Cleanup(func() {
+		for _, name := range s.names {
+			_, _ = svc.DeleteTable(context.Background(), name, nil)
+		}
+	})
+	c := ctx(t)
+	r := Run{ID: newRunID(), Entity: domain.EntityProduct, Trigger: "test", Status: "Pending", CreatedTime: time.Now()}
+	if err := s.CreateRun(c, r); err != nil {
+		t.Fatalf("CreateRun before the tables exist: %v", err)
+	}
+	if got, err := s.GetRun(c, r.ID); err != nil || got.ID != r.ID {
+		t.Fatalf("GetRun = %+v, %v", got, err)
+	}
+	if p, err := s.Progress(c, r.ID); err != nil || p.Done != 0 {
+		t.Fatalf("Progress = %+v, %v; want the run's shards", p, err)
+	}
+}
