@@ -17,7 +17,8 @@ import (
 // products it merged and, in rest, those it leaves to the one-by-one merge:
 // rows changed in both databases (merged field by field) and rows written
 // again while this ran (their compare-and-set failed). An error means a
-// database failed; nothing is acknowledged then, and merging again is safe.
+// database failed part-way; merging again is safe (an entry acknowledged
+// already covers a version both sides hold).
 func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64]table.Result, rest []int64, err error) {
 	ps, err := e.primary.LoadProducts(ctx, ids)
 	if err != nil {
