@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"dualsync/internal/testenv"
 )
 
 const tieHelperEnv = "DEVHOST_TIE_HELPER"
@@ -55,11 +57,11 @@ func TestHandlerDiesWithDevhost(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		if pid > 0 && handlerRuns(pid) {
+		if pid > 0 && testenv.ProcessRuns(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	if pid == 0 || !handlerRuns(pid) {
+	if pid == 0 || !testenv.ProcessRuns(pid) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Fatalf("helper reported no running handler (pid %d)", pid)
@@ -70,16 +72,5 @@ func TestHandlerDiesWithDevhost(t *testing.T) {
 		}
 	}()
 	_ = cmd.Wait()
-	waitFor(t, 20*time.Second, fmt.Sprintf("handler %d to end", pid), func() bool { return !handlerRuns(pid) })
-}
-
-// handlerRuns reports whether pid is a running (not zombie) process.
-func handlerRuns(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	waitFor(t, 20*time.Second, fmt.Sprintf("handler %d to end", pid), func() bool { return !testenv.ProcessRuns(pid) })
 }

@@ -211,9 +211,9 @@ func TestShutdownPublishesCommittedWrites(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, getenv, io.Discard, &syncWriter{w: &logs}) }()
+	go func() { done <- run(ctx, nil, getenv, io.Discard, &logs) }()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	testenv.WaitFor(t, 30*time.Second, "the handler to listen", func() bool {
 		resp, err := http.Get(base + "/api/health")
@@ -312,16 +312,4 @@ func TestShutdownPublishesCommittedWrites(t *testing.T) {
 			t.Errorf("product %d in %d messages, want 1", id, k)
 		}
 	}
-}
-
-// syncWriter serialises writes to w (the handler logs from many goroutines).
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

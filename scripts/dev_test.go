@@ -42,16 +42,6 @@ func listening(port int) bool {
 	return true
 }
 
-func processRuns(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 // stateLines reads a state file ("" if there is none).
 func stateLines(t *testing.T, dir string) string {
 	t.Helper()
@@ -92,7 +82,7 @@ func TestStopStopsWhatDevShStartedOnly(t *testing.T) {
 		t.Fatalf("state file %q, want one azurite line", f)
 	}
 	pid, _ := strconv.Atoi(f[1])
-	if !processRuns(pid) || !listening(queue) || !listening(table) {
+	if !testenv.ProcessRuns(pid) || !listening(queue) || !listening(table) {
 		t.Fatalf("Azurite pid %d not running on %d/%d", pid, queue, table)
 	}
 
@@ -104,7 +94,7 @@ func TestStopStopsWhatDevShStartedOnly(t *testing.T) {
 	if out := devSh(t, other, "stop"); !strings.Contains(out, "nothing to stop") {
 		t.Errorf("stop without a state file said %q", out)
 	}
-	if !processRuns(pid) || !listening(queue) {
+	if !testenv.ProcessRuns(pid) || !listening(queue) {
 		t.Fatal("stop stopped an Azurite it had not started")
 	}
 
@@ -123,7 +113,7 @@ func TestStopStopsWhatDevShStartedOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	devSh(t, reused, "stop")
-	if !processRuns(sleeper.Process.Pid) {
+	if !testenv.ProcessRuns(sleeper.Process.Pid) {
 		t.Error("stop signalled a process that merely reuses a recorded pid")
 	}
 
@@ -131,7 +121,7 @@ func TestStopStopsWhatDevShStartedOnly(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("stopping Azurite (pid %d", pid)) {
 		t.Errorf("stop said %q", out)
 	}
-	testenv.WaitFor(t, 15*time.Second, "Azurite to end", func() bool { return !processRuns(pid) && !listening(queue) })
+	testenv.WaitFor(t, 15*time.Second, "Azurite to end", func() bool { return !testenv.ProcessRuns(pid) && !listening(queue) })
 	if s := stateLines(t, mine["DEV_STATE_DIR"]); s != "" {
 		t.Errorf("state file left after stop: %q", s)
 	}

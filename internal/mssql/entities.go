@@ -136,7 +136,7 @@ func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, 
 // LoadProducts reads ids in chunks of one IN list each.
 func (db *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
 	out := make(map[int64]domain.Product, len(ids))
-	for chunk := range slices.Chunk(ids, markChunk) {
+	for chunk := range slices.Chunk(ids, stmtChunk) {
 		in := make([]string, len(chunk))
 		args := make([]any, len(chunk))
 		for i, id := range chunk {

@@ -56,9 +56,9 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
 }
 
-// markChunk bounds the items of one statement over marks: two parameters
-// each, far below SQL Server's 2,100.
-const markChunk = 500
+// stmtChunk bounds the items one statement names as parameters (one or two
+// each), far below SQL Server's 2,100.
+const stmtChunk = 500
 
 // overMarks runs stmt once per chunk of marks (ascending ids, so that
 // concurrent statements lock rows in one order). The statement's
@@ -66,7 +66,7 @@ const markChunk = 500
 // counters, which stmt gets as a VALUES list naming them.
 func (db *DB) overMarks(ctx context.Context, what string, e domain.Entity, lead []any, marks []store.OutboxMark, stmt func(values string) string) error {
 	marks = slices.SortedFunc(slices.Values(marks), func(a, b store.OutboxMark) int { return cmp.Compare(a.ID, b.ID) })
-	for chunk := range slices.Chunk(marks, markChunk) {
+	for chunk := range slices.Chunk(marks, stmtChunk) {
 		var (
 			values strings.Builder
 			args   = append([]any{string(e)}, lead...)

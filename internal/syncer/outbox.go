@@ -145,8 +145,6 @@ type relayItem struct {
 // burst beyond its buffer), and one at a time a backlog of thousands would
 // take minutes. It stops at the first error.
 func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, upTo map[relayItem]int64) (int, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var batches [][]relayItem
 	open := map[domain.Entity]int{} // entity -> index of its batch being filled
 	for _, k := range items {
@@ -158,37 +156,48 @@ func (e *Engine) relaySend(ctx context.Context, db store.DB, items []relayItem, 
 		}
 		batches[i] = append(batches[i], k)
 	}
-	work := make(chan []relayItem)
-	var (
-		sent atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(e.o.SendWorkers, len(batches)) {
+	var sent atomic.Int64
+	err := parallel(ctx, e.o.SendWorkers, batches, func(ctx context.Context, b []relayItem) error {
+		ids, marks := make([]int64, len(b)), make([]store.OutboxMark, len(b))
+		for i, k := range b {
+			ids[i], marks[i] = k.id, store.OutboxMark{ID: k.id, UpTo: upTo[k]}
+		}
+		if err := e.items.Send(ctx, itemMessage(b[0].e, ids)); err != nil {
+			return err
+		}
+		if err := db.MarkOutboxSent(ctx, b[0].e, marks, e.now()); err != nil {
+			return err
+		}
+		sent.Add(int64(len(b)))
+		return nil
+	})
+	return int(sent.Load()), err
+}
+
+// parallel runs fn on each item, at most workers at a time, and stops
+// handing out items at the first error, which it returns (fn's context is
+// cancelled then, so the others stop soon too).
+func parallel[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range min(workers, len(items)) {
 		wg.Go(func() {
-			for b := range work {
-				ids, marks := make([]int64, len(b)), make([]store.OutboxMark, len(b))
-				for i, k := range b {
-					ids[i], marks[i] = k.id, store.OutboxMark{ID: k.id, UpTo: upTo[k]}
-				}
-				if err := e.items.Send(ctx, itemMessage(b[0].e, ids)); err != nil {
+			for it := range work {
+				if err := fn(ctx, it); err != nil {
 					cancel(err)
-					continue
 				}
-				if err := db.MarkOutboxSent(ctx, b[0].e, marks, e.now()); err != nil {
-					cancel(err)
-					continue
-				}
-				sent.Add(int64(len(b)))
 			}
 		})
 	}
-	for _, b := range batches {
+	for _, it := range items {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- b
+		work <- it
 	}
 	close(work)
 	wg.Wait()
-	return int(sent.Load()), context.Cause(ctx)
+	return context.Cause(ctx)
 }

@@ -281,31 +281,9 @@ func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) (ids
 // sendItems enqueues one message per id with bounded concurrency (the queue
 // API takes one message per request).
 func (e *Engine) sendItems(ctx context.Context, run table.Run, ids []int64) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan int64)
-	var wg sync.WaitGroup
-	for range min(e.o.SendWorkers, len(ids)) {
-		wg.Go(func() {
-			for id := range work {
-				if err := e.items.Send(ctx, Message{Entity: run.Entity, ID: id, Run: run.ID}); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- id
-	}
-	close(work)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
+	return parallel(ctx, e.o.SendWorkers, ids, func(ctx context.Context, id int64) error {
+		return e.items.Send(ctx, Message{Entity: run.Entity, ID: id, Run: run.ID})
+	})
 }
 
 // Status returns a run's status; NotFound if there is no such run. The

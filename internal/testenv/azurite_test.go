@@ -129,14 +129,7 @@ func alive(pid int) bool {
 	if err != nil || !strings.Contains(string(cmdline), "azurite") {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	return ProcessRuns(pid)
 }
 
 func TestProbePorts(t *testing.T) {
