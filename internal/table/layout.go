@@ -3,7 +3,6 @@ package table
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -71,25 +70,6 @@ func (l layout) item(id int64) (partition, shard string) {
 }
 
 func isRealtime(partition string) bool { return strings.HasPrefix(partition, "realtime-") }
-
-// RealtimePartitions is how many partitions a day's real-time outcomes are
-// spread over: realtime-YYYYMMDD-00 .. -15, each sync message's outcomes
-// in the partition of its first item (RecordRealtime). Real-time sync
-// records an outcome per changed item, so a busy day would otherwise pile
-// every write of the day into one partition (2,000 entities/s in Azure;
-// and Azurite's cost per entity grows with its partition's size). Readers
-// merge the partitions and list each item once, its latest outcome. It is
-// fixed: readers of a past day must find its partitions.
-const RealtimePartitions = 16
-
-// realtimeDay matches the name of a day's real-time outcomes, which clients
-// read as one partition.
-var realtimeDay = regexp.MustCompile(`^realtime-\d{8}$`)
-
-// realtimeLayout is where the real-time outcomes of day (realtime-YYYYMMDD)
-// live. Outcomes recorded before they were spread sit in day itself, which
-// readers still merge in.
-func realtimeLayout(day string) layout { return layout{run: day, parts: RealtimePartitions} }
 
 // layoutCache remembers each run's P: it never changes, so entries are
 // never stale; the map is emptied when full to stay bounded.

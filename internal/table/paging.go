@@ -46,8 +46,9 @@ const (
 )
 
 type keyed struct {
-	key string
-	r   Result
+	key   string
+	r     Result
+	apart bool // a real-time outcome whose reason and detail are beside its bucket
 }
 
 // Results returns one page (at most limit, default 100, at most 1000) of the
@@ -73,7 +74,7 @@ func (s *Store) Results(ctx context.Context, partition, status string, limit int
 	parts := []string{partition}
 	switch {
 	case realtimeDay.MatchString(partition):
-		parts = append(parts, realtimeLayout(partition).partitions()...)
+		parts = realtimeParts(partition)
 	case !isRealtime(partition):
 		l, err := s.layoutOf(ctx, partition)
 		if err != nil {
@@ -158,13 +159,22 @@ func (s *Store) fetch(ctx context.Context, parts []string, status string, n int3
 	)
 	for j, i := range need {
 		wg.Go(func() {
+			buckets := bucketPartition.MatchString(parts[i])
+			after := cur[i].After
 			filter := "PartitionKey eq '" + quote(parts[i]) + "' and RowKey lt 'result.'"
-			if cur[i].After != "" {
-				filter += " and RowKey gt '" + quote(cur[i].After) + "'"
-			} else {
+			switch {
+			case after == "":
 				filter += " and RowKey ge 'result-'"
+			case buckets && bucketStart(after) != "":
+				// The bucket holding after may hold later items too.
+				filter += " and RowKey ge '" + quote(bucketStart(after)) + "'"
+			default:
+				filter += " and RowKey gt '" + quote(after) + "'"
 			}
-			if status != "" {
+			switch {
+			case status != "" && buckets:
+				filter += " and " + flagProperty(status) + " eq true"
+			case status != "":
 				filter += " and status eq '" + status + "'"
 			}
 			opts := &aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(n)}
@@ -187,7 +197,16 @@ func (s *Store) fetch(ctx context.Context, parts []string, status string, n int3
 					errs[j] = err
 					return
 				}
-				bufs[i] = append(bufs[i], keyed{key: e.RowKey, r: resultFrom(e)})
+				if buckets {
+					bufs[i] = append(bufs[i], bucketFrom(e, status, after)...)
+				} else {
+					bufs[i] = append(bufs[i], keyed{key: e.RowKey, r: resultFrom(e)})
+				}
+			}
+			if buckets {
+				if errs[j] = s.fillApart(ctx, parts[i], bufs[i]); errs[j] != nil {
+					return
+				}
 			}
 			if pk, rk := deref(page.NextPartitionKey), deref(page.NextRowKey); pk == "" && rk == "" {
 				cur[i] = cursor{After: cur[i].After, Done: true}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -114,88 +113,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// RealtimePartition is the SyncResults partition of real-time outcomes
-// recorded at t.
-func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format("20060102") }
-
-// realtimeTxn is the most entities one transaction takes (the service's
-// limit for an entity group transaction).
-const realtimeTxn = 100
-
-// RecordRealtime upserts rs into the real-time outcomes of the UTC day of
-// each r.At (now if zero); nothing is counted. All of a day's results in
-// one call go to one of the day's RealtimePartitions partitions, the one
-// of its first item: one entity group transaction per 100 results, however
-// many items a sync message carries (syncer.Message.IDs). An item may so
-// have outcomes in several partitions of a day; Results lists its latest.
-// A later result of the same item in rs replaces an earlier one. Either
-// every result of a transaction is recorded or none is.
-func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
-	type key struct{ part, row string }
-	var (
-		order  []key
-		bodies = map[key][]byte{}
-	)
-	now := time.Now()
-	home := map[string]string{} // day -> the partition of its first item in rs
-	for _, r := range rs {
-		if r.At.IsZero() {
-			r.At = now
-		}
-		partition := RealtimePartition(r.At)
-		if err := checkItem(partition, r.Entity, r.ID); err != nil {
-			return err
-		}
-		if _, ok := statusProperty(r.Status); !ok {
-			return domain.Errorf(domain.KindInvalid, "unknown outcome status %q", r.Status)
-		}
-		day := partition
-		if partition = home[day]; partition == "" {
-			partition, _ = realtimeLayout(day).item(r.ID)
-			home[day] = partition
-		}
-		k := key{partition, itemKey("result", r.Entity, r.ID)}
-		body, err := marshal(k.row, k.part, resultProperties(r))
-		if err != nil {
-			return err
-		}
-		if _, ok := bodies[k]; !ok {
-			order = append(order, k)
-		}
-		bodies[k] = body // one entity at most once per transaction
-	}
-	if len(order) == 1 {
-		_, err := s.results.UpsertEntity(ctx, bodies[order[0]], &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
-		return wrap(err, "record real-time result")
-	}
-	byPart := map[string][]aztables.TransactionAction{}
-	var parts []string
-	for _, k := range order {
-		if _, ok := byPart[k.part]; !ok {
-			parts = append(parts, k.part)
-		}
-		byPart[k.part] = append(byPart[k.part], aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: bodies[k]})
-	}
-	var txns [][]aztables.TransactionAction
-	for _, p := range parts {
-		txns = append(txns, slices.Collect(slices.Chunk(byPart[p], realtimeTxn))...)
-	}
-	// The transactions go out together (more than one only for more than
-	// 100 results, or results of two days).
-	var (
-		wg   sync.WaitGroup
-		errs = make([]error, len(txns))
-	)
-	for i, acts := range txns {
-		wg.Go(func() {
-			_, err := s.results.SubmitTransaction(ctx, acts, nil)
-			errs[i] = wrap(err, "record real-time results")
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func resultProperties(r Result) map[string]any {

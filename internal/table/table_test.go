@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -608,19 +609,25 @@ func TestRealtimeBatch(t *testing.T) {
 	}
 }
 
-// A day's real-time outcomes are spread over RealtimePartitions partitions,
-// each call's (a sync message's) in the partition of its first item, and
-// read back as one stream in id order, page by page, each item once with
-// its latest outcome: item 3 was recorded in the day's own partition
-// (before outcomes were spread) and again later, item 50 by two calls.
-func TestRealtimeSpreadAndRead(t *testing.T) {
+// A day's real-time outcomes are recorded in buckets of consecutive ids
+// (20 concurrent calls of 5 items: two entities, however the calls
+// interleave) and read back with the layouts of earlier releases (one
+// entity per item, in the day's own partition and in -00..-15) as one
+// stream in id order, page by page (pages of 7 end inside buckets), each
+// item once with its latest outcome. A long conflict detail is kept beside
+// its bucket and read back whole.
+func TestRealtimeBucketsAndRead(t *testing.T) {
 	s := sharedStore(t)
 	c := ctx(t)
 	day := time.Date(2001, 1, 1, 10, 0, 0, 0, time.UTC).AddDate(0, 0, int(time.Now().UnixNano()%3000))
 	part := RealtimePartition(day)
-	// The old layout: item 3 and item 1000 in the day's own partition.
-	for _, id := range []int64{3, 1000} {
-		body, err := marshal(itemKey("result", domain.EntityProduct, id), part, resultProperties(Result{Entity: domain.EntityProduct, ID: id, Status: StatusFailed, At: day}))
+	old := []struct {
+		partition string
+		id        int64
+		status    string
+	}{{part, 3, StatusFailed}, {part, 1000, StatusFailed}, {part + "-05", 7, StatusDeleted}, {part + "-11", 2000, StatusUnchanged}}
+	for _, o := range old {
+		body, err := marshal(itemKey("result", domain.EntityProduct, o.id), o.partition, resultProperties(Result{Entity: domain.EntityProduct, ID: o.id, Status: o.status, At: day}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -628,30 +635,35 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for first := int64(1); first <= 100; first += 5 { // 20 calls of 5 items
-		var rs []Result
-		for id := first; id < first+5; id++ {
-			rs = append(rs, Result{Entity: domain.EntityProduct, ID: id, Status: StatusUpdated, At: day.Add(time.Minute)})
-		}
-		if err := s.RecordRealtime(c, rs...); err != nil {
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for first := int64(1); first <= 100; first += 5 {
+		wg.Go(func() {
+			var rs []Result
+			for id := first; id < first+5; id++ {
+				rs = append(rs, Result{Entity: domain.EntityProduct, ID: id, Status: StatusUpdated, At: day.Add(time.Minute)})
+			}
+			errs <- s.RecordRealtime(c, rs...)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Item 50 again, later, with another first item: another partition.
-	var again []Result
-	for _, id := range []int64{61, 50} {
-		again = append(again, Result{Entity: domain.EntityProduct, ID: id, Status: StatusConflict, At: day.Add(2 * time.Minute)})
-	}
-	p61, _ := realtimeLayout(part).item(61)
-	p50, _ := realtimeLayout(part).item(46) // the first item of 50's first call
-	if p61 == p50 {
-		t.Fatalf("test setup: items 61 and 46 share partition %s", p61)
+	long := `{"x":"` + strings.Repeat("é", 20000) + `"}`
+	again := []Result{
+		{Entity: domain.EntityProduct, ID: 61, Status: StatusConflict, Detail: `{"y":1}`, At: day.Add(2 * time.Minute)},
+		{Entity: domain.EntityProduct, ID: 50, Status: StatusConflict, Reason: "both changed", Detail: long, At: day.Add(2 * time.Minute)},
 	}
 	if err := s.RecordRealtime(c, again...); err != nil {
 		t.Fatal(err)
 	}
-	parts := map[string]int{}
-	filter := "PartitionKey gt '" + part + "-' and PartitionKey lt '" + part + ".'"
+
+	kinds := map[string]int{}
+	filter := "PartitionKey gt '" + part + "-b' and PartitionKey lt '" + part + "-c'"
 	pager := s.results.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	for pager.More() {
 		page, err := pager.NextPage(c)
@@ -663,43 +675,90 @@ func TestRealtimeSpreadAndRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			parts[e.PartitionKey]++
+			kinds[strings.SplitN(e.RowKey, "-", 2)[0]]++
 		}
 	}
-	if len(parts) < RealtimePartitions/2 || parts[p61] == 0 {
-		t.Errorf("21 calls in %d partitions (%v), want them spread", len(parts), parts)
+	if kinds["result"] != 2 || kinds["detail"] != 1 || len(kinds) != 2 {
+		t.Errorf("102 outcomes of ids 1..100 in %v entities, want 2 buckets and 1 detail", kinds)
 	}
-	var got []Result
-	token := ""
-	for pages := 0; ; pages++ {
-		page, next, err := s.Results(c, part, "", 7, token)
-		if err != nil {
-			t.Fatal(err)
+
+	read := func(status string, limit int) []Result {
+		t.Helper()
+		var got []Result
+		token := ""
+		for pages := 0; ; pages++ {
+			page, next, err := s.Results(c, part, status, limit, token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if next == "" {
+				return got
+			}
+			if pages > 200 {
+				t.Fatal("paging does not end")
+			}
+			token = next
 		}
-		got = append(got, page...)
-		if next == "" {
-			break
-		}
-		if pages > 100 {
-			t.Fatal("paging does not end")
-		}
-		token = next
 	}
-	if len(got) != 101 {
-		t.Fatalf("read %d outcomes, want 101 (100 spread, 1 only in the old partition)", len(got))
+	got := read("", 7)
+	if len(got) != 102 {
+		t.Fatalf("read %d outcomes, want 102 (100 in buckets, 2 only in old partitions)", len(got))
 	}
 	for i, r := range got {
 		want := int64(i + 1)
-		if i == 100 {
+		switch i {
+		case 100:
 			want = 1000
+		case 101:
+			want = 2000
 		}
 		if r.ID != want {
 			t.Fatalf("outcome %d is item %d, want %d", i, r.ID, want)
 		}
 	}
-	if got[2].Status != StatusUpdated || got[49].Status != StatusConflict || got[60].Status != StatusConflict || got[100].Status != StatusFailed {
-		t.Errorf("item 3 = %s (want the later updated), 50 and 61 = %s, %s (want conflict), 1000 = %s (want failed)",
-			got[2].Status, got[49].Status, got[60].Status, got[100].Status)
+	byID := map[int64]Result{}
+	for _, r := range got {
+		byID[r.ID] = r
+	}
+	for _, w := range []struct {
+		id             int64
+		status, detail string
+	}{{3, StatusUpdated, ""}, {7, StatusUpdated, ""}, {50, StatusConflict, long}, {61, StatusConflict, `{"y":1}`}, {1000, StatusFailed, ""}, {2000, StatusUnchanged, ""}} {
+		r := byID[w.id]
+		if r.ID != w.id || r.Status != w.status || r.Detail != w.detail {
+			t.Errorf("item %d = %s, detail of %d bytes; want %s, %d bytes", r.ID, r.Status, len(r.Detail), w.status, len(w.detail))
+		}
+	}
+	if got[49].Reason != "both changed" || !got[49].At.Equal(day.Add(2*time.Minute)) {
+		t.Errorf("item 50: reason %q at %v", got[49].Reason, got[49].At)
+	}
+
+	ids := func(rs []Result) []int64 {
+		var out []int64
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, q := range []struct {
+		status string
+		limit  int
+		want   []int64
+	}{
+		{StatusConflict, 1, []int64{50, 61}},
+		// Item 3's old outcome still shows under its own status: the old
+		// layout kept every outcome of an item that day apart.
+		{StatusFailed, 5, []int64{3, 1000}},
+		{StatusDeleted, 5, []int64{7}},
+		{StatusCreated, 5, nil},
+	} {
+		if g := ids(read(q.status, q.limit)); !slices.Equal(g, q.want) {
+			t.Errorf("status %s: items %v, want %v", q.status, g, q.want)
+		}
+	}
+	if n := len(read(StatusUpdated, 9)); n != 98 {
+		t.Errorf("status updated: %d items, want 98 (100 less the two conflicts)", n)
 	}
 }
 
