@@ -63,7 +63,7 @@ param clientIpAddress string = ''
 param nightlySyncSchedule string = '0 0 0 * * *'
 
 @description('NCRONTAB (six fields, UTC) of OutboxRelay.')
-param outboxRelaySchedule string = '0 * * * * *'
+param outboxRelaySchedule string = '*/10 * * * * *'
 
 @description('Connect timeout per database. Longer than locally: TLS, token acquisition and a resuming serverless database take longer.')
 param dbConnectTimeout string = '5s'

@@ -54,6 +54,7 @@ type config struct {
 	StatusCalls    int
 	Out            string
 	Bin            string
+	Keep           bool // leave the work directory in place
 	Storage        string
 	AdminURL       string
 	Command        string
@@ -78,6 +79,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.RealtimeWrites, "realtime-writes", 50, "API writes timed to the other database")
 	fs.IntVar(&c.StatusCalls, "status-calls", 20, "status calls timed on the completed largest run")
 	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "where to write the report")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (databases' and processes' logs) after the run")
 	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
 	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
@@ -197,6 +199,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
-	_ = os.RemoveAll(work)
+	if !cfg.Keep {
+		_ = os.RemoveAll(work)
+	}
 	return nil
 }

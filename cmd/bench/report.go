@@ -360,7 +360,7 @@ func (r *report) outboxSection(p func(string, ...any)) {
 	}
 	o0 := r.Outbox[0]
 	p("\n## Outbox under a sustained write load\n\n")
-	p("%d clients write (`POST /api/products`) through devhost for %s; its queue consumers sync the writes and acknowledge their outbox rows meanwhile, and its `OutboxRelay` runs every minute. Depth = outbox rows of both databases not yet acknowledged, sampled every second. First the clients go as fast as they can; then, on a fresh pair, they are held together to the rate at which sync acknowledged during the first load.\n\n", o0.Writers, o0.Load)
+	p("%d clients write (`POST /api/products`) through devhost for %s; its queue consumers sync the writes and acknowledge their outbox rows meanwhile, and its `OutboxRelay` runs every 10 s (local.settings.json). Depth = outbox rows of both databases not yet acknowledged, sampled every second. First the clients go as fast as they can; then, on a fresh pair, they are held together to the rate at which sync acknowledged during the first load.\n\n", o0.Writers, o0.Load)
 	p("| Measure |")
 	for _, o := range r.Outbox {
 		if o.Rate > 0 {

@@ -80,7 +80,7 @@ resource sqlEntraOnly 'Microsoft.Sql/servers/azureADOnlyAuthentications@2021-11-
 }
 
 // Basic (5 DTU, 2 GB): a flat few dollars a month. A serverless database would not save money
-// here: OutboxRelay reads the primary every minute, so it would never auto-pause.
+// here: OutboxRelay reads the primary every 10 s, so it would never auto-pause.
 resource sqlDatabase 'Microsoft.Sql/servers/databases@2021-11-01' = {
   parent: sqlServer
   name: databaseName

@@ -5,8 +5,8 @@
 // ("result-<entity>-<id>"), the last attempt errors ("error-<entity>-<id>")
 // and, for runs, 16 counter shards ("count-00".."count-15"); a run's plan
 // pages ("plan-<after>") are in partition <runID>. A run spreads its items
-// over P partitions (layout.go); real-time outcomes go to one partition per
-// day, realtime-YYYYMMDD. Counting happens in the same entity-group
+// over P partitions (layout.go); real-time outcomes go to buckets of
+// consecutive ids in a day's partitions (realtime.go). Counting happens in the same entity-group
 // transaction that adds a result, so a redelivered message can never be
 // counted twice; sharding keeps ETag contention low.
 package table
