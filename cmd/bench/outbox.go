@@ -35,9 +35,9 @@ type outboxRun struct {
 	CPU          cpuUse // during the load
 	// Azurite's mean time per insert into one of the partitions today's
 	// real-time outcomes are spread over (probeTable), before the load and
-	// after the drain, and the outcomes the day holds in all of them.
-	RealtimeInsertBefore, RealtimeInsertAfter time.Duration
-	RealtimeRowsBefore, RealtimeRowsAfter     int
+	// after the drain, and the table entities the day holds in all of them.
+	RealtimeInsertBefore, RealtimeInsertAfter     time.Duration
+	RealtimeEntitiesBefore, RealtimeEntitiesAfter int
 }
 
 // outboxSection measures the outbox under load twice: writers as fast as
@@ -135,11 +135,11 @@ func (b *bench) outboxLoad(ctx context.Context, rate float64) (*outboxRun, error
 		return nil, err
 	}
 	realtime := syncer.RealtimePartition(time.Now())
-	if r.RealtimeRowsBefore, err = countPartition(ctx, tsvc, realtime); err != nil {
+	if r.RealtimeEntitiesBefore, err = countPartition(ctx, tsvc, realtime); err != nil {
 		return nil, err
 	}
-	// One of the partitions the day's outcomes are spread over.
-	probed := realtime + "-00"
+	// One of the partitions the day's outcome buckets are spread over.
+	probed := realtime + "-b00"
 	if r.RealtimeInsertBefore, err = probeTable(ctx, tsvc, probed); err != nil {
 		return nil, err
 	}
@@ -203,14 +203,14 @@ func (b *bench) outboxLoad(ctx context.Context, rate float64) (*outboxRun, error
 		case <-time.After(time.Second):
 		}
 	}
-	if r.RealtimeRowsAfter, err = countPartition(ctx, tsvc, realtime); err != nil {
+	if r.RealtimeEntitiesAfter, err = countPartition(ctx, tsvc, realtime); err != nil {
 		return nil, err
 	}
 	if r.RealtimeInsertAfter, err = probeTable(ctx, tsvc, probed); err != nil {
 		return nil, err
 	}
-	b.logf("outbox: drained %v in %s (max depth %d); real-time partition %d -> %d rows, insert %v -> %v",
-		r.Drained, secs(r.DrainTime), r.max(), r.RealtimeRowsBefore, r.RealtimeRowsAfter, r.RealtimeInsertBefore, r.RealtimeInsertAfter)
+	b.logf("outbox: drained %v in %s (max depth %d); real-time entities %d -> %d, insert %v -> %v",
+		r.Drained, secs(r.DrainTime), r.max(), r.RealtimeEntitiesBefore, r.RealtimeEntitiesAfter, r.RealtimeInsertBefore, r.RealtimeInsertAfter)
 	return r, nil
 }
 

@@ -406,8 +406,8 @@ func (r *report) outboxSection(p func(string, ...any)) {
 	row("CPU during the load: handler / devhost / Azurite", "—", func(o *outboxRun) string {
 		return fmt.Sprintf("%.0f%% / %.0f%% / %.0f%% of %d CPUs", 100*o.CPU.share(o.CPU.Handler), 100*o.CPU.share(o.CPU.Host), 100*o.CPU.share(o.CPU.Storage), runtime.NumCPU())
 	})
-	row("Azurite alone: one insert into one of today's 16 real-time results partitions (8 concurrent), before the load → after it (rows: the day's, all partitions)", "—", func(o *outboxRun) string {
-		return fmt.Sprintf("%s (%d rows) → %s (%d rows)", ms(o.RealtimeInsertBefore), o.RealtimeRowsBefore, ms(o.RealtimeInsertAfter), o.RealtimeRowsAfter)
+	row("Azurite alone: one insert into one of today's 16 real-time bucket partitions (8 concurrent), before the load → after it (table entities the day holds, all partitions: a bucket holds up to 64 items' outcomes)", "—", func(o *outboxRun) string {
+		return fmt.Sprintf("%s (%d entities) → %s (%d entities)", ms(o.RealtimeInsertBefore), o.RealtimeEntitiesBefore, ms(o.RealtimeInsertAfter), o.RealtimeEntitiesAfter)
 	})
 	p("\n")
 	for _, o := range r.Outbox {
