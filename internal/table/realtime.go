@@ -168,8 +168,9 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		if err != nil {
 			return err
 		}
-		// The bucket after its items' detail entities: a transaction split
-		// at 100 never leaves a bucket pointing at a detail not yet written.
+		// Details and their bucket share a transaction unless more than 100
+		// entities of one partition split them; a reader that finds no
+		// detail shows the outcome without its reason and detail.
 		acts = append(acts, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertMerge, Entity: body})
 		if _, ok := byPart[b.partition]; !ok {
 			parts = append(parts, b.partition)
