@@ -6,9 +6,9 @@
 // and, for runs, 16 counter shards ("count-00".."count-15"); a run's plan
 // pages ("plan-<after>") are in partition <runID>. A run spreads its items
 // over P partitions (layout.go); real-time outcomes go to buckets of
-// consecutive ids in a day's partitions (realtime.go). Counting happens in the same entity-group
-// transaction that adds a result, so a redelivered message can never be
-// counted twice; sharding keeps ETag contention low.
+// consecutive ids in a day's partitions (realtime.go). Counting happens in
+// the same entity-group transaction that adds a result, so a redelivered
+// message can never be counted twice; sharding keeps ETag contention low.
 package table
 
 import (
