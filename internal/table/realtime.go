@@ -66,7 +66,7 @@ func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format
 func realtimeParts(day string) []string {
 	parts := append([]string{day}, layout{run: day, parts: RealtimePartitions}.partitions()...)
 	for i := range RealtimePartitions {
-		parts = append(parts, fmt.Sprintf("%s-b%02d", day, i))
+		parts = append(parts, bucketPartitionName(day, uint64(i)))
 	}
 	return parts
 }
@@ -75,8 +75,11 @@ func realtimeParts(day string) []string {
 // bucket.
 func bucketOf(day string, id int64) (partition string, first int64) {
 	first = id - id%realtimeBucket
-	return fmt.Sprintf("%s-b%02d", day, mix(first)%RealtimePartitions), first
+	return bucketPartitionName(day, mix(first)%RealtimePartitions), first
 }
+
+// bucketPartitionName is day's bucket partition i (bucketPartition matches it).
+func bucketPartitionName(day string, i uint64) string { return fmt.Sprintf("%s-b%02d", day, i) }
 
 // bucketItem is one id's outcome inside a bucket, JSON in property
 // "i<id - first>".
