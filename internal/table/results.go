@@ -21,6 +21,10 @@ type Result struct {
 	Detail  string    // a JSON document: for a conflict, both versions and the merged result; empty otherwise
 	Version time.Time // updatedAt of the winning row (zero if none)
 	At      time.Time // when recorded
+	// Ver is the version vector both databases hold after this outcome
+	// (zero for failed and for an item in neither database): real-time
+	// outcomes of one item are ordered by it, never by arrival.
+	Ver domain.Vector
 }
 
 // maxCountAttempts bounds the ETag retries of one RecordRunResult; with 16
