@@ -31,6 +31,10 @@ type Product struct {
 	// each field last changed (field-by-field merge of concurrent edits).
 	Ver                            Vector
 	NameAt, DescriptionAt, PriceAt time.Time
+	// Jump is the last jump of this database's own entry of Ver (see
+	// Vector.Next). It describes this database's history of the row, so it
+	// is local: sync never copies it.
+	Jump Jump
 }
 
 // User is an account; Email is unique among live users, ignoring case.
@@ -45,6 +49,7 @@ type User struct {
 	// Sync metadata, as for Product.
 	Ver             Vector
 	NameAt, EmailAt time.Time
+	Jump            Jump // local, as for Product
 }
 
 // Deleted reports whether the product is a tombstone.
@@ -120,13 +125,46 @@ func (c UserChange) ApplyAt(u User, at time.Time) User {
 	return v
 }
 
-// Bump returns v with the entry of the side that writes (primary or not)
-// incremented: every API write counts once on its own side.
-func (v Vector) Bump(primary bool) Vector {
-	if primary {
-		v.P++
-	} else {
-		v.F++
+// Next returns v and the writing side's jump after one API write on the
+// primary (or the fallback): that side's entry moves to at least floor, and
+// at least one past its value. floor is the writing process's start time in
+// microseconds (see Floor): every value an entry took before that start is
+// below it, so the first write of a row after a restart skips every value
+// the entry may have had in a history this database has since lost (a
+// restore, a rebuild); the skip replaces j, so that sync can tell a write
+// this database lost from one it has seen (Lost).
+func (v Vector) Next(primary bool, floor int64, j Jump) (Vector, Jump) {
+	own := &v.P
+	if !primary {
+		own = &v.F
 	}
-	return v
+	next := *own + 1
+	if floor > next {
+		if *own > 0 {
+			j = Jump{From: *own, To: floor}
+		}
+		next = floor
+	}
+	*own = next
+	return v, j
+}
+
+// Floor is the least value an entry takes at the first write after a
+// process starting at t: t in microseconds, far above any count of writes
+// and increasing across restarts as long as clocks do (docs/merge.md).
+func Floor(t time.Time) int64 { return t.UnixMicro() }
+
+// Jump is a skip in one side's vector entry: an API write moved it from
+// From straight to To (the first write of the row after the writing process
+// started). No write of this row on that side ever had a value in between.
+type Jump struct{ From, To int64 }
+
+// Lost reports whether a database whose own entry of a row is own, last
+// jumping as j, lacks the write that the other database knows as that
+// entry's value seen. The other database learns the entry only from this
+// one, so under normal operation seen is a value this database's entry had:
+// at most own and never inside a jump. Otherwise this database went back in
+// time (a restore, a rebuild) and lost that write.
+func Lost(own int64, j Jump, seen int64) bool {
+	return seen > own || (seen > j.From && seen < j.To)
 }

@@ -46,8 +46,57 @@ func TestVector(t *testing.T) {
 	if m := a.Max(b); m != (Vector{2, 2}) || !m.Dominates(a) || !m.Dominates(b) {
 		t.Errorf("max = %v", m)
 	}
-	if (Vector{}).Bump(true) != (Vector{P: 1}) || (Vector{}).Bump(false) != (Vector{F: 1}) {
-		t.Error("bump")
+}
+
+func TestVectorNext(t *testing.T) {
+	const floor = 1_000_000
+	tests := []struct {
+		name      string
+		v         Vector
+		j         Jump
+		primary   bool
+		wantV     Vector
+		wantJumps Jump
+	}{
+		{"a create starts at the floor, no jump", Vector{}, Jump{}, true, Vector{P: floor}, Jump{}},
+		{"a create on the fallback", Vector{}, Jump{}, false, Vector{F: floor}, Jump{}},
+		{"first write after a restart jumps", Vector{P: 7, F: 3}, Jump{}, true, Vector{P: floor, F: 3}, Jump{7, floor}},
+		{"the fallback's first write after a restart", Vector{P: 7, F: 3}, Jump{}, false, Vector{P: 7, F: floor}, Jump{3, floor}},
+		{"a later write counts on", Vector{P: floor + 4, F: 3}, Jump{7, floor}, true, Vector{P: floor + 5, F: 3}, Jump{7, floor}},
+		{"a new jump replaces the last", Vector{P: floor - 10, F: 3}, Jump{7, 500}, true, Vector{P: floor, F: 3}, Jump{floor - 10, floor}},
+		{"an entry already past the floor (another, later process)", Vector{P: floor + 99}, Jump{}, true, Vector{P: floor + 100}, Jump{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, j := tt.v.Next(tt.primary, floor, tt.j)
+			if v != tt.wantV || j != tt.wantJumps {
+				t.Errorf("Next = %v %v, want %v %v", v, j, tt.wantV, tt.wantJumps)
+			}
+		})
+	}
+}
+
+func TestLost(t *testing.T) {
+	jump := Jump{From: 7, To: 1000}
+	tests := []struct {
+		name string
+		own  int64
+		j    Jump
+		seen int64
+		want bool
+	}{
+		{"the same write", 1002, jump, 1002, false},
+		{"the other side is behind", 1002, jump, 1001, false},
+		{"seen before the jump", 1002, jump, 7, false},
+		{"seen long before the jump", 1002, jump, 3, false},
+		{"seen inside the jump: lost in a restore", 1002, jump, 9, true},
+		{"seen ahead of this side: lost, not written since", 5, Jump{}, 9, true},
+		{"never written here", 0, Jump{}, 0, false},
+	}
+	for _, tt := range tests {
+		if got := Lost(tt.own, tt.j, tt.seen); got != tt.want {
+			t.Errorf("%s: Lost(%d, %v, %d) = %v, want %v", tt.name, tt.own, tt.j, tt.seen, got, tt.want)
+		}
 	}
 }
 

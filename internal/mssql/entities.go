@@ -15,7 +15,7 @@ import (
 )
 
 // Prices leave the server as text so they never pass through float64.
-const productCols = "id, name, description, CONVERT(VARCHAR(20), price), created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at"
+const productCols = "id, name, description, CONVERT(VARCHAR(20), price), created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at, jump_from, jump_to"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -26,7 +26,7 @@ func scanProduct(row scanner) (domain.Product, error) {
 		deleted sql.NullTime
 	)
 	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted,
-		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt); err != nil {
+		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt, &p.Jump.From, &p.Jump.To); err != nil {
 		return p, err
 	}
 	m, err := domain.ParseMoney(price)
@@ -39,14 +39,14 @@ func scanProduct(row scanner) (domain.Product, error) {
 	return p, nil
 }
 
-const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at"
+const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at, jump_from, jump_to"
 
 func scanUser(row scanner) (domain.User, error) {
 	var (
 		u       domain.User
 		deleted sql.NullTime
 	)
-	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt, &u.Jump.From, &u.Jump.To); err != nil {
 		return u, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.DeletedAt = utc(u.CreatedAt), utc(u.UpdatedAt), nullTime(deleted)
@@ -195,7 +195,7 @@ func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain
 	now := db.clock()
 	p := c.ApplyAt(domain.Product{}, now)
 	p.CreatedAt, p.UpdatedAt = now, now
-	p.Ver = p.Ver.Bump(db.primary())
+	p.Ver, _ = p.Ver.Next(db.primary(), db.floor, p.Jump)
 	err := db.inTx(ctx, "create product", func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
 			OUTPUT INSERTED.id
@@ -216,7 +216,7 @@ func (db *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User,
 	now := db.clock()
 	u := c.ApplyAt(domain.User{}, now)
 	u.CreatedAt, u.UpdatedAt = now, now
-	u.Ver = u.Ver.Bump(db.primary())
+	u.Ver, _ = u.Ver.Next(db.primary(), db.floor, u.Jump)
 	err := db.inTx(ctx, "create user", func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, ver_p, ver_f, name_at, email_at)
 			OUTPUT INSERTED.id
@@ -256,10 +256,11 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
 		p = c.ApplyAt(prev, v)
-		p.UpdatedAt, p.Ver = v, prev.Ver.Bump(db.primary())
+		p.UpdatedAt = v
+		p.Ver, p.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.ExecContext(ctx, `UPDATE dbo.products SET name = @p2, description = @p3, price = CAST(@p4 AS DECIMAL(10,2)), updated_at = @p5,
-			ver_p = @p6, ver_f = @p7, name_at = @p8, description_at = @p9, price_at = @p10 WHERE id = @p1`,
-			id, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt), p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt)); err != nil {
+			ver_p = @p6, ver_f = @p7, name_at = @p8, description_at = @p9, price_at = @p10, jump_from = @p11, jump_to = @p12 WHERE id = @p1`,
+			id, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt), p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt), p.Jump.From, p.Jump.To); err != nil {
 			return classify(err, "update product", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, p.Ver), db.clock())
@@ -280,10 +281,11 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (do
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
 		u = c.ApplyAt(prev, v)
-		u.UpdatedAt, u.Ver = v, prev.Ver.Bump(db.primary())
+		u.UpdatedAt = v
+		u.Ver, u.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, updated_at = @p5,
-			ver_p = @p6, ver_f = @p7, name_at = @p8, email_at = @p9 WHERE id = @p1`,
-			id, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.UpdatedAt), u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)); err != nil {
+			ver_p = @p6, ver_f = @p7, name_at = @p8, email_at = @p9, jump_from = @p10, jump_to = @p11 WHERE id = @p1`,
+			id, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.UpdatedAt), u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt), u.Jump.From, u.Jump.To); err != nil {
 			return classify(err, "update user", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, u.Ver), db.clock())
@@ -309,8 +311,10 @@ func (db *DB) tombstone(ctx context.Context, e domain.Entity, table string, id i
 		var (
 			prev time.Time
 			ver  domain.Vector
+			jump domain.Jump
 		)
-		err := tx.QueryRowContext(ctx, "SELECT updated_at, ver_p, ver_f FROM "+table+" WITH (UPDLOCK, ROWLOCK) WHERE id = @p1 AND deleted_at IS NULL", id).Scan(&prev, &ver.P, &ver.F)
+		err := tx.QueryRowContext(ctx, "SELECT updated_at, ver_p, ver_f, jump_from, jump_to FROM "+table+" WITH (UPDLOCK, ROWLOCK) WHERE id = @p1 AND deleted_at IS NULL", id).
+			Scan(&prev, &ver.P, &ver.F, &jump.From, &jump.To)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(e, id)
 		}
@@ -318,8 +322,9 @@ func (db *DB) tombstone(ctx context.Context, e domain.Entity, table string, id i
 			return classify(err, "delete "+string(e), true)
 		}
 		v := domain.NextVersion(db.now(), utc(prev))
-		ver = ver.Bump(db.primary())
-		if _, err := tx.ExecContext(ctx, "UPDATE "+table+" SET deleted_at = @p2, updated_at = @p2, ver_p = @p3, ver_f = @p4 WHERE id = @p1", id, dt(v), ver.P, ver.F); err != nil {
+		ver, jump = ver.Next(db.primary(), db.floor, jump)
+		if _, err := tx.ExecContext(ctx, "UPDATE "+table+" SET deleted_at = @p2, updated_at = @p2, ver_p = @p3, ver_f = @p4, jump_from = @p5, jump_to = @p6 WHERE id = @p1",
+			id, dt(v), ver.P, ver.F, jump.From, jump.To); err != nil {
 			return classify(err, "delete "+string(e), true)
 		}
 		return insertOutbox(ctx, tx, e, id, store.Own(db.role, ver), db.clock())

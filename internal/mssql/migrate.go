@@ -56,6 +56,15 @@ func Batches(script string) []string {
 	return out
 }
 
+// ownVer is the column of the role's own vector entry, substituted into
+// migrations as {{own_ver}} (a constant of ours, safe in SQL).
+func ownVer(r store.Role) string {
+	if r == store.RoleFallback {
+		return "ver_f"
+	}
+	return "ver_p"
+}
+
 // Migrate applies the embedded migrations not yet recorded in
 // schema_migrations, in name order, in one transaction under an application
 // lock (sp_getapplock) so concurrent callers wait for each other. Each runs
@@ -95,7 +104,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			script := strings.ReplaceAll(string(body), "{{id_start}}", strconv.FormatInt(idStart(db.role), 10))
+			script := strings.NewReplacer("{{id_start}}", strconv.FormatInt(idStart(db.role), 10), "{{own_ver}}", ownVer(db.role)).Replace(string(body))
 			for i, batch := range Batches(script) {
 				// No arguments: sent as a plain batch, not sp_executesql.
 				if _, err := tx.ExecContext(ctx, batch); err != nil {

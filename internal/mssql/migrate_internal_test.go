@@ -27,9 +27,10 @@ func TestEmbeddedMigrations(t *testing.T) {
 			t.Fatalf("%s lacks the {{id_start}} placeholder", name)
 		}
 		for _, role := range []store.Role{store.RolePrimary, store.RoleFallback} {
-			script := strings.ReplaceAll(string(body), "{{id_start}}", map[store.Role]string{store.RolePrimary: "1", store.RoleFallback: "2"}[role])
+			script := strings.NewReplacer("{{id_start}}", map[store.Role]string{store.RolePrimary: "1", store.RoleFallback: "2"}[role],
+				"{{own_ver}}", ownVer(role)).Replace(string(body))
 			batches := Batches(script)
-			if len(batches) < 2 {
+			if len(batches) < 1 {
 				t.Fatalf("%s: %d batches", name, len(batches))
 			}
 			for i, b := range batches {

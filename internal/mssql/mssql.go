@@ -45,6 +45,9 @@ type DB struct {
 	db   *sql.DB
 	role store.Role
 	now  domain.Clock
+	// floor is the least value this process gives its own vector entry at
+	// a row's first API write (domain.Vector.Next): its start time.
+	floor int64
 }
 
 var _ store.DB = (*DB)(nil)
@@ -83,7 +86,7 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{db: db, role: role, now: now}, nil
+	return &DB{db: db, role: role, now: now, floor: domain.Floor(now())}, nil
 }
 
 func hasKey(q url.Values, key string) bool {

@@ -32,6 +32,15 @@ func idStart(r store.Role) int64 {
 	return 1
 }
 
+// ownVer is the column of the role's own vector entry, substituted into
+// migrations as {{own_ver}} (a constant of ours, safe in SQL).
+func ownVer(r store.Role) string {
+	if r == store.RoleFallback {
+		return "ver_f"
+	}
+	return "ver_p"
+}
+
 // Migrate applies the embedded migrations not yet recorded in
 // schema_migrations, in name order, in one transaction under an advisory
 // lock. Each runs once, so a sequence is created (with its role's start) once
@@ -63,7 +72,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			sql := strings.ReplaceAll(string(body), "{{id_start}}", strconv.FormatInt(idStart(db.role), 10))
+			sql := strings.NewReplacer("{{id_start}}", strconv.FormatInt(idStart(db.role), 10), "{{own_ver}}", ownVer(db.role)).Replace(string(body))
 			// No arguments: pgx sends it with the simple protocol, which
 			// allows several statements.
 			if _, err := tx.Exec(ctx, sql); err != nil {

@@ -35,6 +35,9 @@ type DB struct {
 	pool *pgxpool.Pool
 	role store.Role
 	now  domain.Clock
+	// floor is the least value this process gives its own vector entry at
+	// a row's first API write (domain.Vector.Next): its start time.
+	floor int64
 }
 
 var _ store.DB = (*DB)(nil)
@@ -68,7 +71,7 @@ func Open(ctx context.Context, url string, role store.Role, o Options) (*DB, err
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{pool: pool, role: role, now: now}, nil
+	return &DB{pool: pool, role: role, now: now, floor: domain.Floor(now())}, nil
 }
 
 func (db *DB) Role() store.Role { return db.role }

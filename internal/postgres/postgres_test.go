@@ -198,9 +198,10 @@ func TestClassify(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // A database migrated before version vectors (001 only, with rows and
-// pending outbox entries) gets them on Migrate: vectors 0/0, every field
-// changed at updated_at, email keys computed in Go, the outbox keyed by
-// counter (old entries 0), and the sequence past its own ids even when it
+// pending outbox entries) gets them on Migrate: vectors 0/0 (1 on this
+// side's entry for a row with a waiting change), every field changed at
+// updated_at, email keys computed in Go, the outbox keyed by counter (the
+// waiting entries 1), and the sequence past its own ids even when it
 // was rewound (a restore from an older backup).
 func TestMigrateExistingData(t *testing.T) {
 	ctx := context.Background()
@@ -230,6 +231,7 @@ func TestMigrateExistingData(t *testing.T) {
 	}{
 		{"INSERT INTO products (id, name, description, price, created_at, updated_at) VALUES (7, 'Old', 'd', 1.50, $1, $1)", []any{stamp}},
 		{"INSERT INTO users (id, name, email, created_at, updated_at) VALUES (9, 'Ann', 'ＡＮＮ@Example.com', $1, $1)", []any{stamp}},
+		{"INSERT INTO products (id, name, description, price, created_at, updated_at) VALUES (5, 'Synced', 'd', 2.50, $1, $1)", []any{stamp}},
 		{"INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ('product', 7, $1, $1)", []any{stamp}},
 	} {
 		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
@@ -244,8 +246,14 @@ func TestMigrateExistingData(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Product 7's change still waited in the outbox: this side's entry
+	// starts at 1, so that the other side's next write cannot dominate it.
+	// Product 5 had nothing waiting: 0/0.
+	if q, ok, err := db.LoadProduct(ctx, 5); err != nil || !ok || q.Ver != (domain.Vector{}) {
+		t.Fatalf("migrated product without a waiting change %+v, %v %v", q, ok, err)
+	}
 	p, ok, err := db.LoadProduct(ctx, 7)
-	if err != nil || !ok || p.Ver != (domain.Vector{}) || !p.NameAt.Equal(stamp) || !p.DescriptionAt.Equal(stamp) || !p.PriceAt.Equal(stamp) || p.Price != 150 {
+	if err != nil || !ok || p.Ver != (domain.Vector{P: 1}) || !p.NameAt.Equal(stamp) || !p.DescriptionAt.Equal(stamp) || !p.PriceAt.Equal(stamp) || p.Price != 150 {
 		t.Fatalf("migrated product %+v, %v %v", p, ok, err)
 	}
 	u, _, err := db.LoadUser(ctx, 9)
@@ -256,7 +264,7 @@ func TestMigrateExistingData(t *testing.T) {
 		t.Fatalf("the migrated email's key does not hold: %v", err)
 	}
 	pending, err := db.PendingOutbox(ctx, time.Now().Add(time.Hour), time.Now().Add(time.Hour), 10)
-	if err != nil || len(pending) != 1 || pending[0].Counter != 0 {
+	if err != nil || len(pending) != 1 || pending[0].Counter != 1 {
 		t.Fatalf("migrated outbox %+v, %v", pending, err)
 	}
 	// The sequence never handed out 7 (the row was inserted directly), so

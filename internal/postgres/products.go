@@ -13,7 +13,7 @@ import (
 )
 
 // Prices leave the database as text so they never pass through float64.
-const productCols = "id, name, description, price::text, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at"
+const productCols = "id, name, description, price::text, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at, jump_from, jump_to"
 
 func scanProduct(row pgx.Row) (domain.Product, error) {
 	var (
@@ -22,7 +22,7 @@ func scanProduct(row pgx.Row) (domain.Product, error) {
 		deleted *time.Time
 	)
 	if err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.CreatedAt, &p.UpdatedAt, &deleted,
-		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt); err != nil {
+		&p.Ver.P, &p.Ver.F, &p.NameAt, &p.DescriptionAt, &p.PriceAt, &p.Jump.From, &p.Jump.To); err != nil {
 		return p, err
 	}
 	m, err := domain.ParseMoney(price)
@@ -135,7 +135,7 @@ func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain
 	now := db.clock()
 	p := c.ApplyAt(domain.Product{}, now)
 	p.CreatedAt, p.UpdatedAt = now, now
-	p.Ver = p.Ver.Bump(db.primary())
+	p.Ver, _ = p.Ver.Next(db.primary(), db.floor, p.Jump)
 	err := db.inTx(ctx, "create product", func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
 			VALUES (nextval('products_id_seq'), $1, $2, $3::numeric, $4, $4, $5, $6, $4, $4, $4) RETURNING id`,
@@ -171,10 +171,11 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
 		p = c.ApplyAt(prev, v)
-		p.UpdatedAt, p.Ver = v, prev.Ver.Bump(db.primary())
+		p.UpdatedAt = v
+		p.Ver, p.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.Exec(ctx, `UPDATE products SET name = $2, description = $3, price = $4::numeric, updated_at = $5,
-			ver_p = $6, ver_f = $7, name_at = $8, description_at = $9, price_at = $10 WHERE id = $1`,
-			id, p.Name, p.Description, p.Price.String(), p.UpdatedAt, p.Ver.P, p.Ver.F, p.NameAt, p.DescriptionAt, p.PriceAt); err != nil {
+			ver_p = $6, ver_f = $7, name_at = $8, description_at = $9, price_at = $10, jump_from = $11, jump_to = $12 WHERE id = $1`,
+			id, p.Name, p.Description, p.Price.String(), p.UpdatedAt, p.Ver.P, p.Ver.F, p.NameAt, p.DescriptionAt, p.PriceAt, p.Jump.From, p.Jump.To); err != nil {
 			return classify(err, "update product", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, p.Ver), db.clock())
@@ -194,8 +195,9 @@ func (db *DB) DeleteProduct(ctx context.Context, id int64) error {
 			return err
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
-		ver := prev.Ver.Bump(db.primary())
-		if _, err := tx.Exec(ctx, "UPDATE products SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4 WHERE id = $1", id, v, ver.P, ver.F); err != nil {
+		ver, jump := prev.Ver.Next(db.primary(), db.floor, prev.Jump)
+		if _, err := tx.Exec(ctx, "UPDATE products SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4, jump_from = $5, jump_to = $6 WHERE id = $1",
+			id, v, ver.P, ver.F, jump.From, jump.To); err != nil {
 			return classify(err, "delete product", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, ver), db.clock())

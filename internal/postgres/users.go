@@ -12,14 +12,14 @@ import (
 	"dualsync/internal/store"
 )
 
-const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at"
+const userCols = "id, name, email, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, email_at, jump_from, jump_to"
 
 func scanUser(row pgx.Row) (domain.User, error) {
 	var (
 		u       domain.User
 		deleted *time.Time
 	)
-	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &deleted, &u.Ver.P, &u.Ver.F, &u.NameAt, &u.EmailAt, &u.Jump.From, &u.Jump.To); err != nil {
 		return u, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.DeletedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC(), utcPtr(deleted)
@@ -70,7 +70,7 @@ func (db *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User,
 	now := db.clock()
 	u := c.ApplyAt(domain.User{}, now)
 	u.CreatedAt, u.UpdatedAt = now, now
-	u.Ver = u.Ver.Bump(db.primary())
+	u.Ver, _ = u.Ver.Next(db.primary(), db.floor, u.Jump)
 	err := db.inTx(ctx, "create user", func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, ver_p, ver_f, name_at, email_at)
 			VALUES (nextval('users_id_seq'), $1, $2, $3, $4, $4, $5, $6, $4, $4) RETURNING id`,
@@ -103,10 +103,11 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (do
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
 		u = c.ApplyAt(prev, v)
-		u.UpdatedAt, u.Ver = v, prev.Ver.Bump(db.primary())
+		u.UpdatedAt = v
+		u.Ver, u.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.Exec(ctx, `UPDATE users SET name = $2, email = $3, email_key = $4, updated_at = $5,
-			ver_p = $6, ver_f = $7, name_at = $8, email_at = $9 WHERE id = $1`,
-			id, u.Name, u.Email, domain.EmailKey(u.Email), u.UpdatedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt); err != nil {
+			ver_p = $6, ver_f = $7, name_at = $8, email_at = $9, jump_from = $10, jump_to = $11 WHERE id = $1`,
+			id, u.Name, u.Email, domain.EmailKey(u.Email), u.UpdatedAt, u.Ver.P, u.Ver.F, u.NameAt, u.EmailAt, u.Jump.From, u.Jump.To); err != nil {
 			return classify(err, "update user", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, u.Ver), db.clock())
@@ -124,8 +125,9 @@ func (db *DB) DeleteUser(ctx context.Context, id int64) error {
 			return err
 		}
 		v := domain.NextVersion(db.now(), prev.UpdatedAt)
-		ver := prev.Ver.Bump(db.primary())
-		if _, err := tx.Exec(ctx, "UPDATE users SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4 WHERE id = $1", id, v, ver.P, ver.F); err != nil {
+		ver, jump := prev.Ver.Next(db.primary(), db.floor, prev.Jump)
+		if _, err := tx.Exec(ctx, "UPDATE users SET deleted_at = $2, updated_at = $2, ver_p = $3, ver_f = $4, jump_from = $5, jump_to = $6 WHERE id = $1",
+			id, v, ver.P, ver.F, jump.From, jump.To); err != nil {
 			return classify(err, "delete user", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, ver), db.clock())

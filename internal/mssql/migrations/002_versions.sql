@@ -36,10 +36,18 @@ ALTER TABLE dbo.users ALTER COLUMN email_at DATETIME2(3) NOT NULL;
 IF EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'users_email_live' AND object_id = OBJECT_ID(N'dbo.users'))
     DROP INDEX users_email_live ON dbo.users;
 GO
--- Entries written before this migration get counter 0: the next sync of
--- their item acknowledges them.
+-- A row whose change still waits in this database's outbox starts with this
+-- database's entry at 1 (ver_p on the primary, ver_f on the fallback), and
+-- its waiting entries get counter 1: at 0/0 on both sides, the other side's
+-- first write after the upgrade would dominate the row and drop that change
+-- (a rename lost, a delete undone). The other entries get 0, acknowledged by
+-- the next sync of their item.
 IF COL_LENGTH(N'dbo.outbox', N'counter') IS NULL
     ALTER TABLE dbo.outbox ADD counter BIGINT NOT NULL CONSTRAINT outbox_counter_df DEFAULT 0;
+GO
+UPDATE dbo.products SET {{own_ver}} = 1 WHERE id IN (SELECT entity_id FROM dbo.outbox WHERE entity = 'product');
+UPDATE dbo.users SET {{own_ver}} = 1 WHERE id IN (SELECT entity_id FROM dbo.outbox WHERE entity = 'user');
+UPDATE dbo.outbox SET counter = 1;
 GO
 IF EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'outbox_entity' AND object_id = OBJECT_ID(N'dbo.outbox'))
     DROP INDEX outbox_entity ON dbo.outbox;

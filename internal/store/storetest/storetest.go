@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"IDParityAndSequence", testIDParity},
 		{"SequenceAtMigrate", testSequenceAtMigrate},
 		{"Versions", testVersions},
+		{"Jumps", testJumps},
 		{"PutUsersSwap", testPutUsersSwap},
 		{"EmailKey", testEmailKey},
 		{"NextVersionMonotonic", testNextVersion},
@@ -466,13 +468,15 @@ func testOutbox(t *testing.T, open Opener) {
 		id int64
 		v  int64
 	}{
-		{domain.EntityProduct, p.ID, 1},
-		{domain.EntityProduct, p.ID, 2},
-		{domain.EntityProduct, p.ID, 3},
-		{domain.EntityUser, usr.ID, 1},
+		{domain.EntityProduct, p.ID, p.Ver.P},
+		{domain.EntityProduct, p.ID, p.Ver.P + 1},
+		{domain.EntityProduct, p.ID, p.Ver.P + 2},
+		{domain.EntityUser, usr.ID, p.Ver.P},
 	}
-	if p.Ver != (domain.Vector{P: 1}) || u.Ver != (domain.Vector{P: 2}) || tomb.Ver != (domain.Vector{P: 3}) || usr.Ver != (domain.Vector{P: 1}) {
-		t.Fatalf("vectors %v %v %v %v, want 1/0, 2/0, 3/0, 1/0", p.Ver, u.Ver, tomb.Ver, usr.Ver)
+	// Creates start at the process's floor, each next write one past.
+	f := p.Ver.P
+	if f == 0 || p.Ver != (domain.Vector{P: f}) || u.Ver != (domain.Vector{P: f + 1}) || tomb.Ver != (domain.Vector{P: f + 2}) || usr.Ver != (domain.Vector{P: f}) {
+		t.Fatalf("vectors %v %v %v %v, want F/0, F+1/0, F+2/0, F/0", p.Ver, u.Ver, tomb.Ver, usr.Ver)
 	}
 	if len(pending) != len(want) {
 		t.Fatalf("pending = %+v, want %d entries", pending, len(want))
@@ -510,7 +514,7 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Fatalf("pending by notSentBefore only = %+v", got)
 	}
 	// Marking another id changes nothing.
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID + 424242, UpTo: 1 << 40}}, sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID + 424242, UpTo: math.MaxInt64}}, sentAt); err != nil {
 		t.Fatal(err)
 	}
 	if got := must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, before, 10)); len(got) != 2 {
@@ -530,7 +534,7 @@ func testOutbox(t *testing.T, open Opener) {
 	if n := must[int64](t, "depth")(db.OutboxDepth(c)); n != 2 {
 		t.Fatalf("ack of an older version removed entries: depth %d", n)
 	}
-	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID, UpTo: 1 << 40}}); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: p.ID, UpTo: math.MaxInt64}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.AckOutbox(c, domain.EntityUser, []store.OutboxMark{{ID: usr.ID, UpTo: usr.Ver.P}}); err != nil {
@@ -540,7 +544,7 @@ func testOutbox(t *testing.T, open Opener) {
 		t.Fatalf("depth after acking all = %d", n)
 	}
 	// Acking nothing is fine.
-	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: 424242, UpTo: 1 << 40}}); err != nil {
+	if err := db.AckOutbox(c, domain.EntityProduct, []store.OutboxMark{{ID: 424242, UpTo: math.MaxInt64}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -550,10 +554,10 @@ func testOutbox(t *testing.T, open Opener) {
 	for i := range 3 {
 		q := must[domain.Product](t, "create")(db.CreateProduct(c, productChange(fmt.Sprint("m", i), "", 1)))
 		must[domain.Product](t, "update")(db.UpdateProduct(c, q.ID, domain.ProductChange{Name: ptr("m2")}))
-		marks = append(marks, store.OutboxMark{ID: q.ID, UpTo: int64(1 + i%2)}) // 1, 2, 1
+		marks = append(marks, store.OutboxMark{ID: q.ID, UpTo: q.Ver.P + int64(i%2)}) // the create; create and update; the create
 	}
 	usr2 := must[domain.User](t, "create user")(db.CreateUser(c, userChange("m", "m@example.com")))
-	if err := db.MarkOutboxSent(c, domain.EntityProduct, append(marks, store.OutboxMark{ID: usr2.ID, UpTo: 9}), sentAt); err != nil {
+	if err := db.MarkOutboxSent(c, domain.EntityProduct, append(marks, store.OutboxMark{ID: usr2.ID, UpTo: math.MaxInt64}), sentAt); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.MarkOutboxSent(c, domain.EntityProduct, nil, sentAt); err != nil {
@@ -562,7 +566,13 @@ func testOutbox(t *testing.T, open Opener) {
 	sent := map[int64][]int64{}
 	for _, e := range must[[]store.OutboxEntry](t, "pending")(db.PendingOutbox(c, far, far, 100)) {
 		if e.SentAt != nil {
-			sent[e.ID] = append(sent[e.ID], e.Counter)
+			sent[e.ID] = append(sent[e.ID], e.Counter) // relative to the item's create
+		}
+	}
+	for i := range marks {
+		first := marks[i].UpTo - int64(i%2)
+		for j := range sent[marks[i].ID] {
+			sent[marks[i].ID][j] -= first - 1
 		}
 	}
 	wantSent := map[int64][]int64{marks[0].ID: {1}, marks[1].ID: {1, 2}, marks[2].ID: {1}}
@@ -784,21 +794,26 @@ func testPutUser(t *testing.T, open Opener) {
 	}
 }
 
-// testVersions: API writes count in their side's vector entry, and only
-// changed fields get the write's time.
+// testVersions: API writes count in their side's vector entry (the first
+// at the process's floor, each next one past it), and only changed fields
+// get the write's time.
 func testVersions(t *testing.T, open Opener) {
 	for _, role := range roles {
 		t.Run(string(role), func(t *testing.T) {
 			db := migrated(t, open, role)
 			c := ctx(t)
+			var first int64 // this side's entry after the first create
 			own := func(n int64) domain.Vector {
 				if role == store.RolePrimary {
-					return domain.Vector{P: n}
+					return domain.Vector{P: first + n - 1}
 				}
-				return domain.Vector{F: n}
+				return domain.Vector{F: first + n - 1}
 			}
 			p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("a", "d", 1)))
-			if p.Ver != own(1) || !p.NameAt.Equal(p.CreatedAt) || !p.DescriptionAt.Equal(p.CreatedAt) || !p.PriceAt.Equal(p.CreatedAt) {
+			first = store.Own(role, p.Ver)
+			// The floor is the process's start in microseconds: far above any count.
+			if first < domain.Floor(time.Now().Add(-time.Hour)) || p.Ver != own(1) || p.Jump != (domain.Jump{}) ||
+				!p.NameAt.Equal(p.CreatedAt) || !p.DescriptionAt.Equal(p.CreatedAt) || !p.PriceAt.Equal(p.CreatedAt) {
 				t.Fatalf("created %+v", p)
 			}
 			// A patch that sets the price and repeats the name: only the price's time moves.
@@ -817,11 +832,67 @@ func testVersions(t *testing.T, open Opener) {
 			}
 			usr := must[domain.User](t, "create user")(db.CreateUser(c, userChange("n", "n@example.com")))
 			v := must[domain.User](t, "update user")(db.UpdateUser(c, usr.ID, domain.UserChange{Email: ptr("m@example.com")}))
+			// Every create starts at the floor: a new row has no history.
 			if usr.Ver != own(1) || v.Ver != own(2) || !v.NameAt.Equal(usr.NameAt) || !v.EmailAt.Equal(v.UpdatedAt) {
 				t.Fatalf("user %+v then %+v", usr, v)
 			}
 			if got, _, _ := db.LoadUser(c, usr.ID); got.Ver != v.Ver || !got.EmailAt.Equal(v.EmailAt) || !got.NameAt.Equal(v.NameAt) {
 				t.Fatalf("loaded user %+v, want %+v", got, v)
+			}
+		})
+	}
+}
+
+// testJumps: the first API write of a row that an earlier process (or a
+// database before a restore) wrote moves this side's entry up to the
+// process's floor and records the skip, locally: sync writes neither copy
+// nor clear it.
+func testJumps(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			vec := func(own, other int64) domain.Vector {
+				if role == store.RolePrimary {
+					return domain.Vector{P: own, F: other}
+				}
+				return domain.Vector{P: other, F: own}
+			}
+			t0 := domain.Millis(time.Now().Add(-time.Hour))
+			id := int64(301)
+			if role == store.RoleFallback {
+				id = 302
+			}
+			old := domain.Product{ID: id, Name: "old", Price: 1, CreatedAt: t0, UpdatedAt: t0, NameAt: t0, DescriptionAt: t0, PriceAt: t0, Ver: vec(5, 3)}
+			must[store.PutResult](t, "put")(db.PutProduct(c, old, nil))
+			u := must[domain.Product](t, "update")(db.UpdateProduct(c, id, domain.ProductChange{Name: ptr("new")}))
+			own := store.Own(role, u.Ver)
+			if own < domain.Floor(time.Now().Add(-time.Hour)) || u.Ver != vec(own, 3) || u.Jump != (domain.Jump{From: 5, To: own}) {
+				t.Fatalf("first write after a restart: %+v, want the entry at the floor and the jump 5 -> floor", u)
+			}
+			if got, _, _ := db.LoadProduct(c, id); got.Jump != u.Jump || got.Ver != u.Ver {
+				t.Fatalf("loaded %+v, want vector %v and jump %v", got, u.Ver, u.Jump)
+			}
+			// A sync write keeps the local jump; the next API write counts on.
+			synced := u
+			synced.Ver, synced.Jump = u.Ver.Max(vec(0, 9)), domain.Jump{From: 1, To: 2}
+			must[store.PutResult](t, "put over")(db.PutProduct(c, synced, &u.Ver))
+			if err := db.DeleteProduct(c, id); err != nil {
+				t.Fatal(err)
+			}
+			tomb, _, _ := db.LoadProduct(c, id)
+			if tomb.Ver != vec(own+1, 9) || tomb.Jump != u.Jump {
+				t.Fatalf("tombstone %+v, want vector %v and the jump %v kept", tomb, vec(own+1, 9), u.Jump)
+			}
+			// Users alike.
+			ou := domain.User{ID: id, Name: "n", Email: "j@example.com", CreatedAt: t0, UpdatedAt: t0, NameAt: t0, EmailAt: t0, Ver: vec(7, 0)}
+			must[store.PutResult](t, "put user")(db.PutUser(c, ou, nil))
+			nu := must[domain.User](t, "update user")(db.UpdateUser(c, id, domain.UserChange{Name: ptr("m")}))
+			if o := store.Own(role, nu.Ver); nu.Jump != (domain.Jump{From: 7, To: o}) || o < own {
+				t.Fatalf("user after a restart: %+v", nu)
+			}
+			if got, _, _ := db.LoadUser(c, id); got.Jump != nu.Jump {
+				t.Fatalf("loaded user %+v, want jump %v", got, nu.Jump)
 			}
 		})
 	}
