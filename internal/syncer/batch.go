@@ -34,7 +34,12 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 	for _, id := range ids {
 		p, pok := ps[id]
 		f, fok := fs[id]
-		switch decide(productKind, p, pok, f, fok) {
+		d := decide(productKind, p, pok, f, fok)
+		if d.reg != 0 {
+			rest = append(rest, id) // a database went back in time: merged one by one, as a conflict
+			continue
+		}
+		switch d.act {
 		case actNeitherSides:
 			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Reason: "in neither database"}
 		case actNone:

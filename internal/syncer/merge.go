@@ -38,6 +38,7 @@ type kind[T any] struct {
 	load    func(context.Context, store.DB, int64) (T, bool, error)
 	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector) (store.PutResult, error)
 	ver     func(T) domain.Vector
+	jump    func(T) domain.Jump // the loading database's own entry's last jump
 	version func(T) time.Time // updatedAt, reported only
 	deleted func(T) bool
 	same    func(a, b T) bool // every column but the vector
@@ -53,6 +54,7 @@ var productKind = kind[domain.Product]{
 		return db.PutProduct(ctx, p, expect)
 	},
 	ver:     func(p domain.Product) domain.Vector { return p.Ver },
+	jump:    func(p domain.Product) domain.Jump { return p.Jump },
 	version: func(p domain.Product) time.Time { return p.UpdatedAt },
 	deleted: domain.Product.Deleted,
 	same: func(a, b domain.Product) bool {
@@ -70,6 +72,7 @@ var userKind = kind[domain.User]{
 	},
 	put:     putUser,
 	ver:     func(u domain.User) domain.Vector { return u.Ver },
+	jump:    func(u domain.User) domain.Jump { return u.Jump },
 	version: func(u domain.User) time.Time { return u.UpdatedAt },
 	deleted: domain.User.Deleted,
 	same: func(a, b domain.User) bool {
@@ -218,30 +221,114 @@ const (
 	actNeitherSides        // in neither database
 )
 
+// regression names the databases that went back in time for one item: a
+// restore or a rebuild lost writes of their own that the other database
+// had already synced.
+type regression uint8
+
+const (
+	regPrimary  regression = 1 << iota // the primary lacks primary writes the fallback holds
+	regFallback                        // and the other way round
+	// regEqual: equal vectors over different rows, which no history
+	// without a regression produces (past the 0/0 rows of an upgrade);
+	// which side lost what cannot be told.
+	regEqual
+)
+
+// databases names the regressed databases, for reasons and logs.
+func (r regression) databases() []store.Role {
+	var out []store.Role
+	if r&(regPrimary|regEqual) != 0 {
+		out = append(out, store.RolePrimary)
+	}
+	if r&(regFallback|regEqual) != 0 {
+		out = append(out, store.RoleFallback)
+	}
+	return out
+}
+
+// reason explains a regression outcome; how says what sync did about it.
+func (r regression) reason(how string) string {
+	var what string
+	switch {
+	case r&regEqual != 0:
+		what = "both databases hold the same version vector over different rows: one went back in time (restored or rebuilt)"
+	case r == regPrimary|regFallback:
+		what = "both databases went back in time (restored or rebuilt): each lacks writes of its own that the other had synced"
+	case r&regPrimary != 0:
+		what = "the primary database went back in time (restored or rebuilt): it lacks writes of its own that the fallback had synced"
+	default:
+		what = "the fallback database went back in time (restored or rebuilt): it lacks writes of its own that the primary had synced"
+	}
+	return what + "; " + how
+}
+
+// verdict is what merging one item must write, and whether a database
+// regressed for it.
+type verdict struct {
+	act action
+	reg regression
+}
+
 // decide compares the two rows by their version vectors, never by time.
-func decide[T any](k kind[T], p T, pok bool, f T, fok bool) action {
+//
+// A database learns the other's vector entry only from the other, so its
+// copy of that entry is a value the other's own entry had. When it is not
+// (ahead of the owner's entry, or inside the owner's last jump: see
+// domain.Lost), the owner lost that write: it went back in time, and its
+// vector must not be trusted to dominate. The row is then merged field by
+// field, unless the other side's row dominates and the regressed side has
+// not written the row since (it is behind, an ancestor of the other's
+// row): that row is copied over it. Either way the outcome is a conflict
+// whose reason says which database regressed. A row absent from a
+// database whose entry the other holds above zero was lost there too.
+func decide[T any](k kind[T], p T, pok bool, f T, fok bool) verdict {
 	switch {
 	case !pok && !fok:
-		return actNeitherSides
+		return verdict{act: actNeitherSides}
 	case !fok:
-		return actToFallback
+		v := verdict{act: actToFallback}
+		if k.ver(p).F > 0 {
+			v.reg = regFallback
+		}
+		return v
 	case !pok:
-		return actToPrimary
+		v := verdict{act: actToPrimary}
+		if k.ver(f).P > 0 {
+			v.reg = regPrimary
+		}
+		return v
 	}
 	pv, fv := k.ver(p), k.ver(f)
-	switch {
-	case pv == fv && k.same(p, f):
-		return actNone
-	case pv == fv:
-		// Equal vectors, different rows: rows from before version vectors
-		// (both 0/0) that differ. Merge them like concurrent edits.
-		return actMergeBoth
-	case pv.Dominates(fv):
-		return actToFallback
-	case fv.Dominates(pv):
-		return actToPrimary
+	var reg regression
+	if domain.Lost(pv.P, k.jump(p), fv.P) {
+		reg |= regPrimary
 	}
-	return actMergeBoth
+	if domain.Lost(fv.F, k.jump(f), pv.F) {
+		reg |= regFallback
+	}
+	same := k.same(p, f)
+	switch {
+	case reg == 0 && pv == fv && same:
+		return verdict{act: actNone}
+	case reg == 0 && pv == fv && pv == (domain.Vector{}):
+		// Rows from before version vectors (0/0 after the upgrade) that
+		// differ: merged like concurrent edits.
+		return verdict{act: actMergeBoth}
+	case reg == 0 && pv == fv:
+		return verdict{act: actMergeBoth, reg: regEqual}
+	case reg == regPrimary && fv.Dominates(pv) && fv.P > pv.P:
+		return verdict{act: actToPrimary, reg: reg} // behind: the fallback's row has seen all the primary has
+	case reg == regFallback && pv.Dominates(fv) && pv.F > fv.F:
+		return verdict{act: actToFallback, reg: reg}
+	case reg != 0:
+		return verdict{act: actMergeBoth, reg: reg}
+	case pv.Dominates(fv):
+		return verdict{act: actToFallback}
+	case fv.Dominates(pv):
+		return verdict{act: actToPrimary}
+	}
+	return verdict{act: actMergeBoth}
 }
 
 // merged is the result of merging one item.
@@ -251,6 +338,7 @@ type merged struct {
 	detail  string
 	version time.Time     // updatedAt both sides hold now; zero if neither had the row
 	agreed  domain.Vector // the vector both sides hold now
+	reg     regression    // the databases that went back in time for this item
 }
 
 // merge makes both databases hold the same row of one item and acknowledges
@@ -313,7 +401,26 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 	if fok {
 		expectF = &fv
 	}
-	switch decide(k, p, pok, f, fok) {
+	d := decide(k, p, pok, f, fok)
+	// regressed describes a copy over a database that went back in time:
+	// a conflict, so that it can be found, with all three rows.
+	regressed := func(m merged, row T) merged {
+		if d.reg == 0 {
+			return m
+		}
+		var pd, fd any
+		if pok {
+			pd = k.detail(p)
+		}
+		if fok {
+			fd = k.detail(f)
+		}
+		m.status, m.reg = StatusConflict, d.reg
+		m.reason = d.reg.reason("the other database's row has seen every write this one still has; it was copied over it")
+		m.detail = conflictDetail(pd, fd, k.detail(row))
+		return m
+	}
+	switch d.act {
 	case actNeitherSides:
 		return merged{status: StatusUnchanged, reason: "in neither database"}, nil
 	case actNone:
@@ -323,13 +430,13 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		if err != nil {
 			return merged{}, err
 		}
-		return merged{status: status(res, p), version: k.version(p), agreed: pv}, nil
+		return regressed(merged{status: status(res, p), version: k.version(p), agreed: pv}, p), nil
 	case actToPrimary:
 		res, err := k.put(ctx, primary, fallback, f, expectP)
 		if err != nil {
 			return merged{}, err
 		}
-		return merged{status: status(res, f), version: k.version(f), agreed: fv}, nil
+		return regressed(merged{status: status(res, f), version: k.version(f), agreed: fv}, f), nil
 	}
 	m := k.merge(p, f)
 	if _, err := k.put(ctx, primary, fallback, m, expectP); err != nil {
@@ -340,12 +447,17 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		// dominating (or concurrent with a newer write) and goes on from there.
 		return merged{}, err
 	}
+	reason := "changed in both databases since they last agreed; merged field by field"
+	if d.reg != 0 {
+		reason = d.reg.reason("merged field by field, so that the writes each still has survive")
+	}
 	return merged{
 		status:  StatusConflict,
-		reason:  "changed in both databases since they last agreed; merged field by field",
+		reason:  reason,
 		detail:  conflictDetail(k.detail(p), k.detail(f), k.detail(m)),
 		version: k.version(m),
 		agreed:  k.ver(m),
+		reg:     d.reg,
 	}, nil
 }
 

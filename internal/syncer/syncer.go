@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"dualsync/internal/domain"
@@ -103,6 +104,17 @@ type Engine struct {
 	items, plans      Sender
 	rec               Recorder
 	o                 Options
+
+	regMu sync.Mutex
+	// regLogged is when a regression of a database and entity was last
+	// logged: once an hour at most, so that a restore's thousands of items
+	// raise one alert, not thousands.
+	regLogged map[regKey]time.Time
+}
+
+type regKey struct {
+	db store.Role
+	e  domain.Entity
 }
 
 // New returns an Engine that enqueues item messages on items (product-sync)
@@ -126,7 +138,7 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Second
 	}
-	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o}
+	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{}}
 }
 
 func (e *Engine) now() time.Time { return domain.Millis(e.o.Clock()) }
@@ -208,7 +220,37 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		}
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
-	return table.Result{Entity: m.Entity, ID: id, Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version}, nil
+	e.logRegression(m, id, res.reg)
+	return table.Result{Entity: m.Entity, ID: id, Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version, Ver: res.agreed}, nil
+}
+
+// EventDatabaseRegressed names the log record an alert matches when a
+// database went back in time (docs/deploy.md).
+const EventDatabaseRegressed = "database_regressed"
+
+// logRegression logs that a database went back in time, once an hour per
+// database and entity: the first item found names it; every item is
+// recorded as a conflict with the reason.
+func (e *Engine) logRegression(m Message, id int64, reg regression) {
+	if reg == 0 {
+		return
+	}
+	now := time.Now()
+	for _, db := range reg.databases() {
+		k := regKey{db, m.Entity}
+		e.regMu.Lock()
+		last, seen := e.regLogged[k]
+		due := !seen || now.Sub(last) >= time.Hour
+		if due {
+			e.regLogged[k] = now
+		}
+		e.regMu.Unlock()
+		if due {
+			e.o.Logger.Error("a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
+				"sync merges each such item and records it as a conflict", "event", EventDatabaseRegressed,
+				"database", string(db), "entity", m.Entity, "id", id, "runId", m.Run)
+		}
+	}
 }
 
 // syncBatch merges the items of a real-time batch (products with a few

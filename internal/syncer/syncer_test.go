@@ -64,8 +64,62 @@ func TestDecide(t *testing.T) {
 			if tt.f != nil {
 				f = *tt.f
 			}
-			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != tt.want {
+			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != (verdict{act: tt.want}) {
 				t.Errorf("decide = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecideRegression: a database whose own entry is behind the other's
+// copy of it, or jumped over it, lost that write (a restore, a rebuild).
+func TestDecideRegression(t *testing.T) {
+	const floor = 1_000_000
+	jumped := func(p domain.Product, from, to int64) domain.Product {
+		p.Jump = domain.Jump{From: from, To: to}
+		return p
+	}
+	tests := []struct {
+		name string
+		p, f *domain.Product
+		want verdict
+	}{
+		// The restored primary wrote X again after its restart: its entry
+		// jumped from the backup's 1 over the 3 the fallback had synced.
+		{"primary restored, written since", ptr(jumped(at(product(1, "x", t0, false), floor, 0), 1, floor)), ptr(at(product(1, "x3", t0, false), 3, 0)),
+			verdict{act: actMergeBoth, reg: regPrimary}},
+		// Restored and not written since: behind, the fallback's row is a
+		// descendant of it and is copied over it, reported as a conflict.
+		{"primary restored, behind", ptr(at(product(1, "x", t0, false), 1, 0)), ptr(at(product(1, "x3", t0, false), 3, 0)),
+			verdict{act: actToPrimary, reg: regPrimary}},
+		{"fallback restored, written since", ptr(at(product(2, "y", t0, false), 2, 5)), ptr(jumped(at(product(2, "y", t0, false), 2, floor), 4, floor)),
+			verdict{act: actMergeBoth, reg: regFallback}},
+		{"fallback behind and the primary wrote too", ptr(at(product(2, "y", t0, false), 3, 5)), ptr(at(product(2, "y", t0, false), 2, 4)),
+			verdict{act: actToFallback, reg: regFallback}},
+		{"both regressed", ptr(at(product(1, "p", t0, false), 1, 5)), ptr(at(product(1, "f", t0, false), 3, 4)),
+			verdict{act: actMergeBoth, reg: regPrimary | regFallback}},
+		{"equal vectors, different rows", ptr(at(product(1, "p", t0, false), 3, 1)), ptr(at(product(1, "f", t0, false), 3, 1)),
+			verdict{act: actMergeBoth, reg: regEqual}},
+		// The rebuilt fallback lost its row: the primary holds its entry 2.
+		{"absent where its entry is known", ptr(at(product(2, "b", t0, false), 0, 2)), nil, verdict{act: actToFallback, reg: regFallback}},
+		{"absent on the primary", nil, ptr(at(product(1, "b", t0, false), 4, 0)), verdict{act: actToPrimary, reg: regPrimary}},
+		// A benign jump (a restart, nothing lost) is no regression.
+		{"jump below what the other has seen", ptr(jumped(at(product(1, "x", t0, false), floor+1, 0), 3, floor)), ptr(at(product(1, "x", t0, false), 3, 0)),
+			verdict{act: actToFallback}},
+		{"jump the other has seen", ptr(jumped(at(product(1, "x", t0, false), floor+1, 0), 3, floor)), ptr(at(product(1, "x", t0, false), floor, 0)),
+			verdict{act: actToFallback}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p, f domain.Product
+			if tt.p != nil {
+				p = *tt.p
+			}
+			if tt.f != nil {
+				f = *tt.f
+			}
+			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != tt.want {
+				t.Errorf("decide = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
