@@ -23,6 +23,7 @@ import (
 	"dualsync/internal/database"
 	"dualsync/internal/failover"
 	"dualsync/internal/httpapi"
+	"dualsync/internal/ids"
 	"dualsync/internal/queue"
 	"dualsync/internal/store"
 	"dualsync/internal/syncer"
@@ -201,6 +202,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			fmt.Fprintf(stdout, "%s (%s): %s done\n", db.Role(), db.Driver(), cmd)
 		}
+		// A restored or rebuilt database must not hand out ids the other
+		// still holds; serve checks again before each database's first
+		// create, so a database that does not answer now is only a warning.
+		for _, pair := range [][2]store.DB{{primary, fallback}, {fallback, primary}} {
+			if err := ids.Check(ctx, pair[0], pair[1]); err != nil {
+				fmt.Fprintf(stdout, "%s: ids not checked against the %s (%v); the handler checks before its first create\n", pair[0].Role(), pair[1].Role(), err)
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: sequences past every id of its parity in both databases\n", pair[0].Role())
+		}
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q: use serve, migrate or seed", strings.TrimSpace(cmd))
@@ -225,7 +236,14 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
 	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
-	fo := failover.New(primary, fallback, failover.Options{
+	// Creates on a database wait until its ids are checked against the
+	// other one (a restore or rebuild must not reuse an id): at once in the
+	// background, and again on a create while the other does not answer.
+	guardP := ids.NewGuard(primary, fallback, ids.Options{Logger: log})
+	guardF := ids.NewGuard(fallback, primary, ids.Options{Logger: log})
+	go guardP.Run(ctx, 5*time.Second)
+	go guardF.Run(ctx, 5*time.Second)
+	fo := failover.New(guardP, guardF, failover.Options{
 		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: pub.OnChange,
 	})
 	srv := &http.Server{

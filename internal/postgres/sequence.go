@@ -62,3 +62,31 @@ func (db *DB) advanceSequence(ctx context.Context, tx pgx.Tx, e domain.Entity, i
 	_, err = tx.Exec(ctx, "SELECT setval($1::regclass, $2::bigint, true)", seq, want)
 	return err
 }
+
+// MaxID returns the highest id of the given parity, by a backward index
+// scan that stops at the first such id.
+func (db *DB) MaxID(ctx context.Context, e domain.Entity, parity int64) (int64, error) {
+	t, err := table(e)
+	if err != nil {
+		return 0, err
+	}
+	var top *int64
+	if err := db.pool.QueryRow(ctx, "SELECT max(id) FROM (SELECT id FROM "+t+" WHERE id % 2 = $1 ORDER BY id DESC LIMIT 1) s", parity).Scan(&top); err != nil {
+		return 0, classify(err, "max id", true)
+	}
+	if top == nil {
+		return 0, nil
+	}
+	return *top, nil
+}
+
+// AdvanceSequence moves the sequence past past (and past every own id the
+// table holds), under the same lock as every other move.
+func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) error {
+	if past%2 != idStart(db.role)%2 {
+		past = 0 // the other side's parity: only the table's own ids count
+	}
+	return db.inTx(ctx, "advance sequence", func(tx pgx.Tx) error {
+		return classify(db.advanceSequence(ctx, tx, e, past), "advance sequence", true)
+	})
+}

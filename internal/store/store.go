@@ -189,6 +189,14 @@ type DB interface {
 	// Seed loads the sample data; running it again creates nothing new.
 	Seed(ctx context.Context) error
 
+	// MaxID returns the highest id of the entity whose parity is parity
+	// (id % 2), tombstones included; 0 if none.
+	MaxID(ctx context.Context, e domain.Entity, parity int64) (int64, error)
+	// AdvanceSequence moves this database's id sequence of the entity so
+	// that the next id it hands out is above past (an id of its own parity
+	// the other database holds); never backwards.
+	AdvanceSequence(ctx context.Context, e domain.Entity, past int64) error
+
 	// Ping checks the database answers a trivial query.
 	Ping(ctx context.Context) error
 	// Role returns the role this DB was opened in; Driver "postgres" or "sqlserver".

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListPaging", testListPaging},
 		{"IDParityAndSequence", testIDParity},
 		{"SequenceAtMigrate", testSequenceAtMigrate},
+		{"MaxIDAndAdvance", testMaxIDAndAdvance},
 		{"Versions", testVersions},
 		{"Jumps", testJumps},
 		{"PutUsersSwap", testPutUsersSwap},
@@ -376,6 +377,56 @@ func testIDParity(t *testing.T, open Opener) {
 			u1 := must[domain.User](t, "create user")(db.CreateUser(c, userChange("v", "v@example.com")))
 			if u1.ID != own+12 {
 				t.Fatalf("user id after a Put of own id %d = %d, want %d", own+10, u1.ID, own+12)
+			}
+		})
+	}
+}
+
+// testMaxIDAndAdvance: the highest id of each parity (tombstones count),
+// and a sequence moved past an id the other database holds.
+func testMaxIDAndAdvance(t *testing.T, open Opener) {
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			db := migrated(t, open, role)
+			c := ctx(t)
+			for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+				if got := must[int64](t, "max id")(db.MaxID(c, e, 1)); got != 0 {
+					t.Fatalf("%s: max odd id of an empty table = %d", e, got)
+				}
+			}
+			now := domain.Millis(time.Now())
+			for _, id := range []int64{7, 10, 13, 4} {
+				p := domain.Product{ID: id, Name: "x", Price: 1, CreatedAt: now, UpdatedAt: now}
+				if id == 13 {
+					p.DeletedAt = &now
+				}
+				must[store.PutResult](t, "put")(db.PutProduct(c, p, nil))
+			}
+			if odd, even := must[int64](t, "max")(db.MaxID(c, domain.EntityProduct, 1)), must[int64](t, "max")(db.MaxID(c, domain.EntityProduct, 0)); odd != 13 || even != 10 {
+				t.Fatalf("max ids odd %d even %d, want 13 and 10", odd, even)
+			}
+			// The other database holds an own-parity id far ahead; and one of
+			// the other parity, which must change nothing.
+			own := map[store.Role]int64{store.RolePrimary: 41, store.RoleFallback: 40}[role]
+			for _, past := range []int64{own, own + 61} {
+				if err := db.AdvanceSequence(c, domain.EntityProduct, past); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.AdvanceSequence(c, domain.EntityUser, own); err != nil {
+				t.Fatal(err)
+			}
+			p := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("n", "", 1)))
+			u := must[domain.User](t, "create user")(db.CreateUser(c, userChange("n", "n@example.com")))
+			if p.ID != own+2 || u.ID != own+2 {
+				t.Fatalf("after advancing past %d: product %d, user %d; want %d", own, p.ID, u.ID, own+2)
+			}
+			// Never backwards.
+			if err := db.AdvanceSequence(c, domain.EntityProduct, own-20); err != nil {
+				t.Fatal(err)
+			}
+			if q := must[domain.Product](t, "create")(db.CreateProduct(c, productChange("m", "", 1))); q.ID != own+4 {
+				t.Fatalf("after a move backwards: id %d, want %d", q.ID, own+4)
 			}
 		})
 	}

@@ -1,0 +1,154 @@
+// Package ids keeps a database from handing out an id that a row already
+// has somewhere: after a restore or a rebuild, a database's sequence can be
+// behind ids of its own parity that the other database still holds (rows it
+// lost), and the next create would give an unrelated product one of those
+// ids, which sync would then merge with the lost row. Before a database
+// takes its first create in a process, its sequences are moved past the
+// highest id of its parity in either database; until the other database has
+// answered that question, creates on this one are refused.
+package ids
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/store"
+)
+
+// ErrUnchecked is in the chain of a create refused because the database's
+// ids have not been checked against the other database yet.
+var ErrUnchecked = errors.New("ids not yet checked against the other database")
+
+// Parity is the parity (id % 2) of the ids a database in role r allocates.
+func Parity(r store.Role) int64 {
+	if r == store.RoleFallback {
+		return 0
+	}
+	return 1
+}
+
+// Check moves own's sequences past the highest id of own's parity that own
+// or other holds. It fails when either database does not answer: then
+// nothing says which ids other still holds.
+func Check(ctx context.Context, own, other store.DB) error {
+	parity := Parity(own.Role())
+	for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+		top, err := other.MaxID(ctx, e, parity)
+		if err != nil {
+			return fmt.Errorf("highest %s id of the %s's parity in the %s: %w", e, own.Role(), other.Role(), err)
+		}
+		if err := own.AdvanceSequence(ctx, e, top); err != nil {
+			return fmt.Errorf("move the %s's %s sequence past %d: %w", own.Role(), e, top, err)
+		}
+	}
+	return nil
+}
+
+// Options tune a Guard; zero values take defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Retry is the least time between two checks a create triggers
+	// (default 2s), so that refused creates do not each query the other
+	// database while it is down.
+	Retry time.Duration
+}
+
+// Guard is a database whose creates wait for Check to succeed once; every
+// other operation passes straight through.
+type Guard struct {
+	store.DB
+	other store.DB
+	o     Options
+
+	mu      sync.Mutex
+	checked bool
+	tried   time.Time
+}
+
+// NewGuard wraps own; other is the database its ids are checked against.
+func NewGuard(own, other store.DB, o Options) *Guard {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Retry <= 0 {
+		o.Retry = 2 * time.Second
+	}
+	return &Guard{DB: own, other: other, o: o}
+}
+
+// Checked reports whether creates are open.
+func (g *Guard) Checked() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.checked
+}
+
+// Ensure checks now unless done already (or tried within Retry, when
+// force is false); it returns nil once creates are open.
+func (g *Guard) Ensure(ctx context.Context, force bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.checked {
+		return nil
+	}
+	if !force && time.Since(g.tried) < g.o.Retry {
+		return g.refused(nil)
+	}
+	g.tried = time.Now()
+	if err := Check(ctx, g.DB, g.other); err != nil {
+		g.o.Logger.Warn("creates on this database wait: its ids could not be checked against the other database", "database", string(g.Role()), "err", err)
+		return g.refused(err)
+	}
+	g.checked = true
+	g.o.Logger.Info("ids checked against the other database; creates open", "database", string(g.Role()))
+	return nil
+}
+
+// refused is the error of a create refused before the check: unavailable,
+// nothing written (so the failover wrapper may try the other database), and
+// busy rather than down (so its breaker stays as it is).
+func (g *Guard) refused(cause error) error {
+	err := fmt.Errorf("%w: %w: %w", ErrUnchecked, store.ErrUnreached, store.ErrBusy)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return domain.Wrap(domain.KindUnavailable, err,
+		fmt.Sprintf("the %s database cannot take new rows until its ids are checked against the other database, which does not answer", g.Role()))
+}
+
+// Run checks at once and then every interval until it succeeds or ctx ends,
+// so that creates open without waiting for the first one.
+func (g *Guard) Run(ctx context.Context, interval time.Duration) {
+	for {
+		c, cancel := context.WithTimeout(ctx, interval)
+		err := g.Ensure(c, true)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (g *Guard) CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error) {
+	if err := g.Ensure(ctx, false); err != nil {
+		return domain.Product{}, err
+	}
+	return g.DB.CreateProduct(ctx, c)
+}
+
+func (g *Guard) CreateUser(ctx context.Context, c domain.UserChange) (domain.User, error) {
+	if err := g.Ensure(ctx, false); err != nil {
+		return domain.User{}, err
+	}
+	return g.DB.CreateUser(ctx, c)
+}
