@@ -39,7 +39,7 @@ type kind[T any] struct {
 	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector) (store.PutResult, error)
 	ver     func(T) domain.Vector
 	jump    func(T) domain.Jump // the loading database's own entry's last jump
-	version func(T) time.Time // updatedAt, reported only
+	version func(T) time.Time   // updatedAt, reported only
 	deleted func(T) bool
 	same    func(a, b T) bool // every column but the vector
 	merge   func(p, f T) T    // field by field, for concurrent rows
