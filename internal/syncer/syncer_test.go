@@ -186,6 +186,9 @@ func TestChain(t *testing.T) {
 type env struct {
 	primary, fallback store.DB
 	primaryProxy      *testenv.Proxy // the primary is reached only through it
+	// primaryURL is the primary straight (backups, restores), proxiedURL
+	// through the proxy; fallbackURL the fallback.
+	primaryURL, proxiedURL, fallbackURL string
 	items, plans      *queue.Queue
 	rec               *table.Store
 	eng               *Engine
@@ -197,7 +200,8 @@ func newEnv(t testing.TB, o Options) *env {
 	conn := testenv.Storage(t)
 	e := &env{}
 	var err error
-	e.fallback = openDB(t, testenv.CreateDatabase(t), store.RoleFallback)
+	e.fallbackURL = testenv.CreateDatabase(t)
+	e.fallback = openDB(t, e.fallbackURL, store.RoleFallback)
 	raw := testenv.CreateDatabase(t)
 	openDB(t, raw, store.RolePrimary)
 	u, err := url.Parse(raw)
@@ -206,7 +210,8 @@ func newEnv(t testing.TB, o Options) *env {
 	}
 	e.primaryProxy = testenv.NewProxy(t, u.Host)
 	u.Host = e.primaryProxy.Addr()
-	e.primary = openDB(t, u.String(), store.RolePrimary)
+	e.primaryURL, e.proxiedURL = raw, u.String()
+	e.primary = openDB(t, e.proxiedURL, store.RolePrimary)
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(conn, nil)
 	if err != nil {
 		t.Fatal(err)

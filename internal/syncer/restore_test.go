@@ -1,0 +1,353 @@
+package syncer
+
+// Issue 25: databases that go back in time (a point-in-time restore, a
+// rebuild from empty, an upgrade), each against real PostgreSQL in both
+// roles, writes through the failover wrapper and the id guards as the
+// handler makes them, and real queues and tables.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"dualsync/internal/domain"
+	"dualsync/internal/failover"
+	idguard "dualsync/internal/ids"
+	"dualsync/internal/store"
+	"dualsync/internal/table"
+	"dualsync/internal/testenv"
+)
+
+// restart is what a new handler process does: it opens both databases anew
+// (a new floor for their vector entries), builds the engine, and the API
+// over id guards that have checked both databases once.
+func (e *env) restart(t *testing.T, log *slog.Logger) *failover.Failover {
+	t.Helper()
+	time.Sleep(2 * time.Millisecond) // a later start: a higher floor
+	e.primary = openDB(t, e.proxiedURL, store.RolePrimary)
+	e.fallback = openDB(t, e.fallbackURL, store.RoleFallback)
+	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, Options{Logger: log})
+	gp, gf := idguard.NewGuard(e.primary, e.fallback, idguard.Options{}), idguard.NewGuard(e.fallback, e.primary, idguard.Options{})
+	for _, g := range []*idguard.Guard{gp, gf} {
+		if err := g.Ensure(context.Background(), true); err != nil {
+			t.Fatalf("start-up id check: %v", err)
+		}
+	}
+	return failover.New(gp, gf, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: time.Hour, OnChange: e.eng.Changed})
+}
+
+// fullRun starts a run of the entity and processes it to the end.
+func (e *env) fullRun(t *testing.T, ent domain.Entity) RunStatus {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.eng.Start(ctx, StartRequest{Trigger: "test", Entity: ent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainPlans(t, e)
+	e.syncAll(t)
+	got, err := e.eng.Status(ctx, st.InstanceID)
+	if err != nil || got.RuntimeStatus != RunCompleted {
+		t.Fatalf("run %+v, %v", got, err)
+	}
+	return got
+}
+
+// outcomes lists the recorded outcomes of an item: today's real-time ones
+// and those of run (if any).
+func (e *env) outcomes(t *testing.T, run string, ent domain.Entity, id int64) []table.Result {
+	t.Helper()
+	out := realtime(t, e, ent, id)
+	if run == "" {
+		return out
+	}
+	rs, _, err := e.rec.Results(context.Background(), run, "", 1000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Entity == ent && r.ID == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func hasRegression(rs []table.Result, db store.Role) bool {
+	for _, r := range rs {
+		if r.Status == StatusConflict && strings.Contains(r.Reason, "the "+string(db)+" database went back in time") {
+			return true
+		}
+	}
+	return false
+}
+
+// logBuffer collects the engine's JSON log records.
+type logBuffer struct{ bytes.Buffer }
+
+func (b *logBuffer) records(t *testing.T, event string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(b.String(), "\n") {
+		var r map[string]any
+		if json.Unmarshal([]byte(line), &r) == nil && r["event"] == event {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// The issue's flow: X created and synced; the primary backed up; X renamed
+// twice and B created, all synced to the fallback; the primary restored
+// from the backup and the app restarted; X's price PATCHed to 777.00 and C
+// created on the restored primary; a full run. Both databases must then
+// hold X with the second rename and the new price, B as it was, and C as a
+// product of its own; X's outcome is a conflict that says the primary went
+// back in time, logged once.
+func TestScenarioRestoredPrimary(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	var logs logBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	fo := e.restart(t, log)
+	x, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("X"), Description: ptr("x"), Price: ptr(domain.Money(1_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	backup := testenv.TakeBackup(t, e.primaryURL)
+	for _, name := range []string{"X v2", "X v3"} {
+		if _, err := fo.UpdateProduct(ctx, x.ID, domain.ProductChange{Name: ptr(name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("B"), Description: ptr("b"), Price: ptr(domain.Money(2_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	bothProducts(t, e, b.ID)
+
+	backup.Restore(t, e.primaryURL)
+	fo = e.restart(t, log)
+	if got, err := fo.UpdateProduct(ctx, x.ID, domain.ProductChange{Price: ptr(domain.Money(777_00))}); err != nil || got.Price != 777_00 {
+		t.Fatalf("PATCH on the restored primary: %+v, %v", got, err)
+	}
+	c, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("C"), Description: ptr("c"), Price: ptr(domain.Money(3_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == b.ID || c.ID%2 != 1 {
+		t.Fatalf("the restored primary gave C id %d; B has %d", c.ID, b.ID)
+	}
+	run := e.fullRun(t, domain.EntityProduct)
+
+	px, _ := bothProducts(t, e, x.ID)
+	if px.Name != "X v3" || px.Price != 777_00 || px.Description != "x" {
+		t.Fatalf("X = %+v; want the rename the restore lost and the PATCH made after it", px)
+	}
+	pb, _ := bothProducts(t, e, b.ID)
+	if pb.Name != "B" || pb.Price != 2_00 || pb.Deleted() {
+		t.Fatalf("B = %+v; want it back on the restored primary as it was", pb)
+	}
+	pc, _ := bothProducts(t, e, c.ID)
+	if pc.Name != "C" || pc.Price != 3_00 {
+		t.Fatalf("C = %+v", pc)
+	}
+	wantEmptyOutboxes(t, e)
+	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, x.ID); !hasRegression(rs, store.RolePrimary) {
+		t.Fatalf("X's outcomes %+v; want a conflict saying the primary went back in time", rs)
+	}
+	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, b.ID); !hasRegression(rs, store.RolePrimary) {
+		t.Fatalf("B's outcomes %+v; want a conflict saying the primary lost it", rs)
+	}
+	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, c.ID); hasRegression(rs, store.RolePrimary) {
+		t.Fatalf("C is new, not a regression: %+v", rs)
+	}
+	recs := logs.records(t, EventDatabaseRegressed)
+	if len(recs) != 1 || recs[0]["database"] != "primary" || recs[0]["entity"] != "product" || recs[0]["level"] != "ERROR" {
+		t.Fatalf("regression log records %v; want one for the primary's products", recs)
+	}
+}
+
+// Restored and then written several times before any sync (the queue
+// down): the restored side's entry passes the other's copy numerically,
+// but its jump shows it never had the writes in between.
+func TestScenarioRestoredPrimaryWrittenManyTimes(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	fo := e.restart(t, nil)
+	x, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("X"), Description: ptr("x"), Price: ptr(domain.Money(1_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	backup := testenv.TakeBackup(t, e.primaryURL)
+	if _, err := fo.UpdateProduct(ctx, x.ID, domain.ProductChange{Name: ptr("lost rename")}); err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	backup.Restore(t, e.primaryURL)
+	fo = e.restart(t, nil)
+	for _, price := range []domain.Money{5_00, 6_00, 7_00, 8_00} {
+		if _, err := fo.UpdateProduct(ctx, x.ID, domain.ProductChange{Price: ptr(price)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.syncAll(t)
+	p, _ := bothProducts(t, e, x.ID)
+	if p.Name != "lost rename" || p.Price != 8_00 {
+		t.Fatalf("X = %+v; want the rename the restore lost and the last price", p)
+	}
+	if rs := realtime(t, e, domain.EntityProduct, x.ID); !hasRegression(rs, store.RolePrimary) {
+		t.Fatalf("outcomes %+v; want the regression", rs)
+	}
+}
+
+// The fallback rebuilt empty: its rows come back from the primary (lost
+// there, so conflicts that say so), and its first create after the
+// rebuild, made while the primary is cut, gets a new id; nothing merges two
+// different products.
+func TestScenarioRebuiltFallback(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	fo := e.restart(t, nil)
+	e.outage(t, fo)
+	var made []domain.Product
+	for _, name := range []string{"F1", "F2"} {
+		p, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr(name), Description: ptr(""), Price: ptr(domain.Money(1_00))})
+		if err != nil || p.ID%2 != 0 {
+			t.Fatalf("create on the fallback: %+v, %v", p, err)
+		}
+		made = append(made, p)
+	}
+	e.primaryProxy.Restore()
+	e.syncAll(t)
+	bothProducts(t, e, made[1].ID)
+
+	testenv.Rebuild(t, e.fallbackURL)
+	fo = e.restart(t, nil)
+	e.outage(t, fo)
+	n, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("new"), Description: ptr(""), Price: ptr(domain.Money(9_00))})
+	if err != nil {
+		t.Fatalf("create on the rebuilt fallback with the primary cut: %v", err)
+	}
+	for _, p := range made {
+		if n.ID == p.ID {
+			t.Fatalf("the rebuilt fallback reused id %d", n.ID)
+		}
+	}
+	e.primaryProxy.Restore()
+	run := e.fullRun(t, domain.EntityProduct)
+	for _, p := range made {
+		got, _ := bothProducts(t, e, p.ID)
+		if got.Name != p.Name {
+			t.Fatalf("product %d = %+v, want %q back", p.ID, got, p.Name)
+		}
+		if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, p.ID); !hasRegression(rs, store.RoleFallback) {
+			t.Fatalf("product %d outcomes %+v; want a conflict saying the fallback lost it", p.ID, rs)
+		}
+	}
+	if got, _ := bothProducts(t, e, n.ID); got.Name != "new" {
+		t.Fatalf("new product = %+v", got)
+	}
+}
+
+// A database whose ids could not be checked (the other one down at its
+// start) takes no creates: they answer unavailable, and nothing is written.
+func TestScenarioCreatesWaitForTheCheck(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	e.primaryProxy.Cut()
+	gp, gf := idguard.NewGuard(e.primary, e.fallback, idguard.Options{}), idguard.NewGuard(e.fallback, e.primary, idguard.Options{})
+	fo := failover.New(gp, gf, failover.Options{QueryTimeout: 2 * time.Second, Cooldown: time.Hour})
+	_, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("n"), Description: ptr(""), Price: ptr(domain.Money(1))})
+	if !domain.IsKind(err, domain.KindUnavailable) {
+		t.Fatalf("create with the fallback unchecked and the primary down: %v, want unavailable", err)
+	}
+	if rows, err := e.fallback.ListProducts(ctx, store.Page{Limit: 10}); err != nil || len(rows) != 0 {
+		t.Fatalf("the fallback took a row: %+v, %v", rows, err)
+	}
+}
+
+// Issue 25 item 4: a rename and a DELETE made on the fallback before the
+// upgrade to version vectors, still waiting in its outbox, survive the
+// primary's first PATCHes after the upgrade.
+func TestScenarioUpgradeKeepsWaitingChanges(t *testing.T) {
+	ctx := context.Background()
+	body, err := os.ReadFile("../postgres/migrations/001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Date(2025, 3, 24, 5, 23, 54, 611_000_000, time.UTC)
+	later := stamp.Add(time.Hour)
+	urls := map[store.Role]string{}
+	for role, start := range map[store.Role]string{store.RolePrimary: "1", store.RoleFallback: "2"} {
+		raw := testenv.CreateDatabase(t)
+		urls[role] = raw
+		conn, err := pgx.Connect(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts := []string{
+			strings.ReplaceAll(string(body), "{{id_start}}", start),
+			`CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+			 INSERT INTO schema_migrations (version) VALUES ('001_init')`,
+		}
+		for _, sql := range stmts {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Products 1 and 3 were synced: the same rows on both sides.
+		for _, id := range []int{1, 3} {
+			if _, err := conn.Exec(ctx, "INSERT INTO products (id, name, description, price, created_at, updated_at) VALUES ($1, 'old', 'd', 1.00, $2, $2)", id, stamp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if role == store.RoleFallback {
+			// During an outage the fallback renamed 1 and deleted 3; the
+			// upgrade came before their sync.
+			for _, sql := range []string{
+				"UPDATE products SET name = 'renamed', updated_at = $1 WHERE id = 1",
+				"UPDATE products SET deleted_at = $1, updated_at = $1 WHERE id = 3",
+				"INSERT INTO outbox (entity, entity_id, version, created_at) VALUES ('product', 1, $1, $1), ('product', 3, $1, $1)",
+			} {
+				if _, err := conn.Exec(ctx, sql, later); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		conn.Close(ctx)
+	}
+	e := newEnv(t, Options{})
+	e.primary, e.fallback = openDB(t, urls[store.RolePrimary], store.RolePrimary), openDB(t, urls[store.RoleFallback], store.RoleFallback)
+	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, Options{})
+	// After the upgrade the primary serves again and PATCHes both rows.
+	if _, err := e.primary.UpdateProduct(ctx, 1, domain.ProductChange{Price: ptr(domain.Money(9_99))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.primary.UpdateProduct(ctx, 3, domain.ProductChange{Name: ptr("edited")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{1, 3} {
+		if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1, _ := bothProducts(t, e, 1)
+	if p1.Name != "renamed" || p1.Price != 9_99 {
+		t.Fatalf("product 1 = %+v; want the fallback's rename and the primary's price", p1)
+	}
+	if p3, _ := bothProducts(t, e, 3); !p3.Deleted() {
+		t.Fatalf("product 3 = %+v; the fallback's delete was undone", p3)
+	}
+	wantEmptyOutboxes(t, e)
+}
