@@ -24,7 +24,7 @@ type Syncer interface {
 	Runs(ctx context.Context, limit int) ([]syncer.RunStatus, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) (syncer.ResultsPage, error)
 
-	SyncItem(ctx context.Context, m syncer.Message) error
+	SyncDelivered(ctx context.Context, m syncer.Message, d syncer.Delivery) error
 	ItemPoisoned(ctx context.Context, m syncer.Message) error
 	Plan(ctx context.Context, m syncer.PlanMessage, d syncer.Delivery) error
 	PlanPoisoned(ctx context.Context, m syncer.PlanMessage) error
@@ -148,8 +148,10 @@ func queryLimit(w http.ResponseWriter, r *http.Request, def, max int) (int, bool
 // Queue- and timer-triggered functions. The host posts an invocation
 // envelope; an error answers 500, which makes the host retry a queue message.
 
+// syncProduct hands the engine the delivery: a redelivered item may find
+// its earlier attempt's work done and its record lost (syncer.SyncDelivered).
 func (h syncRoutes) syncProduct() http.Handler {
-	return queueFunc(h.log, h.sync.SyncItem)
+	return deliveredFunc(h.log, h.sync.SyncDelivered)
 }
 
 func (h syncRoutes) syncProductPoison() http.Handler {
@@ -159,15 +161,7 @@ func (h syncRoutes) syncProductPoison() http.Handler {
 // planProductSync hands the planner the queue message's id: a page belongs
 // to the message that recorded it (runs.go).
 func (h syncRoutes) planProductSync() http.Handler {
-	return invoke.Handler(h.log, func(ctx context.Context, req invoke.Request) (invoke.Response, error) {
-		var m syncer.PlanMessage
-		if err := req.Bind(queueBinding, &m); err != nil {
-			h.log.ErrorContext(ctx, "dropping an undecodable queue message", "err", err, "id", req.MetaString("Id"))
-			return invoke.Response{Logs: []string{"undecodable message dropped"}}, nil
-		}
-		n, _ := strconv.Atoi(req.MetaString("DequeueCount"))
-		return invoke.Response{}, h.sync.Plan(ctx, m, syncer.Delivery{MessageID: req.MetaString("Id"), DequeueCount: n})
-	})
+	return deliveredFunc(h.log, h.sync.Plan)
 }
 
 func (h syncRoutes) planProductSyncPoison() http.Handler {
@@ -187,6 +181,12 @@ func (h syncRoutes) relay() http.Handler {
 const queueBinding = "msg"
 
 func queueFunc[M any](log *slog.Logger, fn func(context.Context, M) error) http.Handler {
+	return deliveredFunc(log, func(ctx context.Context, m M, _ syncer.Delivery) error { return fn(ctx, m) })
+}
+
+// deliveredFunc is queueFunc for consumers that need the delivery: the
+// message's id and how often the queue has handed it out.
+func deliveredFunc[M any](log *slog.Logger, fn func(context.Context, M, syncer.Delivery) error) http.Handler {
 	return invoke.Handler(log, func(ctx context.Context, req invoke.Request) (invoke.Response, error) {
 		var m M
 		if err := req.Bind(queueBinding, &m); err != nil {
@@ -195,7 +195,8 @@ func queueFunc[M any](log *slog.Logger, fn func(context.Context, M) error) http.
 			log.ErrorContext(ctx, "dropping an undecodable queue message", "err", err, "id", req.MetaString("Id"))
 			return invoke.Response{Logs: []string{"undecodable message dropped"}}, nil
 		}
-		return invoke.Response{}, fn(ctx, m)
+		n, _ := strconv.Atoi(req.MetaString("DequeueCount"))
+		return invoke.Response{}, fn(ctx, m, syncer.Delivery{MessageID: req.MetaString("Id"), DequeueCount: n})
 	})
 }
 

@@ -43,7 +43,7 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 		case actNeitherSides:
 			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Reason: "in neither database"}
 		case actNone:
-			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Version: p.UpdatedAt}
+			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Version: p.UpdatedAt, Ver: p.Ver}
 			agreed[id] = p.Ver
 		case actToFallback:
 			toFallback = append(toFallback, store.ProductPut{Product: p, Expect: expected(f.Ver, fok)})
@@ -71,7 +71,7 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 			if res[i] == store.PutCreated && row.Deleted() {
 				status = StatusDeleted // a tombstone arriving where the row never existed
 			}
-			done[row.ID] = table.Result{Entity: domain.EntityProduct, ID: row.ID, Status: status, Version: row.UpdatedAt}
+			done[row.ID] = table.Result{Entity: domain.EntityProduct, ID: row.ID, Status: status, Version: row.UpdatedAt, Ver: row.Ver}
 			agreed[row.ID] = row.Ver
 		}
 	}

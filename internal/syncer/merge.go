@@ -345,12 +345,14 @@ type merged struct {
 // the outbox entries that row covers. An error means a transient failure
 // (or an email still taken, see mergeUser): the caller retries the whole
 // merge, which is safe because every write is a compare-and-set on what
-// this merge read.
-func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, e domain.Entity) (merged, error) {
+// this merge read. before, if set, is called with the outcome a merge is
+// about to write, before it writes either database; its error stops the
+// merge with nothing written.
+func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, e domain.Entity, before func(merged) error) (merged, error) {
 	var err error
 	for range casAttempts {
 		var m merged
-		m, err = mergeOnce(ctx, k, primary, fallback, id)
+		m, err = mergeOnce(ctx, k, primary, fallback, id, before)
 		if errors.Is(err, store.ErrChanged) {
 			continue // someone wrote the row meanwhile: read both again
 		}
@@ -378,7 +380,7 @@ func ack(ctx context.Context, primary, fallback store.DB, e domain.Entity, id in
 	return fallback.AckOutbox(ctx, e, []store.OutboxMark{{ID: id, UpTo: agreed.F}})
 }
 
-func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64) (merged, error) {
+func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, before func(merged) error) (merged, error) {
 	p, pok, err := k.load(ctx, primary, id)
 	if err != nil {
 		return merged{}, err
@@ -420,18 +422,41 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		m.detail = conflictDetail(pd, fd, k.detail(row))
 		return m
 	}
+	// predicted is a copy's status before it is written: what its
+	// PutResult will be if the target still holds what was read.
+	predicted := func(target T, targetOK bool, row T) string {
+		switch {
+		case k.deleted(row) && (!targetOK || !k.deleted(target)):
+			return StatusDeleted
+		case !targetOK:
+			return StatusCreated
+		}
+		return StatusUpdated
+	}
+	announce := func(m merged) error {
+		if before == nil {
+			return nil
+		}
+		return before(m)
+	}
 	switch d.act {
 	case actNeitherSides:
 		return merged{status: StatusUnchanged, reason: "in neither database"}, nil
 	case actNone:
 		return merged{status: StatusUnchanged, version: k.version(p), agreed: pv}, nil
 	case actToFallback:
+		if err := announce(regressed(merged{status: predicted(f, fok, p), version: k.version(p), agreed: pv}, p)); err != nil {
+			return merged{}, err
+		}
 		res, err := k.put(ctx, fallback, primary, p, expectF)
 		if err != nil {
 			return merged{}, err
 		}
 		return regressed(merged{status: status(res, p), version: k.version(p), agreed: pv}, p), nil
 	case actToPrimary:
+		if err := announce(regressed(merged{status: predicted(p, pok, f), version: k.version(f), agreed: fv}, f)); err != nil {
+			return merged{}, err
+		}
 		res, err := k.put(ctx, primary, fallback, f, expectP)
 		if err != nil {
 			return merged{}, err
@@ -439,26 +464,31 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		return regressed(merged{status: status(res, f), version: k.version(f), agreed: fv}, f), nil
 	}
 	m := k.merge(p, f)
-	if _, err := k.put(ctx, primary, fallback, m, expectP); err != nil {
-		return merged{}, err
-	}
-	if _, err := k.put(ctx, fallback, primary, m, expectF); err != nil {
-		// The primary holds the merged row already; the retry finds it
-		// dominating (or concurrent with a newer write) and goes on from there.
-		return merged{}, err
-	}
 	reason := "changed in both databases since they last agreed; merged field by field"
 	if d.reg != 0 {
 		reason = d.reg.reason("merged field by field, so that the writes each still has survive")
 	}
-	return merged{
+	out := merged{
 		status:  StatusConflict,
 		reason:  reason,
 		detail:  conflictDetail(k.detail(p), k.detail(f), k.detail(m)),
 		version: k.version(m),
 		agreed:  k.ver(m),
 		reg:     d.reg,
-	}, nil
+	}
+	if err := announce(out); err != nil {
+		return merged{}, err
+	}
+	if _, err := k.put(ctx, primary, fallback, m, expectP); err != nil {
+		return merged{}, err
+	}
+	if _, err := k.put(ctx, fallback, primary, m, expectF); err != nil {
+		// The primary holds the merged row already; the retry finds it
+		// dominating (or concurrent with a newer write) and goes on from
+		// there; the intent announced above keeps the outcome a conflict.
+		return merged{}, err
+	}
+	return out, nil
 }
 
 // putUser writes u to target. When u's email is held there by another user

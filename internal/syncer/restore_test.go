@@ -351,3 +351,117 @@ func TestScenarioUpgradeKeepsWaitingChanges(t *testing.T) {
 	}
 	wantEmptyOutboxes(t, e)
 }
+
+// flakyRecorder is the real table store whose next RecordRunResult and
+// RecordRealtime fail once each, after the merge has written both
+// databases: a Table Storage timeout, an instance recycled.
+type flakyRecorder struct {
+	*table.Store
+	runFails, realtimeFails int
+}
+
+func (f *flakyRecorder) RecordRunResult(ctx context.Context, run string, r table.Result) (bool, error) {
+	if f.runFails > 0 {
+		f.runFails--
+		return false, domain.Errorf(domain.KindUnavailable, "table storage timed out")
+	}
+	return f.Store.RecordRunResult(ctx, run, r)
+}
+
+func (f *flakyRecorder) RecordRealtime(ctx context.Context, rs ...table.Result) error {
+	if f.realtimeFails > 0 {
+		f.realtimeFails--
+		return domain.Errorf(domain.KindUnavailable, "table storage timed out")
+	}
+	return f.Store.RecordRealtime(ctx, rs...)
+}
+
+// concurrentEdit leaves product x changed on both sides since they last
+// agreed: its price on the primary, its name on the fallback.
+func concurrentEdit(t *testing.T, e *env) domain.Product {
+	t.Helper()
+	ctx := context.Background()
+	x, err := e.primary.CreateProduct(ctx, domain.ProductChange{Name: ptr("X"), Description: ptr(""), Price: ptr(domain.Money(1_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: x.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.primary.UpdateProduct(ctx, x.ID, domain.ProductChange{Price: ptr(domain.Money(2_00))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.fallback.UpdateProduct(ctx, x.ID, domain.ProductChange{Name: ptr("Y")}); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// Issue 25 item 5: the merge writes both databases, then recording its
+// outcome fails; the redelivered message finds both sides equal. The
+// recorded outcome must still be the conflict that changed the data, and
+// the run's counts exact.
+func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
+	ctx := context.Background()
+	t.Run("run", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		x := concurrentEdit(t, e)
+		flaky := &flakyRecorder{Store: e.rec, runFails: 1}
+		e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
+		// Drop the real-time messages of the edits: only the run syncs.
+		for _, msg := range receive[Message](t, e.items) {
+			deleteDelivered(t, e.items, msg)
+		}
+		st, err := e.eng.Start(ctx, StartRequest{Trigger: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drainPlans(t, e)
+		msgs := receive[Message](t, e.items)
+		if len(msgs) != 1 {
+			t.Fatalf("run messages %+v, want 1", msgs)
+		}
+		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 1}); err == nil {
+			t.Fatal("the first attempt's record did not fail")
+		}
+		bothProducts(t, e, x.ID) // the merge wrote both before the record failed
+		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		deleteDelivered(t, e.items, msgs[0])
+		got, err := e.eng.Status(ctx, st.InstanceID)
+		if err != nil || got.RuntimeStatus != RunCompleted {
+			t.Fatalf("run %+v, %v", got, err)
+		}
+		if c := got.CustomStatus.Counts; c[StatusConflict] != 1 || c[StatusUnchanged] != 0 || got.CustomStatus.Total != 1 {
+			t.Fatalf("counts %v total %d; want the one conflict", c, got.CustomStatus.Total)
+		}
+		rs := e.outcomes(t, st.InstanceID, domain.EntityProduct, x.ID)
+		if len(rs) == 0 || rs[len(rs)-1].Status != StatusConflict || !strings.Contains(rs[len(rs)-1].Detail, `"merged"`) {
+			t.Fatalf("outcomes %+v; want the conflict with its detail", rs)
+		}
+	})
+	t.Run("real time", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		x := concurrentEdit(t, e)
+		flaky := &flakyRecorder{Store: e.rec, realtimeFails: 1}
+		e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
+		m := Message{Entity: domain.EntityProduct, ID: x.ID}
+		if err := e.eng.SyncDelivered(ctx, m, Delivery{DequeueCount: 1}); err == nil {
+			t.Fatal("the first attempt's record did not fail")
+		}
+		if err := e.eng.SyncDelivered(ctx, m, Delivery{DequeueCount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		var conflict bool
+		for _, r := range realtime(t, e, domain.EntityProduct, x.ID) {
+			conflict = conflict || r.Status == StatusConflict
+		}
+		if !conflict {
+			t.Fatalf("real-time outcomes %+v; want the conflict", realtime(t, e, domain.EntityProduct, x.ID))
+		}
+		if p, _ := bothProducts(t, e, x.ID); p.Name != "Y" || p.Price != 2_00 {
+			t.Fatalf("X = %+v", p)
+		}
+	})
+}

@@ -32,6 +32,9 @@ type Message struct {
 	ID     int64         `json:"id,omitempty"`
 	IDs    []int64       `json:"ids,omitempty"`
 	Run    string        `json:"run,omitempty"`
+	// Resent marks an item a batch sent on alone after a failed attempt:
+	// like a redelivery, that attempt may have written before it failed.
+	Resent bool `json:"resent,omitempty"`
 }
 
 // MaxBatch is the most items one real-time message carries: the most one
@@ -82,6 +85,8 @@ type Recorder interface {
 	RecordRunResult(ctx context.Context, runID string, r table.Result) (bool, error)
 	RecordRealtime(ctx context.Context, rs ...table.Result) error
 	RecordAttemptError(ctx context.Context, partition string, e domain.Entity, id int64, reason string) error
+	RecordIntent(ctx context.Context, partition string, r table.Result) error
+	Intent(ctx context.Context, partition string, e domain.Entity, id int64) (table.Result, bool, error)
 	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
@@ -182,37 +187,60 @@ func validMessage(m Message) error {
 	return nil
 }
 
-// SyncItem merges the message's items and records their outcomes. It
+// SyncItem merges the message's items and records their outcomes, as on a
+// message's first delivery (SyncDelivered).
+func (e *Engine) SyncItem(ctx context.Context, m Message) error {
+	return e.SyncDelivered(ctx, m, Delivery{DequeueCount: 1})
+}
+
+// SyncDelivered merges the message's items and records their outcomes. It
 // returns an error only for transient failures, so that the queue
 // redelivers the message; a message that can never succeed is dropped with
-// a log line.
-func (e *Engine) SyncItem(ctx context.Context, m Message) error {
+// a log line. On a redelivery, an item found already in step takes the
+// outcome its earlier attempt announced (an intent) if that attempt wrote
+// the rows both databases hold: its record was lost, not its work.
+func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid sync message", "err", err)
 		return nil
 	}
+	again := d.DequeueCount > 1 || m.Resent
 	if len(m.IDs) > 0 {
-		return e.syncBatch(ctx, m)
+		return e.syncBatch(ctx, m, again)
 	}
 	r, err := e.mergeItem(ctx, m, m.ID)
 	if err != nil {
 		return err
 	}
+	if again {
+		if r, err = e.recall(ctx, m, r); err != nil {
+			return err
+		}
+	}
 	return e.record(ctx, m, r)
 }
 
-// mergeItem merges item id of m's entity. On failure it records the
-// attempt's error (best effort: the poison handler reports the last reason).
+// mergeItem merges item id of m's entity. Before it writes, it records
+// the outcome it is about to write as the item's intent: every outcome of a
+// run item (a run's counts must be exact), the conflicts of real-time ones.
+// On failure it records the attempt's error (best effort: the poison
+// handler reports the last reason).
 func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Result, error) {
 	var (
 		res merged
 		err error
 	)
+	before := func(r merged) error {
+		if m.Run == "" && r.status != StatusConflict {
+			return nil
+		}
+		return e.rec.RecordIntent(ctx, e.partition(m), outcome(m.Entity, id, r))
+	}
 	switch m.Entity {
 	case domain.EntityProduct:
-		res, err = merge(ctx, productKind, e.primary, e.fallback, id, m.Entity)
+		res, err = merge(ctx, productKind, e.primary, e.fallback, id, m.Entity, before)
 	case domain.EntityUser:
-		res, err = merge(ctx, userKind, e.primary, e.fallback, id, m.Entity)
+		res, err = merge(ctx, userKind, e.primary, e.fallback, id, m.Entity, before)
 	}
 	if err != nil {
 		if rerr := e.rec.RecordAttemptError(ctx, e.partition(m), m.Entity, id, reasonOf(err)); rerr != nil {
@@ -221,7 +249,30 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
 	e.logRegression(m, id, res.reg)
-	return table.Result{Entity: m.Entity, ID: id, Status: res.status, Reason: res.reason, Detail: res.detail, Version: res.version, Ver: res.agreed}, nil
+	return outcome(m.Entity, id, res), nil
+}
+
+func outcome(ent domain.Entity, id int64, r merged) table.Result {
+	return table.Result{Entity: ent, ID: id, Status: r.status, Reason: r.reason, Detail: r.detail, Version: r.version, Ver: r.agreed}
+}
+
+// recall replaces the outcome of a redelivered item that is not a
+// conflict with the intent its earlier attempt recorded, when that intent
+// is what both databases now hold (the same vector) and says more than
+// "unchanged".
+func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.Result, error) {
+	if r.Status == StatusConflict || r.Ver == (domain.Vector{}) {
+		return r, nil
+	}
+	in, ok, err := e.rec.Intent(ctx, e.partition(m), r.Entity, r.ID)
+	if err != nil {
+		return r, fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", r.Entity, r.ID, err)
+	}
+	if !ok || in.Ver != r.Ver || in.Status == "" || in.Status == StatusUnchanged || in.Status == r.Status {
+		return r, nil
+	}
+	e.o.Logger.Info("a redelivered item takes the outcome its earlier attempt wrote", "entity", r.Entity, "id", r.ID, "run", m.Run, "status", in.Status)
+	return in, nil
 }
 
 // EventDatabaseRegressed names the log record an alert matches when a
@@ -260,7 +311,7 @@ func (e *Engine) logRegression(m Message, id int64, reg regression) {
 // spent, its own poison outcome, exactly as if it had never shared a
 // message. Only when every item failed (a database or the table down) does
 // the whole message fail and come back later.
-func (e *Engine) syncBatch(ctx context.Context, m Message) error {
+func (e *Engine) syncBatch(ctx context.Context, m Message, again bool) error {
 	m.IDs = distinct(m.IDs) // a hand-made message may name an item twice
 	done, rest := map[int64]table.Result{}, m.IDs
 	if m.Entity == domain.EntityProduct {
@@ -287,6 +338,12 @@ func (e *Engine) syncBatch(ctx context.Context, m Message) error {
 	results := make([]table.Result, 0, len(done))
 	for _, id := range m.IDs {
 		if r, ok := done[id]; ok {
+			if again {
+				var err error
+				if r, err = e.recall(ctx, m, r); err != nil {
+					return err
+				}
+			}
 			results = append(results, r)
 		}
 	}
@@ -296,7 +353,7 @@ func (e *Engine) syncBatch(ctx context.Context, m Message) error {
 	for _, id := range failed {
 		// A failed send fails the batch: its redelivery finds the merged
 		// items unchanged and sends the failed ones again.
-		if err := e.items.Send(ctx, Message{Entity: m.Entity, ID: id}); err != nil {
+		if err := e.items.Send(ctx, Message{Entity: m.Entity, ID: id, Resent: true}); err != nil {
 			return fmt.Errorf("send %s %d on alone: %w", m.Entity, id, err)
 		}
 	}

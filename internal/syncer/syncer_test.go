@@ -189,9 +189,9 @@ type env struct {
 	// primaryURL is the primary straight (backups, restores), proxiedURL
 	// through the proxy; fallbackURL the fallback.
 	primaryURL, proxiedURL, fallbackURL string
-	items, plans      *queue.Queue
-	rec               *table.Store
-	eng               *Engine
+	items, plans                        *queue.Queue
+	rec                                 *table.Store
+	eng                                 *Engine
 }
 
 func newEnv(t testing.TB, o Options) *env {
