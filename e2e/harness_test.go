@@ -91,6 +91,10 @@ type stack struct {
 	fallbackProxy     *testenv.Proxy
 	azurite           *testenv.Azurite
 	log               *syncBuffer
+	// primaryURL and fallbackURL reach the databases straight (backups,
+	// restores); dir is the app's folder, whose handler devhost runs.
+	primaryURL, fallbackURL string
+	dir                     string
 }
 
 // settings a test may override; these defaults make retries and the relay
@@ -115,7 +119,7 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 	s := &stack{t: t, log: &syncBuffer{}}
 	s.azurite = testenv.StartAzurite(t)
 
-	openDB := func(role store.Role) (store.DB, *testenv.Proxy, string) {
+	openDB := func(role store.Role) (store.DB, *testenv.Proxy, string, string) {
 		raw := testenv.CreateDatabase(t)
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -133,11 +137,11 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 		if err := db.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return db, proxy, u.String()
+		return db, proxy, u.String(), raw
 	}
 	var primaryURL, fallbackURL string
-	s.primary, s.primaryProxy, primaryURL = openDB(store.RolePrimary)
-	s.fallback, s.fallbackProxy, fallbackURL = openDB(store.RoleFallback)
+	s.primary, s.primaryProxy, primaryURL, s.primaryURL = openDB(store.RolePrimary)
+	s.fallback, s.fallbackProxy, fallbackURL, s.fallbackURL = openDB(store.RoleFallback)
 
 	set := defaultSettings()
 	set["PRIMARY_DATABASE_URL"] = primaryURL
@@ -153,6 +157,7 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 	}
 
 	dir := t.TempDir()
+	s.dir = dir
 	layOut(t, dir)
 	host, err := devhost.Load(dir, devhost.Options{ListenAddr: "127.0.0.1:0", Environ: environ, Stdout: s.log, Stderr: s.log})
 	if err != nil {
@@ -332,16 +337,19 @@ func takeSnapshot(t *testing.T, db store.DB) snapshot {
 	return snap
 }
 
-// deref prints tombstone times by value rather than as pointers.
+// deref prints tombstone times by value rather than as pointers, and
+// leaves out the jump: local to each database (domain.Product.Jump).
 func deref(row any) any {
 	switch r := row.(type) {
 	case domain.Product:
+		r.Jump = domain.Jump{}
 		return struct {
 			P       domain.Product
 			Deleted string
 		}{withoutDeleted(r), timeString(r.DeletedAt)}
 	case domain.User:
 		u := r
+		u.Jump = domain.Jump{}
 		d := timeString(u.DeletedAt)
 		u.DeletedAt = nil
 		return struct {
