@@ -255,7 +255,13 @@ func (h *Host) printFunctions() {
 			if fn.Forward {
 				mode = "forwarded"
 			}
-			h.log.printf("        %s: [%s] %s/%s (%s)", fn.Name, fn.methodList(), h.URL(), fn.route.template, mode)
+			// A URL one can open (Core Tools prints the template, e.g.
+			// .../{*path}); the template follows when it says more.
+			if u := fn.route.openable(); u != fn.route.template {
+				h.log.printf("        %s: [%s] %s/%s (route %s, %s)", fn.Name, fn.methodList(), h.URL(), u, fn.route.template, mode)
+			} else {
+				h.log.printf("        %s: [%s] %s/%s (%s)", fn.Name, fn.methodList(), h.URL(), u, mode)
+			}
 		case typeQueueTrigger:
 			h.log.printf("        %s: queueTrigger (%s)", fn.Name, fn.Trigger.QueueName)
 		case typeTimerTrigger:

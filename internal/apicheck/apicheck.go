@@ -143,6 +143,9 @@ func (c *Checker) Check(ctx context.Context, ex Exchange) error {
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
+	if ex.Method == http.MethodHead {
+		return c.checkHead(req, ex)
+	}
 	route, params, err := c.router.FindRoute(req)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
@@ -188,6 +191,35 @@ func (c *Checker) Check(ctx context.Context, ex Exchange) error {
 		errs = append(errs, fmt.Errorf("the answer departs from the document: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// checkHead: HEAD is served wherever GET is (the document says so once,
+// in info.description): a status GET documents, and no body.
+func (c *Checker) checkHead(req *http.Request, ex Exchange) error {
+	get := req.Clone(req.Context())
+	get.Method = http.MethodGet
+	route, _, err := c.router.FindRoute(get)
+	switch {
+	case errors.Is(err, routers.ErrPathNotFound):
+		c.count("HEAD unknown path", ex.Status)
+		if ex.Status != http.StatusNotFound {
+			return fmt.Errorf("HEAD of a path the document does not list answered %d, want 404", ex.Status)
+		}
+		return nil
+	case errors.Is(err, routers.ErrMethodNotAllowed):
+		c.count("HEAD other method", ex.Status)
+		return c.checkMethodNotAllowed(req.Context(), req, ex)
+	case err != nil:
+		return fmt.Errorf("find the route: %w", err)
+	}
+	c.count("HEAD "+route.Path, ex.Status)
+	if route.Operation.Responses.Status(ex.Status) == nil && route.Operation.Responses.Default() == nil {
+		return fmt.Errorf("HEAD answered %d, which GET %s does not document", ex.Status, route.Path)
+	}
+	if len(ex.Body) > 0 {
+		return fmt.Errorf("HEAD answered a body of %d bytes", len(ex.Body))
+	}
+	return nil
 }
 
 // checkMethodNotAllowed: the Allow header must list the documented methods

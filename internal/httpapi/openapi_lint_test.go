@@ -146,3 +146,34 @@ func TestOpenAPINoFloats(t *testing.T) {
 		}
 	}
 }
+
+// No two HTTP functions' routes match one path: the Azure host tries routes
+// in the order it registered the functions, not by precedence
+// (Azure/azure-functions-host#9876, #3153: WebJobsRouter is a
+// RouteCollection, first match wins), so an overlap would make which
+// function (and which authLevel) answers depend on that order.
+func TestFunctionRoutesDoNotOverlap(t *testing.T) {
+	fns := functionFolders(t)
+	var samples []string
+	for _, f := range fns {
+		if !f.http {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(f.route.String(), "^"), "/")
+		first = strings.NewReplacer(`\`, "", "(", "", ")", "", "?", "", "$", "").Replace(first)
+		for _, tail := range []string{"", "/1", "/details", "/1/results", "/a/b/c"} {
+			samples = append(samples, first+tail)
+		}
+	}
+	for _, s := range samples {
+		var by []string
+		for name, f := range fns {
+			if f.http && f.route.MatchString(s) {
+				by = append(by, name)
+			}
+		}
+		if len(by) > 1 {
+			t.Errorf("/api/%s matches the routes of %v", s, by)
+		}
+	}
+}
