@@ -29,6 +29,7 @@ type app struct {
 	localPort int // Host.LocalHttpPort, 0 if unset
 	functions []*function
 	broken    []FunctionError // functions in error, in folder order
+	skipped   []string        // Values the process environment overrides, sorted
 }
 
 type queueOptions struct {
@@ -86,6 +87,8 @@ func loadApp(root string, environ []string) (*app, error) {
 	for _, k := range keys {
 		if !envNames[k] {
 			a.env = append(a.env, k+"="+values[k])
+		} else {
+			a.skipped = append(a.skipped, k)
 		}
 	}
 	a.settings = settings{}

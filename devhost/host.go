@@ -111,6 +111,12 @@ func Load(appDir string, opts Options) (*Host, error) {
 	}
 	h := &Host{app: a, opts: opts, log: &logger{w: opts.Stdout}, client: newHandlerClient(), byName: map[string]*function{},
 		ready: make(chan struct{}), httpStop: make(chan struct{})}
+	// As Core Tools says it: a value in local.settings.json that the
+	// environment overrides has no effect, and a user editing the file
+	// should be told.
+	for _, k := range a.skipped {
+		h.log.printf("Skipping '%s' from local.settings.json as it's already defined in current environment variables.", k)
+	}
 	for _, fn := range a.functions {
 		h.byName[lower(fn.Name)] = fn
 		if fn.Trigger.Type == typeHTTPTrigger && !fn.Disabled {
