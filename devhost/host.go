@@ -289,7 +289,10 @@ func (h *Host) printFunctions() {
 func (h *Host) run(ctx context.Context, fn *function, reason string, body func(ctx context.Context, id string) error) error {
 	id := newID()
 	start := time.Now()
-	h.log.printf("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.Name, reason, id)
+	info := h.app.functionLogs(fn.Name, levelInformation)
+	if info {
+		h.log.printf("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.Name, reason, id)
+	}
 	if h.app.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, h.app.timeout, errFunctionTimeout)
@@ -300,10 +303,11 @@ func (h *Host) run(ctx context.Context, fn *function, reason string, body func(c
 		err = fmt.Errorf("Timeout value of %s was exceeded by function: Functions.%s", formatTimeSpan(h.app.timeout), fn.Name)
 	}
 	d := time.Since(start)
-	if err != nil {
+	switch {
+	case err != nil && h.app.functionLogs(fn.Name, levelError):
 		h.log.printf("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.Name, id, d.Milliseconds())
 		h.log.printf("  Error: %v", err)
-	} else {
+	case err == nil && info:
 		h.log.printf("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.Name, id, d.Milliseconds())
 	}
 	if h.opts.OnInvocation != nil {
