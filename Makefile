@@ -6,45 +6,66 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-PRIMARY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dualsync_primary?sslmode=disable
-FALLBACK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dualsync_fallback?sslmode=disable
-export PRIMARY_DATABASE_URL FALLBACK_DATABASE_URL
+# Settings come from local.settings.json (the database URLs too): the
+# Makefile sets none, so an edit there takes effect. A variable set in the
+# environment wins over the file, and devhost and the handler name each one
+# that does ("Skipping 'X' from local.settings.json ...").
+
+# Ports: make run PORT=8080 AZURITE_PORTS=20000,20001,20002
+PORT ?= 7071
+AZURITE_PORTS ?= 10000,10001,10002
+DEV_AZURITE_PORTS ?= $(AZURITE_PORTS)
+# Tests look for the running Azurite there (internal/testenv).
+DUALSYNC_AZURITE_PORTS ?= $(AZURITE_PORTS)
+export DEV_AZURITE_PORTS DUALSYNC_AZURITE_PORTS
+comma := ,
+# UseDevelopmentStorage=true means Azurite's default ports; on others the
+# storage settings must name them.
+ifneq ($(AZURITE_PORTS),10000,10001,10002)
+AZURITE_CONN = DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$(word 1,$(subst $(comma), ,$(AZURITE_PORTS)))/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$(word 2,$(subst $(comma), ,$(AZURITE_PORTS)))/devstoreaccount1;TableEndpoint=http://127.0.0.1:$(word 3,$(subst $(comma), ,$(AZURITE_PORTS)))/devstoreaccount1;
+RUN_ENV = SyncStorage='$(AZURITE_CONN)' AzureWebJobsStorage='$(AZURITE_CONN)'
+endif
 
 APP := .run/app
 
-.PHONY: run test browser-test screenshot services stop build migrate seed app package vet clean bench chaos fuzz
+.PHONY: help run test browser-test screenshot services stop build migrate seed app package vet clean bench chaos fuzz
 
-services:
+help: ## this list
+	@echo 'make TARGET [PORT=7071] [AZURITE_PORTS=10000,10001,10002]'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@echo 'Settings: local.settings.json (the environment wins). Ports: devhost on PORT, Azurite on AZURITE_PORTS (blob,queue,table).'
+
+services: ## install what is missing; start PostgreSQL and Azurite unless they answer
 	./scripts/dev.sh all
 
 # Stops what `make run` / `make test` started (Azurite, a project-local or
 # stopped machine PostgreSQL), as recorded in .run/services; nothing that was
 # already running. Ctrl-C on `make run` stops devhost only.
-stop:
+stop: ## stop what make run/test started (never a service that was already running)
 	./scripts/dev.sh stop
 
-build:
+build: ## bin/handler and bin/devhost
 	go build -o bin/handler ./handler
 	go build -o bin/devhost ./cmd/devhost
 
-migrate: services build
+migrate: services build ## apply migrations to both databases (URLs from local.settings.json)
 	./bin/handler migrate
 
-seed: migrate
+seed: migrate ## migrate, then load the sample data where absent
 	./bin/handler seed
 
 # The app laid out as the deploy package lays it out (function folders beside
 # host.json), so every local run also checks the package's layout.
-app: build
+app: build ## lay the app out as the deploy package does, in .run/app
 	rm -rf $(APP) && mkdir -p $(APP)
 	cp host.json local.settings.json bin/handler $(APP)/
 	cp -r functions/* $(APP)/
 
 # DEVHOST_FLAGS='-keys .run/keys.json' enforces authLevel as Azure does (default: no keys, as Core Tools).
-run: seed app
-	./bin/devhost -port 7071 $(DEVHOST_FLAGS) $(APP)
+run: seed app ## serve http://localhost:PORT/api/... under devhost (DEVHOST_FLAGS='-keys .run/keys.json' enforces keys)
+	$(RUN_ENV) ./bin/devhost -port $(PORT) $(DEVHOST_FLAGS) $(APP)
 
-test: services
+test: services ## go vet and every test but the browser test
 	go vet ./...
 	go test -count=1 -timeout 20m ./...
 
@@ -54,34 +75,34 @@ test: services
 # in .run/dashboard.png; `make screenshot` refreshes docs/dashboard.png.
 BROWSER_TEST := go test -tags browser -count=1 -timeout 10m -run TestDashboardInBrowser ./e2e
 
-browser-test: services
+browser-test: services ## the dashboard in headless Chromium
 	./scripts/dev.sh chromium
 	go vet -tags browser ./e2e
 	$(BROWSER_TEST)
 
-screenshot: services
+screenshot: services ## refresh docs/dashboard.png
 	./scripts/dev.sh chromium
 	UPDATE_SCREENSHOT=1 $(BROWSER_TEST)
 
 # Timings stay out of `make test`; e.g. make bench BENCH_FLAGS='-duration 5s'
-bench: services build
+bench: services build ## benchmarks into BENCHMARKS.md (BENCH_FLAGS=...)
 	go run ./cmd/bench -out BENCHMARKS.md $(BENCH_FLAGS)
 
 # Fault drill: writers through the API while the primary, the fallback and
 # Azurite go down in turn; ends with "rows differing: N" (N must be 0).
-chaos: services
+chaos: services ## fault drill; ends with rows differing: 0
 	go test -tags chaos -count=1 -timeout 15m -run TestChaos ./e2e -v $(CHAOS_FLAGS) | grep -v '^\s*\['
 
 # Each fuzz target for a minute.
-fuzz:
+fuzz: ## each fuzz target for a minute
 	go test -run='^$$' -fuzz=FuzzDecodeProduct -fuzztime=60s ./internal/domain
 	go test -run='^$$' -fuzz=FuzzDecodeUser -fuzztime=60s ./internal/domain
 	go test -run='^$$' -fuzz=FuzzDecodeBind -fuzztime=60s ./internal/invoke
 	go test -run='^$$' -fuzz=FuzzJSONEncoding -fuzztime=60s ./internal/domain
 
-package:
+package: ## dist/dualsync.zip, the deploy package
 	./scripts/package.sh dist/dualsync.zip
 
 # Keeps .run/services, so `make stop` still knows what to stop.
-clean:
+clean: ## remove bin, dist and .run/app
 	rm -rf bin dist $(APP)

@@ -29,6 +29,27 @@ type app struct {
 	localPort int // Host.LocalHttpPort, 0 if unset
 	functions []*function
 	broken    []FunctionError // functions in error, in folder order
+	skipped   []string        // Values the process environment overrides, sorted
+	logLevels map[string]int  // host.json logging.logLevel, category (lower case) -> level
+}
+
+// Log levels as .NET's LogLevel numbers them.
+const (
+	levelInformation = 2
+	levelError       = 4
+)
+
+var logLevelNames = map[string]int{"trace": 0, "debug": 1, "information": 2, "warning": 3, "error": 4, "critical": 5, "none": 6}
+
+// functionLogs reports whether a function's log lines at level are
+// written: the most specific of Function.<Name>, Function and default.
+func (a *app) functionLogs(name string, level int) bool {
+	for _, cat := range []string{"function." + strings.ToLower(name), "function", "default"} {
+		if min, ok := a.logLevels[cat]; ok {
+			return level >= min
+		}
+	}
+	return level >= levelInformation
 }
 
 type queueOptions struct {
@@ -86,6 +107,8 @@ func loadApp(root string, environ []string) (*app, error) {
 	for _, k := range keys {
 		if !envNames[k] {
 			a.env = append(a.env, k+"="+values[k])
+		} else {
+			a.skipped = append(a.skipped, k)
 		}
 	}
 	a.settings = settings{}
@@ -209,6 +232,26 @@ func (a *app) readHost() error {
 			r.errf("functionTimeout", `want a positive time span like "00:05:00" or "-1", got %q`, s)
 		} else {
 			a.timeout = d
+		}
+	}
+
+	// logging.logLevel: the host writes a function's Executing/Executed
+	// lines in category Function.<Name> at Information (a failure at
+	// Error); "Function.<Name>": "Warning" silences a chatty timer's.
+	a.logLevels = map[string]int{}
+	if v, ok := r.lookup("logging.logLevel"); ok {
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			r.errf("logging.logLevel", "want an object of category: level, got %s", jsonKind(v))
+		}
+		for k, x := range m {
+			s, _ := x.(string)
+			lvl, known := logLevelNames[strings.ToLower(s)]
+			if !known {
+				r.errf("logging.logLevel."+k, "want Trace, Debug, Information, Warning, Error, Critical or None, got %v", x)
+				continue
+			}
+			a.logLevels[strings.ToLower(k)] = lvl
 		}
 	}
 

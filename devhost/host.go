@@ -111,6 +111,12 @@ func Load(appDir string, opts Options) (*Host, error) {
 	}
 	h := &Host{app: a, opts: opts, log: &logger{w: opts.Stdout}, client: newHandlerClient(), byName: map[string]*function{},
 		ready: make(chan struct{}), httpStop: make(chan struct{})}
+	// As Core Tools says it: a value in local.settings.json that the
+	// environment overrides has no effect, and a user editing the file
+	// should be told.
+	for _, k := range a.skipped {
+		h.log.printf("Skipping '%s' from local.settings.json as it's already defined in current environment variables.", k)
+	}
 	for _, fn := range a.functions {
 		h.byName[lower(fn.Name)] = fn
 		if fn.Trigger.Type == typeHTTPTrigger && !fn.Disabled {
@@ -255,7 +261,13 @@ func (h *Host) printFunctions() {
 			if fn.Forward {
 				mode = "forwarded"
 			}
-			h.log.printf("        %s: [%s] %s/%s (%s)", fn.Name, fn.methodList(), h.URL(), fn.route.template, mode)
+			// A URL one can open (Core Tools prints the template, e.g.
+			// .../{*path}); the template follows when it says more.
+			if u := fn.route.openable(); u != fn.route.template {
+				h.log.printf("        %s: [%s] %s/%s (route %s, %s)", fn.Name, fn.methodList(), h.URL(), u, fn.route.template, mode)
+			} else {
+				h.log.printf("        %s: [%s] %s/%s (%s)", fn.Name, fn.methodList(), h.URL(), u, mode)
+			}
 		case typeQueueTrigger:
 			h.log.printf("        %s: queueTrigger (%s)", fn.Name, fn.Trigger.QueueName)
 		case typeTimerTrigger:
@@ -277,7 +289,10 @@ func (h *Host) printFunctions() {
 func (h *Host) run(ctx context.Context, fn *function, reason string, body func(ctx context.Context, id string) error) error {
 	id := newID()
 	start := time.Now()
-	h.log.printf("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.Name, reason, id)
+	info := h.app.functionLogs(fn.Name, levelInformation)
+	if info {
+		h.log.printf("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.Name, reason, id)
+	}
 	if h.app.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, h.app.timeout, errFunctionTimeout)
@@ -288,10 +303,11 @@ func (h *Host) run(ctx context.Context, fn *function, reason string, body func(c
 		err = fmt.Errorf("Timeout value of %s was exceeded by function: Functions.%s", formatTimeSpan(h.app.timeout), fn.Name)
 	}
 	d := time.Since(start)
-	if err != nil {
+	switch {
+	case err != nil && h.app.functionLogs(fn.Name, levelError):
 		h.log.printf("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.Name, id, d.Milliseconds())
 		h.log.printf("  Error: %v", err)
-	} else {
+	case err == nil && info:
 		h.log.printf("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.Name, id, d.Milliseconds())
 	}
 	if h.opts.OnInvocation != nil {

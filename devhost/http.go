@@ -57,7 +57,11 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "devhost: your Functions app is up and running.\n")
 		return
 	}
-	http.NotFound(w, r)
+	// No function's route and methods match: the host answers 404 with an
+	// empty body, whatever the method (a method a route does not list fails
+	// that route's constraint, so it is a 404 too, never a 405). The
+	// handler never sees the request.
+	w.WriteHeader(http.StatusNotFound)
 }
 
 func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, fn *function, params map[string]string) {

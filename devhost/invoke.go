@@ -143,12 +143,8 @@ func (h *Host) writeOutputs(ctx context.Context, fn *function, res *invokeResult
 		if len(msgs) == 0 {
 			continue
 		}
-		qc, err := h.queues.get(ctx, o.Connection, o.QueueName)
-		if err != nil {
-			return fmt.Errorf("output binding %q: %w", o.Name, err)
-		}
 		for _, m := range msgs {
-			if _, err := qc.EnqueueMessage(ctx, h.encodeMessage(m), nil); err != nil {
+			if err := h.queues.enqueue(ctx, h.log, o.Connection, o.QueueName, h.encodeMessage(m)); err != nil {
 				return fmt.Errorf("output binding %q: enqueue to %s: %w", o.Name, o.QueueName, err)
 			}
 		}

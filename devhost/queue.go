@@ -84,6 +84,33 @@ func (q *queueClients) get(ctx context.Context, conn, name string) (*queueClient
 	return c, nil
 }
 
+// enqueue sends text to the named queue, creating the queue again if it
+// went away while the host ran (a wiped Azurite, a queue deleted by hand):
+// the host creates the queues it needs, so a missing one is recreated, not
+// a lasting failure.
+func (q *queueClients) enqueue(ctx context.Context, log *logger, conn, name, text string) error {
+	c, err := q.get(ctx, conn, name)
+	if err != nil {
+		return err
+	}
+	_, err = c.EnqueueMessage(ctx, text, nil)
+	if queueerror.HasCode(err, queueerror.QueueNotFound) {
+		if err = recreate(ctx, log, c, name); err == nil {
+			_, err = c.EnqueueMessage(ctx, text, nil)
+		}
+	}
+	return err
+}
+
+// recreate creates a queue that was found missing, and says so.
+func recreate(ctx context.Context, log *logger, c *queueClient, name string) error {
+	if _, err := c.Create(ctx, nil); err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
+		return fmt.Errorf("queue %q is missing and could not be created again: %w", name, err)
+	}
+	log.printf("Queue '%s' was missing (deleted while the host ran): created it again.", name)
+	return nil
+}
+
 const minPollingInterval = 100 * time.Millisecond // QueuePollingIntervals.Minimum
 
 type queueListener struct {
@@ -160,6 +187,12 @@ func (l *queueListener) run(ctx context.Context) {
 		switch {
 		case ctx.Err() != nil:
 			return
+		case queueerror.HasCode(err, queueerror.QueueNotFound):
+			if err := recreate(ctx, l.h.log, l.q, l.fn.Trigger.QueueName); err != nil && !failing {
+				l.h.log.printf("%s: %v (retrying)", l.fn.Name, err)
+				failing = true
+			}
+			delay = nextDelay(delay, opts.MaxPollingInterval)
 		case err != nil:
 			if !failing {
 				l.h.log.printf("%s: polling queue %q failed: %v (retrying)", l.fn.Name, l.fn.Trigger.QueueName, err)
@@ -283,12 +316,7 @@ func (l *queueListener) process(m *azqueue.DequeuedMessage) {
 // toPoison copies the message text unchanged (same encoding) to the poison
 // queue and deletes the original.
 func (l *queueListener) toPoison(ctx context.Context, msg *leased) {
-	pq, err := l.h.queues.get(ctx, l.fn.Trigger.Connection, l.poison)
-	if err != nil {
-		l.h.log.printf("%s: poison queue: %v", l.fn.Name, err)
-		return
-	}
-	if _, err := pq.EnqueueMessage(ctx, msg.text, nil); err != nil {
+	if err := l.h.queues.enqueue(ctx, l.h.log, l.fn.Trigger.Connection, l.poison, msg.text); err != nil {
 		l.h.log.printf("%s: copy message %s to %s: %v", l.fn.Name, msg.id, l.poison, err)
 		return
 	}

@@ -359,6 +359,24 @@ func (r *route) matchFrom(i int, path []string, vals map[string]string) bool {
 	return false
 }
 
+// openable is the template up to its first optional, defaulted or
+// catch-all parameter: "api/products/{*path}" -> "api/products", a path
+// that matches the route as it stands.
+func (r *route) openable() string {
+	if r.template == "" {
+		return ""
+	}
+	parts := splitTemplate(r.template)
+	var out []string
+	for i, s := range r.segs {
+		if s.optional || s.def != nil || s.catchAll {
+			break
+		}
+		out = append(out, parts[i])
+	}
+	return strings.Join(out, "/")
+}
+
 // less orders routes by ASP.NET-like precedence: literal segments before
 // constrained parameters before plain parameters before catch-alls.
 func (r *route) less(o *route) bool {

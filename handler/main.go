@@ -164,9 +164,9 @@ func readSettings(getenv func(string) string) (settings, error) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd = args[0]
+	cmd, getenv, err := command(args, getenv, stdout, stderr)
+	if err != nil || cmd == "" {
+		return err
 	}
 	s, err := loadSettings(getenv)
 	if err != nil {
@@ -214,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q: use serve, migrate or seed", strings.TrimSpace(cmd))
+		return fmt.Errorf("unknown command %q", cmd) // command() let it through
 	}
 }
 

@@ -50,11 +50,48 @@ func New(ctx context.Context, doc []byte) (*Checker, error) {
 	if err := d.Validate(ctx, openapi3.EnableExamplesValidation()); err != nil {
 		return nil, fmt.Errorf("the OpenAPI document is invalid: %w", err)
 	}
-	r, err := gorillamux.NewRouter(d)
+	if err := alsoAccepts(d); err != nil {
+		return nil, err
+	}
+	// Route on paths alone: the servers name real hosts (localhost:7071,
+	// <app>.azurewebsites.net), the tests call others.
+	rd := *d
+	rd.Servers = openapi3.Servers{{URL: basePath(d)}}
+	r, err := gorillamux.NewRouter(&rd)
 	if err != nil {
 		return nil, fmt.Errorf("route the OpenAPI document: %w", err)
 	}
 	return &Checker{doc: d, router: r, seen: map[string]int{}}, nil
+}
+
+// alsoAccepts widens each component schema that carries x-also-accepts (a
+// form the API accepts for compatibility but the document does not
+// promote, e.g. a price as a JSON number) to anyOf [itself, that form], so
+// the checker accepts what the document says the API accepts, while
+// generators, which ignore the extension, see only the promoted form.
+func alsoAccepts(d *openapi3.T) error {
+	for name, ref := range d.Components.Schemas {
+		s := ref.Value
+		if s == nil || s.Extensions["x-also-accepts"] == nil {
+			continue
+		}
+		raw, err := json.Marshal(s.Extensions["x-also-accepts"])
+		if err != nil {
+			return err
+		}
+		alt := &openapi3.Schema{}
+		if err := json.Unmarshal(raw, alt); err != nil {
+			return fmt.Errorf("components.schemas.%s.x-also-accepts: %w", name, err)
+		}
+		if err := alt.Validate(context.Background()); err != nil {
+			return fmt.Errorf("components.schemas.%s.x-also-accepts: %w", name, err)
+		}
+		promoted := *s
+		promoted.Extensions = nil
+		// In place: every $ref to the component shares this *Schema.
+		*s = openapi3.Schema{AnyOf: openapi3.SchemaRefs{{Value: &promoted}, {Value: alt}}}
+	}
+	return nil
 }
 
 // Doc is the loaded document.
@@ -106,12 +143,20 @@ func (c *Checker) Check(ctx context.Context, ex Exchange) error {
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
+	if ex.Method == http.MethodHead {
+		return c.checkHead(req, ex)
+	}
 	route, params, err := c.router.FindRoute(req)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
 		c.count("unknown path", ex.Status)
 		if ex.Status != http.StatusNotFound {
 			return fmt.Errorf("a path the document does not list answered %d, want 404", ex.Status)
+		}
+		if len(ex.Body) == 0 && !c.underDocumentedPrefix(req.URL.Path) {
+			// Outside every route prefix: the Functions host's own 404,
+			// as the document's description says.
+			return nil
 		}
 		return c.checkComponent(ctx, "NotFound", ex)
 	case errors.Is(err, routers.ErrMethodNotAllowed):
@@ -148,6 +193,35 @@ func (c *Checker) Check(ctx context.Context, ex Exchange) error {
 	return errors.Join(errs...)
 }
 
+// checkHead: HEAD is served wherever GET is (the document says so once,
+// in info.description): a status GET documents, and no body.
+func (c *Checker) checkHead(req *http.Request, ex Exchange) error {
+	get := req.Clone(req.Context())
+	get.Method = http.MethodGet
+	route, _, err := c.router.FindRoute(get)
+	switch {
+	case errors.Is(err, routers.ErrPathNotFound):
+		c.count("HEAD unknown path", ex.Status)
+		if ex.Status != http.StatusNotFound {
+			return fmt.Errorf("HEAD of a path the document does not list answered %d, want 404", ex.Status)
+		}
+		return nil
+	case errors.Is(err, routers.ErrMethodNotAllowed):
+		c.count("HEAD other method", ex.Status)
+		return c.checkMethodNotAllowed(req.Context(), req, ex)
+	case err != nil:
+		return fmt.Errorf("find the route: %w", err)
+	}
+	c.count("HEAD "+route.Path, ex.Status)
+	if route.Operation.Responses.Status(ex.Status) == nil && route.Operation.Responses.Default() == nil {
+		return fmt.Errorf("HEAD answered %d, which GET %s does not document", ex.Status, route.Path)
+	}
+	if len(ex.Body) > 0 {
+		return fmt.Errorf("HEAD answered a body of %d bytes", len(ex.Body))
+	}
+	return nil
+}
+
 // checkMethodNotAllowed: the Allow header must list the documented methods
 // of the path (plus HEAD where GET is documented, as net/http serves it).
 func (c *Checker) checkMethodNotAllowed(ctx context.Context, req *http.Request, ex Exchange) error {
@@ -176,7 +250,42 @@ func (c *Checker) checkMethodNotAllowed(ctx context.Context, req *http.Request, 
 	if !slices.Equal(got, want) {
 		return fmt.Errorf("405 Allow %v, but the document lists %v for this path", got, want)
 	}
-	return c.checkComponent(ctx, "MethodNotAllowed", ex)
+	return c.checkProblem(ex)
+}
+
+// checkProblem validates a problem+json answer that belongs to no
+// operation (a 405) against components.schemas.Problem.
+func (c *Checker) checkProblem(ex Exchange) error {
+	if ct := ex.Header.Get("Content-Type"); ct != "application/problem+json" {
+		return fmt.Errorf("%d answered Content-Type %q, want application/problem+json", ex.Status, ct)
+	}
+	ref := c.doc.Components.Schemas["Problem"]
+	if ref == nil || ref.Value == nil {
+		return errors.New("the document has no components.schemas.Problem")
+	}
+	var v any
+	if err := json.Unmarshal(ex.Body, &v); err != nil {
+		return fmt.Errorf("%d body is not JSON: %w", ex.Status, err)
+	}
+	if err := ref.Value.VisitJSON(v); err != nil {
+		return fmt.Errorf("%d body departs from Problem: %w", ex.Status, err)
+	}
+	return nil
+}
+
+// underDocumentedPrefix reports whether path's first segment under the
+// base is the first segment of a documented path (so a function's route
+// covers it and the app, not the host, answers).
+func (c *Checker) underDocumentedPrefix(path string) bool {
+	rest := strings.TrimPrefix(path, c.base()+"/")
+	first, _, _ := strings.Cut(rest, "/")
+	for p := range c.doc.Paths.Map() {
+		f, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+		if strings.EqualFold(f, first) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkComponent validates an answer that belongs to no operation against
@@ -208,11 +317,13 @@ func (c *Checker) checkComponent(_ context.Context, name string, ex Exchange) er
 }
 
 // base is the path of the document's first server, e.g. /api.
-func (c *Checker) base() string {
-	if len(c.doc.Servers) == 0 {
+func (c *Checker) base() string { return basePath(c.doc) }
+
+func basePath(d *openapi3.T) string {
+	if len(d.Servers) == 0 {
 		return ""
 	}
-	u, err := url.Parse(c.doc.Servers[0].URL)
+	u, err := url.Parse(d.Servers[0].URL)
 	if err != nil {
 		return ""
 	}

@@ -97,6 +97,17 @@ func (d docs) dashboardAsset(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
+// dashboardSlash sends /api/dashboard/ to the page: served here, its
+// relative asset URLs would miss (dashboard/dashboard/app.js).
+func (d docs) dashboardSlash(w http.ResponseWriter, r *http.Request) {
+	target := "../dashboard"
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
 func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", dashboardCSP)
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -82,7 +82,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var api, host []string
 	for _, p := range ps {
 		if _, path, _ := strings.Cut(p, " "); strings.HasPrefix(path, "/api/") {
-			api = append(api, p)
+			api = append(api, strings.TrimSuffix(p, "{$}")) // "/api/dashboard/{$}" is the path /api/dashboard/
 		} else {
 			host = append(host, p)
 		}
@@ -120,7 +120,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, op := range documented {
 		method, path, _ := strings.Cut(op, " ")
 		r := httptest.NewRequest(method, samplePath(t, doc, strings.TrimPrefix(path, "/api")), nil)
-		if _, got := mux.Handler(r); got != op {
+		if _, got := mux.Handler(r); strings.TrimSuffix(got, "{$}") != op {
 			t.Errorf("%s %s routes to %q, want %q", method, r.URL.Path, got, op)
 		}
 	}
@@ -193,6 +193,9 @@ func functionFolders(t *testing.T) map[string]function {
 				fn.http, fn.authLevel, fn.route = true, b.AuthLevel, routeRegexp(b.Route)
 				for _, m := range b.Methods {
 					fn.methods = append(fn.methods, strings.ToUpper(m))
+				}
+				if len(b.Methods) == 0 { // omitted: every method
+					fn.methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 				}
 			}
 		}
@@ -351,6 +354,13 @@ func TestOpenAPIAndDashboardServed(t *testing.T) {
 	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Errorf("unknown dashboard file: %d %s", resp.StatusCode, b)
 	}
+	// With a trailing slash: to the page, the key kept.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r3 := must(noRedirect.Get(e.url + "/api/dashboard/?code=k"))
+	r3.Body.Close()
+	if loc := r3.Header.Get("Location"); r3.StatusCode != http.StatusMovedPermanently || loc != "../dashboard?code=k" {
+		t.Errorf("/api/dashboard/: %d Location %q, want 301 ../dashboard?code=k", r3.StatusCode, loc)
+	}
 	resp, _ = do(t, "POST", e.url+"/api/dashboard", js, "{}")
 	if resp.StatusCode != 405 {
 		t.Errorf("POST dashboard: %d", resp.StatusCode)
@@ -372,6 +382,18 @@ func TestOpenAPISyncShapes(t *testing.T) {
 	}
 	if resp, b = do(t, "POST", e.url+"/api/start-product-sync", "", ""); resp.StatusCode != 202 {
 		t.Fatalf("start without a body: %d %s", resp.StatusCode, b)
+	}
+	// A run started without a name is the one orchestrator's, never a run
+	// with an empty name.
+	for _, path := range []string{"/api/start-product-sync", "/api/start-product-sync/ProductSyncOrchestrator"} {
+		resp, b = do(t, "POST", e.url+path, "", "")
+		var st struct {
+			Status  struct{ Name string }
+			Message string
+		}
+		if err := json.Unmarshal(b, &st); err != nil || resp.StatusCode != 202 || st.Status.Name != "ProductSyncOrchestrator" {
+			t.Errorf("POST %s: %d name %q (%s), want 202 ProductSyncOrchestrator", path, resp.StatusCode, st.Status.Name, b)
+		}
 	}
 	if resp, b = do(t, "GET", e.url+"/api/product-sync/"+start.ID, "", ""); resp.StatusCode != 202 {
 		t.Fatalf("status of a run nobody plans: %d %s", resp.StatusCode, b)
@@ -412,6 +434,13 @@ func TestCheckerCatchesDepartures(t *testing.T) {
 			Status: 503, Header: problemHdr, Body: []byte(`{"type":"about:blank","title":"x","status":503}`)}, "want one of"},
 		{"201 without Location", apicheck.Exchange{Method: "POST", Target: "/api/products", ReqHeader: jsonHdr, ReqBody: []byte(`{"name":"a","price":1}`),
 			Status: 201, Header: jsonHdr, Body: []byte(product)}, "Location"},
+		{"a price as a string", apicheck.Exchange{Method: "POST", Target: "/api/products", ReqHeader: jsonHdr, ReqBody: []byte(`{"name":"a","price":"12345678.91"}`),
+			Status: 201, Header: http.Header{"Content-Type": {"application/json"}, "Location": {"/api/products/1"}}, Body: []byte(product)}, ""},
+		{"a number price beyond x-also-accepts, accepted", apicheck.Exchange{Method: "POST", Target: "/api/products", ReqHeader: jsonHdr, ReqBody: []byte(`{"name":"a","price":100000000}`),
+			Status: 201, Header: http.Header{"Content-Type": {"application/json"}, "Location": {"/api/products/1"}}, Body: []byte(product)}, "invalid"},
+		{"the host's empty 404 outside every prefix", apicheck.Exchange{Method: "GET", Target: "/api/nope", Status: 404, Header: http.Header{}}, ""},
+		{"an empty 404 under a prefix the app answers", apicheck.Exchange{Method: "GET", Target: "/api/products/1/extra", Status: 404, Header: http.Header{}}, "Content-Type"},
+		{"HEAD with a body", apicheck.Exchange{Method: "HEAD", Target: "/api/products/1", Status: 200, Header: jsonHdr, Body: []byte(product)}, "body"},
 		{"unknown path not 404", apicheck.Exchange{Method: "GET", Target: "/api/nope", Status: 200, Header: jsonHdr, Body: []byte(`{}`)}, "404"},
 		{"405 with a wrong Allow", apicheck.Exchange{Method: "DELETE", Target: "/api/products", Status: 405,
 			Header: http.Header{"Content-Type": {"application/problem+json"}, "Allow": {"GET, HEAD"}}, Body: []byte(`{"type":"about:blank","title":"x","status":405}`)}, "Allow"},

@@ -41,6 +41,7 @@ func (s *server) routes(mux router) {
 	mux.HandleFunc("GET /api/openapi.json", s.docs.openapi)
 	mux.HandleFunc("GET /api/dashboard", s.docs.dashboard)
 	mux.HandleFunc("GET /api/dashboard/{file}", s.docs.dashboardAsset)
+	mux.HandleFunc("GET /api/dashboard/{$}", s.docs.dashboardSlash)
 
 	mux.Handle("POST /SyncProduct", s.sync.syncProduct())
 	mux.Handle("POST /SyncProductPoison", s.sync.syncProductPoison())

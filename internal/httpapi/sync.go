@@ -50,7 +50,12 @@ func (h syncRoutes) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body = bytes.TrimSpace(body)
-	req := syncer.StartRequest{Name: r.PathValue("orchestrator"), Trigger: "http"}
+	name, ok := orchestrator(r.PathValue("orchestrator"))
+	if !ok {
+		problem.New(w, r, http.StatusNotFound, "no orchestrator named "+strconv.Quote(r.PathValue("orchestrator"))+": the one there is is "+defaultOrchestrator)
+		return
+	}
+	req := syncer.StartRequest{Name: name, Trigger: "http"}
 	if len(body) > 0 {
 		var sb startBody
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -77,6 +82,19 @@ func (h syncRoutes) start(w http.ResponseWriter, r *http.Request) {
 		"status":  st,
 		"message": "Product sync orchestration started",
 	})
+}
+
+// defaultOrchestrator is the original version's one orchestrator, and the
+// name of a run started without one.
+const defaultOrchestrator = "ProductSyncOrchestrator"
+
+// orchestrator resolves the name in the start URL: empty or the known one.
+// Any other name is a typo that must not start a run under that name.
+func orchestrator(name string) (string, bool) {
+	if name == "" || name == defaultOrchestrator {
+		return defaultOrchestrator, true
+	}
+	return "", false
 }
 
 // status answers 202 while the run is pending or running, 200 once final.
