@@ -30,6 +30,10 @@ type drill struct {
 	// Writes no longer wait for the queue, so unpaced writers outrun what
 	// sync does on a loaded machine many times over.
 	Pace time.Duration
+	// Restores replaces the outages by two rounds of databases going back
+	// in time (restore_drill_test.go): one database restored from a backup
+	// taken mid-load, then the other rebuilt empty.
+	Restores bool
 }
 
 // ack is a write the API (or a second instance) acknowledged: the row must
@@ -168,6 +172,10 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	parts := []string{"primary", "fallback", "azurite"}
 	rng.Shuffle(len(parts), func(i, j int) { parts[i], parts[j] = parts[j], parts[i] })
 	slot := d.Duration / time.Duration(len(parts)+1)
+	if d.Restores {
+		parts = nil
+		rep.Outages = d.restoreRounds(ctx, t, s, rng, &current)
+	}
 	for _, part := range parts {
 		if !sleepCtx(ctx, slot/3) {
 			break
@@ -198,6 +206,12 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	start := time.Now()
 	waitOutboxes(t, s, drainBudget(len(acks)))
 	rep.DrainTime = time.Since(start)
+	if d.Restores {
+		// A rebuilt database gets the rows nobody wrote since back from
+		// the full runs only: count what reached both after them.
+		d.runs(s, &rep)
+		rep.ConvergeTime = time.Since(start)
+	}
 	for _, a := range acks {
 		if a.ambiguous {
 			continue // the client never learnt its outcome: the full runs below settle it
@@ -208,18 +222,25 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 			rep.NotReached = append(rep.NotReached, fmt.Sprintf("%s %d", a.entity, a.id))
 		}
 	}
-	for _, body := range []string{`{"entity":"product"}`, `{"entity":"user"}`} {
-		if st := s.waitRun(s.startRun(body), 120*time.Second); st.RuntimeStatus == "Completed" {
-			rep.RunsCompleted++
-		}
+	if !d.Restores {
+		d.runs(s, &rep)
+		rep.ConvergeTime = time.Since(start)
 	}
-	rep.ConvergeTime = time.Since(start)
 
 	p, f := takeSnapshot(t, s.primary), takeSnapshot(t, s.fallback)
 	rep.ProductsAndIDs = len(p)
 	rep.RowsDiffering = differing(p, f)
 	rep.Model = checkModel(t, s.primary, acks)
 	return rep
+}
+
+// runs runs a full product run and a full user run.
+func (d drill) runs(s *stack, rep *drillReport) {
+	for _, body := range []string{`{"entity":"product"}`, `{"entity":"user"}`} {
+		if st := s.waitRun(s.startRun(body), 120*time.Second); st.RuntimeStatus == "Completed" {
+			rep.RunsCompleted++
+		}
+	}
 }
 
 // drainBudget bounds how long the outboxes may take to drain after the

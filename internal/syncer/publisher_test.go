@@ -107,7 +107,7 @@ func change(id int64) Change {
 	return Change{DB: onPrimary, Entity: domain.EntityProduct, ID: id, Counter: 1}
 }
 
-func ids(from, to int64) []int64 {
+func idRange(from, to int64) []int64 {
 	var s []int64
 	for id := from; id <= to; id++ {
 		s = append(s, id)
@@ -198,7 +198,7 @@ func TestPublisherBatches(t *testing.T) {
 		all = append(all, b...)
 	}
 	slices.Sort(all)
-	if !slices.Equal(all, ids(1, 42)) {
+	if !slices.Equal(all, idRange(1, 42)) {
 		t.Errorf("published %v, want 1..42 once each", all)
 	}
 	if len(got) > 6 {
@@ -292,7 +292,7 @@ func TestPublisherCloseDrains(t *testing.T) {
 	if left := p.Close(time.Minute); left != 0 {
 		t.Errorf("left = %d", left)
 	}
-	if got := r.got(); !slices.Equal(got, ids(1, 50)) {
+	if got := r.got(); !slices.Equal(got, idRange(1, 50)) {
 		t.Errorf("published %d of 50 changes", len(got))
 	}
 	if p.Submit(change(51)) {

@@ -19,14 +19,15 @@ import (
 
 	"dualsync/internal/domain"
 	"dualsync/internal/failover"
-	idguard "dualsync/internal/ids"
+	"dualsync/internal/ids"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
 	"dualsync/internal/testenv"
 )
 
 // restart is what a new handler process does: it opens both databases anew
-// (a new floor for their vector entries), builds the engine, and the API
+// (a new floor for their vector entries), builds the engine, compares the
+// databases (a repair run if one went back in time), and builds the API
 // over id guards that have checked both databases once.
 func (e *env) restart(t *testing.T, log *slog.Logger) *failover.Failover {
 	t.Helper()
@@ -34,11 +35,14 @@ func (e *env) restart(t *testing.T, log *slog.Logger) *failover.Failover {
 	e.primary = openDB(t, e.proxiedURL, store.RolePrimary)
 	e.fallback = openDB(t, e.fallbackURL, store.RoleFallback)
 	e.eng = New(e.primary, e.fallback, e.items, e.plans, e.rec, Options{Logger: log})
-	gp, gf := idguard.NewGuard(e.primary, e.fallback, idguard.Options{}), idguard.NewGuard(e.fallback, e.primary, idguard.Options{})
-	for _, g := range []*idguard.Guard{gp, gf} {
+	gp, gf := ids.NewGuard(e.primary, e.fallback, ids.Options{}), ids.NewGuard(e.fallback, e.primary, ids.Options{})
+	for _, g := range []*ids.Guard{gp, gf} {
 		if err := g.Ensure(context.Background(), true); err != nil {
 			t.Fatalf("start-up id check: %v", err)
 		}
+	}
+	if err := e.eng.CheckDatabases(context.Background()); err != nil {
+		t.Fatalf("start-up comparison of the databases: %v", err)
 	}
 	return failover.New(gp, gf, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: time.Hour, OnChange: e.eng.Changed})
 }
@@ -61,20 +65,23 @@ func (e *env) fullRun(t *testing.T, ent domain.Entity) RunStatus {
 }
 
 // outcomes lists the recorded outcomes of an item: today's real-time ones
-// and those of run (if any).
-func (e *env) outcomes(t *testing.T, run string, ent domain.Entity, id int64) []table.Result {
+// and those of every run (repair runs included).
+func (e *env) outcomes(t *testing.T, ent domain.Entity, id int64) []table.Result {
 	t.Helper()
 	out := realtime(t, e, ent, id)
-	if run == "" {
-		return out
-	}
-	rs, _, err := e.rec.Results(context.Background(), run, "", 1000, "")
+	runs, err := e.rec.ListRuns(context.Background(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range rs {
-		if r.Entity == ent && r.ID == id {
-			out = append(out, r)
+	for _, run := range runs {
+		rs, _, err := e.rec.Results(context.Background(), run.ID, "", 1000, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Entity == ent && r.ID == id {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -147,7 +154,7 @@ func TestScenarioRestoredPrimary(t *testing.T) {
 	if c.ID == b.ID || c.ID%2 != 1 {
 		t.Fatalf("the restored primary gave C id %d; B has %d", c.ID, b.ID)
 	}
-	run := e.fullRun(t, domain.EntityProduct)
+	e.fullRun(t, domain.EntityProduct)
 
 	px, _ := bothProducts(t, e, x.ID)
 	if px.Name != "X v3" || px.Price != 777_00 || px.Description != "x" {
@@ -162,13 +169,13 @@ func TestScenarioRestoredPrimary(t *testing.T) {
 		t.Fatalf("C = %+v", pc)
 	}
 	wantEmptyOutboxes(t, e)
-	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, x.ID); !hasRegression(rs, store.RolePrimary) {
+	if rs := e.outcomes(t, domain.EntityProduct, x.ID); !hasRegression(rs, store.RolePrimary) {
 		t.Fatalf("X's outcomes %+v; want a conflict saying the primary went back in time", rs)
 	}
-	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, b.ID); !hasRegression(rs, store.RolePrimary) {
+	if rs := e.outcomes(t, domain.EntityProduct, b.ID); !hasRegression(rs, store.RolePrimary) {
 		t.Fatalf("B's outcomes %+v; want a conflict saying the primary lost it", rs)
 	}
-	if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, c.ID); hasRegression(rs, store.RolePrimary) {
+	if rs := e.outcomes(t, domain.EntityProduct, c.ID); hasRegression(rs, store.RolePrimary) {
 		t.Fatalf("C is new, not a regression: %+v", rs)
 	}
 	recs := logs.records(t, EventDatabaseRegressed)
@@ -245,13 +252,13 @@ func TestScenarioRebuiltFallback(t *testing.T) {
 		}
 	}
 	e.primaryProxy.Restore()
-	run := e.fullRun(t, domain.EntityProduct)
+	e.fullRun(t, domain.EntityProduct)
 	for _, p := range made {
 		got, _ := bothProducts(t, e, p.ID)
 		if got.Name != p.Name {
 			t.Fatalf("product %d = %+v, want %q back", p.ID, got, p.Name)
 		}
-		if rs := e.outcomes(t, run.InstanceID, domain.EntityProduct, p.ID); !hasRegression(rs, store.RoleFallback) {
+		if rs := e.outcomes(t, domain.EntityProduct, p.ID); !hasRegression(rs, store.RoleFallback) {
 			t.Fatalf("product %d outcomes %+v; want a conflict saying the fallback lost it", p.ID, rs)
 		}
 	}
@@ -266,7 +273,7 @@ func TestScenarioCreatesWaitForTheCheck(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	e.primaryProxy.Cut()
-	gp, gf := idguard.NewGuard(e.primary, e.fallback, idguard.Options{}), idguard.NewGuard(e.fallback, e.primary, idguard.Options{})
+	gp, gf := ids.NewGuard(e.primary, e.fallback, ids.Options{}), ids.NewGuard(e.fallback, e.primary, ids.Options{})
 	fo := failover.New(gp, gf, failover.Options{QueryTimeout: 2 * time.Second, Cooldown: time.Hour})
 	_, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("n"), Description: ptr(""), Price: ptr(domain.Money(1))})
 	if !domain.IsKind(err, domain.KindUnavailable) {
@@ -436,7 +443,7 @@ func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
 		if c := got.CustomStatus.Counts; c[StatusConflict] != 1 || c[StatusUnchanged] != 0 || got.CustomStatus.Total != 1 {
 			t.Fatalf("counts %v total %d; want the one conflict", c, got.CustomStatus.Total)
 		}
-		rs := e.outcomes(t, st.InstanceID, domain.EntityProduct, x.ID)
+		rs := e.outcomes(t, domain.EntityProduct, x.ID)
 		if len(rs) == 0 || rs[len(rs)-1].Status != StatusConflict || !strings.Contains(rs[len(rs)-1].Detail, `"merged"`) {
 			t.Fatalf("outcomes %+v; want the conflict with its detail", rs)
 		}
@@ -464,4 +471,61 @@ func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
 			t.Fatalf("X = %+v", p)
 		}
 	})
+}
+
+// A restored database that nobody writes: only the comparison of the two
+// databases as wholes at start-up finds what it lost, and the repair run it
+// starts brings it back. Databases in step start nothing.
+func TestCheckDatabasesStartsARepairRun(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	var logs logBuffer
+	fo := e.restart(t, slog.New(slog.NewJSONHandler(&logs, nil)))
+	x, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("X"), Description: ptr(""), Price: ptr(domain.Money(1_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	if err := e.eng.CheckDatabases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := e.rec.ListRuns(ctx, 10); err != nil || len(runs) != 0 {
+		t.Fatalf("databases in step started runs %+v (%v)", runs, err)
+	}
+	backup := testenv.TakeBackup(t, e.primaryURL)
+	if err := fo.DeleteProduct(ctx, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	b, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("B"), Description: ptr(""), Price: ptr(domain.Money(2_00))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.syncAll(t)
+	backup.Restore(t, e.primaryURL)
+	e.restart(t, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err := e.eng.CheckDatabases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := e.rec.ListRuns(ctx, 10)
+	if err != nil || len(runs) != 1 || runs[0].Trigger != TriggerRepair || runs[0].Entity != domain.EntityProduct {
+		t.Fatalf("runs %+v (%v); want one product repair run\n%s", runs, err, logs.String())
+	}
+	if recs := logs.records(t, EventDatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
+		t.Fatalf("regression records %v", recs)
+	}
+	drainPlans(t, e)
+	e.syncAll(t)
+	if p, _ := bothProducts(t, e, x.ID); !p.Deleted() {
+		t.Fatalf("X = %+v; the restore undid its delete", p)
+	}
+	if p, _ := bothProducts(t, e, b.ID); p.Name != "B" {
+		t.Fatalf("B = %+v", p)
+	}
+	// A second check (another instance starting) starts no second run.
+	if err := e.eng.CheckDatabases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := e.rec.ListRuns(ctx, 10); len(runs) != 1 {
+		t.Fatalf("runs %+v; want still one", runs)
+	}
 }

@@ -248,7 +248,7 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		}
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
-	e.logRegression(m, id, res.reg)
+	e.logRegression(ctx, m, id, res.reg)
 	return outcome(m.Entity, id, res), nil
 }
 
@@ -280,13 +280,16 @@ func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.R
 const EventDatabaseRegressed = "database_regressed"
 
 // logRegression logs that a database went back in time, once an hour per
-// database and entity: the first item found names it; every item is
-// recorded as a conflict with the reason.
-func (e *Engine) logRegression(m Message, id int64, reg regression) {
+// database and entity (the first item found names it, id 0: the databases
+// compared as wholes; every item is recorded as a conflict with the
+// reason), and then starts a repair run of the entity: what the database
+// lost on items nobody writes has nothing else to bring it back.
+func (e *Engine) logRegression(ctx context.Context, m Message, id int64, reg regression) {
 	if reg == 0 {
 		return
 	}
 	now := time.Now()
+	var logged bool
 	for _, db := range reg.databases() {
 		k := regKey{db, m.Entity}
 		e.regMu.Lock()
@@ -300,7 +303,13 @@ func (e *Engine) logRegression(m Message, id int64, reg regression) {
 			e.o.Logger.Error("a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
 				"sync merges each such item and records it as a conflict", "event", EventDatabaseRegressed,
 				"database", string(db), "entity", m.Entity, "id", id, "runId", m.Run)
+			logged = true
 		}
+	}
+	if logged {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		e.repair(c, m.Entity)
 	}
 }
 
