@@ -116,6 +116,11 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), d.Duration)
+	if d.Restores {
+		// The writers go on until both rounds are done, however long the
+		// swaps take, and a while after.
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
 	pool := &rows{}
 	record := func(a ack, ok bool) {
@@ -175,6 +180,8 @@ func (d drill) run(t *testing.T, s *stack) drillReport {
 	if d.Restores {
 		parts = nil
 		rep.Outages = d.restoreRounds(ctx, t, s, rng, &current)
+		sleepCtx(ctx, d.Duration/3)
+		cancel()
 	}
 	for _, part := range parts {
 		if !sleepCtx(ctx, slot/3) {

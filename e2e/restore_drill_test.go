@@ -32,9 +32,7 @@ func (d drill) restoreRounds(ctx context.Context, t *testing.T, s *stack, rng *r
 	slot := d.Duration / 3
 	var done []string
 	for round, part := range parts {
-		if !sleepCtx(ctx, slot/4) {
-			break
-		}
+		sleepCtx(ctx, slot/4)
 		url, db := s.primaryURL, s.primary
 		if part == "fallback" {
 			url, db = s.fallbackURL, s.fallback
@@ -43,7 +41,7 @@ func (d drill) restoreRounds(ctx context.Context, t *testing.T, s *stack, rng *r
 		if round == 0 {
 			backup = testenv.TakeBackup(t, url) // mid-load
 		}
-		sleepCtx(ctx, slot/2) // writes the backup will not have
+		sleepCtx(ctx, slot/2)                   // writes the backup will not have
 		current.Store("restore of the " + part) // no second instance writes during a swap
 		down, up := s.breaker(part)
 		down()
@@ -57,9 +55,44 @@ func (d drill) restoreRounds(ctx context.Context, t *testing.T, s *stack, rng *r
 		}
 		up()
 		s.restartHandler(t)
+		// The new handler finds the database behind the other and starts
+		// repair runs; what it lost comes back only through them, so the
+		// next round waits for them (losing the other database first would
+		// lose those rows: two failures at once).
+		s.waitRepairs(t)
 		current.Store("no")
 	}
 	return done
+}
+
+// waitRepairs waits until the repair runs the restarted handler started
+// (it compares the databases at once) are final.
+func (s *stack) waitRepairs(t *testing.T) {
+	t.Helper()
+	time.Sleep(2 * time.Second) // the start-up comparison
+	testenv.WaitFor(t, 120*time.Second, "the repair runs", func() bool {
+		var runs []struct {
+			RuntimeStatus string `json:"runtimeStatus"`
+			CustomStatus  struct {
+				Trigger string `json:"trigger"`
+			} `json:"customStatus"`
+			CreatedTime string `json:"createdTime"`
+		}
+		if code, _ := s.call("GET", "/api/product-sync?limit=100", "", &runs); code != 200 {
+			return false
+		}
+		repairs, final := 0, 0
+		for _, r := range runs {
+			if r.CustomStatus.Trigger != "repair" {
+				continue
+			}
+			repairs++
+			if r.RuntimeStatus == "Completed" || r.RuntimeStatus == "Failed" {
+				final++
+			}
+		}
+		return repairs > 0 && final == repairs
+	})
 }
 
 // drainDirect syncs every item in db's outbox over the test's own
@@ -102,7 +135,7 @@ func (s *stack) drainDirect(t *testing.T, db store.DB) {
 // few writers; `make restore-drill` runs it longer (chaos tag).
 func TestRestoreConvergence(t *testing.T) {
 	s := startStack(t, nil)
-	rep := drill{Seed: 5, Writers: 4, Duration: 12 * time.Second, Restores: true}.run(t, s)
+	rep := drill{Seed: 5, Writers: 4, Duration: 12 * time.Second, Pace: 20 * time.Millisecond, Restores: true}.run(t, s)
 	t.Logf("drill report:\n%s", rep)
 	checkRestoreDrill(t, rep)
 }
