@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,6 +139,9 @@ func TestRestoreConvergence(t *testing.T) {
 	rep := drill{Seed: 5, Writers: 4, Duration: 12 * time.Second, Pace: 20 * time.Millisecond, Restores: true}.run(t, s)
 	t.Logf("drill report:\n%s", rep)
 	checkRestoreDrill(t, rep)
+	if !strings.Contains(s.log.String(), `"event":"database_regressed"`) {
+		t.Error("the handler never logged database_regressed")
+	}
 }
 
 func checkRestoreDrill(t *testing.T, rep drillReport) {

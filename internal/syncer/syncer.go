@@ -114,7 +114,8 @@ type Engine struct {
 	// regLogged is when a regression of a database and entity was last
 	// logged: once an hour at most, so that a restore's thousands of items
 	// raise one alert, not thousands.
-	regLogged map[regKey]time.Time
+	regLogged   map[regKey]time.Time
+	clockLogged time.Time // when a clock ahead was last logged
 }
 
 type regKey struct {
@@ -249,7 +250,37 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
 	e.logRegression(ctx, m, id, res.reg)
+	e.checkClock(m, id, res.version)
 	return outcome(m.Entity, id, res), nil
+}
+
+// EventClockAhead names the log record of a row whose change time is ahead
+// of this instance's clock by more than ClockSkewWarn.
+const EventClockAhead = "clock_ahead"
+
+// ClockSkewWarn is how far ahead of this instance's clock a row's change
+// time may be before it is logged: field times come from the writing
+// instance's clock, so a fast clock makes its writes win field merges
+// against writes acknowledged after them (docs/merge.md).
+const ClockSkewWarn = time.Minute
+
+// checkClock logs, once an hour, a row changed at a time ahead of this
+// instance's clock by more than ClockSkewWarn.
+func (e *Engine) checkClock(m Message, id int64, changed time.Time) {
+	now := e.now()
+	if changed.Sub(now) <= ClockSkewWarn {
+		return
+	}
+	e.regMu.Lock()
+	due := now.Sub(e.clockLogged) >= time.Hour
+	if due {
+		e.clockLogged = now
+	}
+	e.regMu.Unlock()
+	if due {
+		e.o.Logger.Warn("a row's change time is ahead of this instance's clock: some instance's clock runs fast, and its writes win field merges against later ones",
+			"event", EventClockAhead, "entity", m.Entity, "id", id, "changedAt", domain.FormatTime(changed), "ahead", changed.Sub(now).Round(time.Millisecond).String())
+	}
 }
 
 func outcome(ent domain.Entity, id int64, r merged) table.Result {
