@@ -115,6 +115,18 @@ func TestRetryFailedItems(t *testing.T) {
 	}
 
 	run := s.startRun("")
+	// While its refused items wait for their next attempt, the run says
+	// it is retrying them (each waits a visibility timeout, 1 s here).
+	var retrying int64
+	testenv.WaitFor(t, 90*time.Second, "the run to finish", func() bool {
+		var st runStatus
+		s.call("GET", "/api/product-sync/"+run, "", &st)
+		retrying = max(retrying, st.CustomStatus.Retrying)
+		return st.RuntimeStatus == "Completed" || st.RuntimeStatus == "Failed"
+	})
+	if retrying == 0 {
+		t.Errorf("the run never said it was retrying an item")
+	}
 	st := s.waitRun(run, 90*time.Second)
 	want := map[string]int64{"created": 2, "updated": 0, "deleted": 0, "unchanged": 0, "conflict": 0, "failed": 2}
 	if st.RuntimeStatus != "Completed" || fmt.Sprint(st.CustomStatus.Counts) != fmt.Sprint(want) {
