@@ -2,6 +2,7 @@ package table
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,5 +250,43 @@ func TestListRunsWhere(t *testing.T) {
 	}
 	if _, err := s.ListRunsWhere(c, RunFilter{Entity: "order"}, 10); !domain.IsKind(err, domain.KindInvalid) {
 		t.Errorf("unknown entity: %v", err)
+	}
+}
+
+// Item finds a real-time outcome in its day's bucket, its long detail
+// beside it, and its failed attempts in the day's partition.
+func TestItemRealtime(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	day := RealtimePartition(at)
+	long := strings.Repeat("d", 2*inlineMax)
+	if err := s.RecordRealtime(c,
+		Result{Entity: domain.EntityProduct, ID: 70, Status: StatusFailed, Reason: "gave up", Attempts: 3, At: at},
+		Result{Entity: domain.EntityProduct, ID: 71, Status: StatusConflict, Reason: "both", Detail: `{"x":"` + long + `"}`, At: at},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttemptError(c, day, domain.EntityProduct, 70, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id       int64
+		ok       bool
+		status   string
+		attempts int
+		detail   int
+	}{
+		{70, true, StatusFailed, 3, 0},
+		{71, true, StatusConflict, 0, len(long) + 8},
+		{72, false, "", 0, 0},
+	} {
+		r, ok, err := s.Item(c, day, domain.EntityProduct, tc.id)
+		if err != nil || ok != tc.ok || r.Status != tc.status || r.Attempts != tc.attempts || len(r.Detail) != tc.detail {
+			t.Errorf("item %d = %+v %v %v", tc.id, r, ok, err)
+		}
+	}
+	if n, hist, err := s.Attempts(c, day, domain.EntityProduct, 70); err != nil || n != 1 || hist[0].Reason != "busy" {
+		t.Errorf("attempts of 70: %d %+v %v", n, hist, err)
 	}
 }
