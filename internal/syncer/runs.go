@@ -61,7 +61,8 @@ type CustomStatus struct {
 	Reason          string           `json:"reason,omitempty"`
 	OutputTruncated bool             `json:"outputTruncated,omitempty"`
 	// Retrying counts items whose last attempt failed and that the queue
-	// will try again (no outcome yet); read while the run is active.
+	// will try again (no outcome yet); read while the run is active and
+	// has not moved for stalledAfter.
 	Retrying int64 `json:"retrying,omitempty"`
 	// RetryRound counts the retry-failed rounds started on the run;
 	// RetryPending the items they sent whose new outcome is not in yet.
@@ -339,9 +340,11 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 		}
 	}
 	st := e.statusOf(run, prog, out)
-	if !st.Final() {
+	if !st.Final() && e.now().Sub(prog.LastUpdated) >= stalledAfter {
 		// Best effort: a run that is waiting for an item's next attempt
-		// says so, rather than sit at "11 / 12" with no sign why.
+		// says so, rather than sit at "11 / 12" with no sign why. Only
+		// once nothing moved for a moment: a run that flows pays nothing
+		// (status is polled often, and this costs a query per partition).
 		n, err := e.rec.Retrying(ctx, run.ID)
 		if err != nil {
 			e.o.Logger.Warn("could not count the run's retrying items", "run", run.ID, "err", err)
@@ -350,6 +353,10 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 	}
 	return st, nil
 }
+
+// stalledAfter is how long a run's counters and plan stay unchanged
+// before its status counts the items waiting for their next attempt.
+const stalledAfter = time.Second
 
 // output is a completed run's output: cached on the run once read, since
 // it no longer changes (the first outcome of an item is the one that
