@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,23 +51,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := fallback.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, fallbackURL)
-	if err != nil {
-		t.Fatal(err)
+	exec := func(sql string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, fallbackURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, err = conn.Exec(ctx, "ALTER TABLE products ADD CONSTRAINT browser_test_refuses CHECK (name <> '"+refusedName+"')")
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	exec("ALTER TABLE products ADD CONSTRAINT browser_test_refuses CHECK (name <> '" + refusedName + "')")
 	s := startStack(t, map[string]string{
 		"FALLBACK_DATABASE_URL": fallbackURL,
 		"AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "2",
 	})
 
 	// Products 1 and 3 only in the primary, 2 only in the fallback, 7 the
-	// same in both, 5 refused by the fallback. Users 1 (primary) and 2
-	// (fallback) have the same email: both conflict.
+	// same in both, 5 refused by the fallback, 9 changed on both sides (a
+	// conflict: its name from the fallback, its 4,000-character
+	// description from the primary). Users 1 (primary) and 2 (fallback)
+	// have the same email: both conflict.
 	now := domain.Millis(time.Now())
 	put := func(db store.DB, id int64, name string) {
 		t.Helper()
@@ -80,13 +86,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	put(s.primary, 5, refusedName)
 	put(s.primary, 7, "Shelf")
 	put(fallback, 7, "Shelf")
+	long := strings.Repeat("Solid-oak-stool-with-a-very-long-unbroken-description;", 80)[:4000]
+	t0, t1 := now.Add(-time.Minute), now
+	stool := domain.Product{ID: 9, Price: 4500, CreatedAt: t0, UpdatedAt: t1, PriceAt: t0}
+	p9, f9 := stool, stool
+	p9.Name, p9.Description, p9.Ver, p9.NameAt, p9.DescriptionAt = "Stool", long, domain.Vector{P: 2, F: 1}, t0, t1
+	f9.Name, f9.Description, f9.Ver, f9.NameAt, f9.DescriptionAt = "Stool (oak)", "Short", domain.Vector{P: 1, F: 2}, t1, t0
+	if _, err := s.primary.PutProduct(ctx, p9, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fallback.PutProduct(ctx, f9, nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.primary.PutUser(ctx, domain.User{ID: 1, Name: "Ann", Email: "ann@example.com", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fallback.PutUser(ctx, domain.User{ID: 2, Name: "Ann B.", Email: "ann@example.com", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantProduct := map[string]string{"created": "3", "updated": "0", "deleted": "0", "unchanged": "1", "conflict": "0", "failed": "1"}
+	wantProduct := map[string]string{"created": "3", "updated": "0", "deleted": "0", "unchanged": "1", "conflict": "1", "failed": "1"}
 
 	// The test's own API calls are held to the document the app serves.
 	checker := openAPIChecker(t, s.url)
@@ -115,6 +133,41 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		return v
 	}
+	row := func(run string) string {
+		return fmt.Sprintf(`document.querySelector('button[data-run=%q]').closest('tr')`, run)
+	}
+	// layout fails the test where the page scrolls sideways or a
+	// comparison column is clipped or pushed off the screen.
+	layout := func(size string) {
+		t.Helper()
+		if got := eval(`String(document.documentElement.scrollWidth) + ' ' + String(window.innerWidth)`); func() bool {
+			var sw, w int
+			fmt.Sscan(got, &sw, &w)
+			return sw > w
+		}() {
+			t.Errorf("%s: the page scrolls sideways (scrollWidth, viewport width: %s)", size, got)
+		}
+		clipped := eval(`JSON.stringify([...document.querySelectorAll('table.compare td, table.compare th')].filter(c => c.offsetParent)
+			.filter(c => { const r = c.getBoundingClientRect(); const box = c.closest('tr.extra').getBoundingClientRect();
+				return c.scrollWidth > c.clientWidth + 1 || r.right > box.right + 1 || r.right > window.innerWidth || r.width < 40; })
+			.map(c => (c.dataset.side || 'field') + ':' + c.parentElement.dataset.field + ' ' + Math.round(c.getBoundingClientRect().width) + 'px'))`)
+		if clipped != "[]" {
+			t.Errorf("%s: clipped comparison cells %s", size, clipped)
+		}
+		if n := eval(`String(document.querySelectorAll('table.compare tbody tr').length)`); n == "0" {
+			t.Errorf("%s: no comparison shown to check", size)
+		}
+	}
+	// Every time on the page says its zone; none shows raw.
+	zones := func(size string) {
+		t.Helper()
+		if bad := eval(`JSON.stringify([...document.querySelectorAll('time.t')].map(e => e.textContent).filter(s => !/ UTC([+-]\d\d:\d\d)?$/.test(s)))`); bad != "[]" {
+			t.Errorf("%s: times without their zone: %s", size, bad)
+		}
+		if raw := eval(`(document.body.innerText.match(/\d{4}-\d\d-\d\dT\d\d:\d\d/g) || []).join(' ')`); raw != "" {
+			t.Errorf("%s: raw times on the page: %s", size, raw)
+		}
+	}
 
 	do("open the dashboard", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(s.url+"/api/dashboard?code="+key))
 	wait("the databases' health", `document.querySelector('#health-status').textContent === 'ok'`)
@@ -123,79 +176,151 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A user run first, so the list holds two runs.
 	do("click sync users", chromedp.Click(chromedp.ID("start-user")))
 	wait("the user run to complete", `(() => { const r = document.querySelector('#runs tbody tr:first-child');
-		return r && r.children[1].textContent === 'user' && r.querySelector('.badge').textContent === 'Completed'; })()`)
+		return r && r.children[1].textContent === 'user' && r.querySelector('.badge').textContent.startsWith('Completed'); })()`)
 
 	do("click sync products", chromedp.Click(chromedp.ID("start-product")))
 	wait("the product run to start", `document.querySelectorAll('#runs tbody tr').length === 2`)
 	productRun := eval(`document.querySelector('#runs tbody tr:first-child button').dataset.run`)
 	userRun := eval(`document.querySelector('#runs tbody tr:nth-child(2) button').dataset.run`)
-	wait("the product run to complete", fmt.Sprintf(`document.querySelector('button[data-run=%q]').closest('tr').querySelector('.badge').textContent === 'Completed'`, productRun))
+	wait("the product run to complete", row(productRun)+`.querySelector('.badge').textContent.startsWith('Completed')`)
 
-	var counts map[string]string
-	raw := eval(fmt.Sprintf(`JSON.stringify(Object.fromEntries([...document.querySelector('button[data-run=%q]').closest('tr')
-		.querySelectorAll('td[data-outcome]')].map(td => [td.dataset.outcome, td.textContent])))`, productRun))
-	if err := json.Unmarshal([]byte(raw), &counts); err != nil {
-		t.Fatal(err)
+	counts := func(run string) map[string]string {
+		t.Helper()
+		var c map[string]string
+		raw := eval(`JSON.stringify(Object.fromEntries([...` + row(run) + `.querySelectorAll('td[data-outcome]')].map(td => [td.dataset.outcome, td.textContent])))`)
+		if err := json.Unmarshal([]byte(raw), &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	if fmt.Sprint(counts) != fmt.Sprint(wantProduct) {
-		t.Errorf("the product run's counts on the page: %v, want %v", counts, wantProduct)
+	if c := counts(productRun); fmt.Sprint(c) != fmt.Sprint(wantProduct) {
+		t.Errorf("the product run's counts on the page: %v, want %v", c, wantProduct)
 	}
-	if got := eval(fmt.Sprintf(`document.querySelector('button[data-run=%q]').closest('tr').querySelector('.progress-col span').textContent`, productRun)); !strings.HasPrefix(got, "5 / 5 · 100%") {
-		t.Errorf("progress reads %q, want 5 / 5 · 100%%", got)
+	if got := eval(row(productRun) + `.querySelector('.progress-col span').textContent`); !strings.HasPrefix(got, "6 / 6 · 100%") {
+		t.Errorf("progress reads %q, want 6 / 6 · 100%%", got)
+	}
+	// A run that ended with failed items does not look like a clean one.
+	if got := eval(row(productRun) + `.querySelector('.badge').className + ' ' + ` + row(productRun) + `.querySelector('.badge').textContent`); got != "badge s-completed-failed Completed · 1 failed" {
+		t.Errorf("the product run's badge: %q, want the failed-items badge", got)
+	}
+	if got := eval(row(userRun) + `.querySelector('.badge').className`); got != "badge s-completed-conflict" {
+		t.Errorf("the user run's badge: %q, want the conflicts badge", got)
 	}
 	// The page agrees with the API (whose answers the checker validates).
 	var st runStatus
 	getJSON(t, api, s.url+"/api/product-sync/"+productRun, &st)
 	for o, n := range st.CustomStatus.Counts {
-		if fmt.Sprint(n) != counts[o] {
-			t.Errorf("%s: the API says %d, the page %s", o, n, counts[o])
+		if fmt.Sprint(n) != wantProduct[o] {
+			t.Errorf("%s: the API says %d, the page %s", o, n, wantProduct[o])
 		}
 	}
 
-	// Open the other run, then the product run from the keyboard: its
-	// failed items show, with the reason the sync recorded.
-	do("open the user run", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, userRun))))
-	wait("the user run's detail", fmt.Sprintf(`document.querySelector('#detail-summary').textContent.includes(%q)`, userRun))
-	// Its conflicts, with their reasons (and both versions where the
-	// sync recorded them).
-	do("show the user run's conflicts", chromedp.Click(chromedp.CSS(`.tab[data-status="conflict"]`)))
-	wait("the user run's conflicts", `(() => { const rows = [...document.querySelectorAll('#items tbody tr')];
-		return rows.length === 2 && rows.every(r => r.children[2].textContent === 'conflict' && r.children[3].textContent !== ''); })()`)
-	var conflicts struct {
-		Items []struct {
-			Detail json.RawMessage `json:"detail"`
-		} `json:"items"`
+	// The user run's conflict count links to its conflicts.
+	do("click the user run's conflict count", chromedp.Click(chromedp.CSS(fmt.Sprintf(`a.count-link[data-run=%q][data-status="conflict"]`, userRun))))
+	wait("the user run's conflicts", `(() => { const rows = [...document.querySelectorAll('#items tbody tr:not(.extra)')];
+		return document.querySelector('#detail-summary').textContent.includes(`+fmt.Sprintf("%q", userRun)+`) && rows.length === 2 &&
+			rows.every(r => r.children[2].textContent.startsWith('conflict') && r.children[3].textContent !== ''); })()`)
+	if got := eval(`document.querySelector('.tab[aria-pressed="true"]').dataset.status`); got != "conflict" {
+		t.Errorf("the conflict link opened the %q items", got)
 	}
-	getJSON(t, api, s.url+"/api/product-sync/"+userRun+"/results?status=conflict", &conflicts)
-	withDetail := 0
-	for _, it := range conflicts.Items {
-		if len(it.Detail) > 0 {
-			withDetail++
-		}
-	}
-	if got := eval(`String(document.querySelectorAll('#items tbody details').length)`); got != fmt.Sprint(withDetail) {
-		t.Errorf("%s conflicts show their versions, the API has %d with a detail", got, withDetail)
-	}
+
+	// The product run from the keyboard: it opens on its failed item, whose
+	// reason names the constraint and counts the attempts.
 	do("open the product run with the keyboard", chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))), chromedp.KeyEvent(kb.Enter))
-	wait("the product run's failed items", `(() => { const rows = document.querySelectorAll('#items tbody tr');
-		return rows.length === 1 && rows[0].children[0].textContent === '5' && rows[0].children[2].textContent === 'failed'; })()`)
+	wait("the product run's failed items", `(() => { const rows = document.querySelectorAll('#items tbody tr:not(.extra)');
+		return rows.length === 1 && rows[0].children[0].textContent === '5' && rows[0].children[2].textContent.startsWith('failed'); })()`)
 	if got := eval(`document.querySelector('.tab[aria-pressed="true"]').dataset.status`); got != "failed" {
 		t.Errorf("the run opened on the %q items, want failed", got)
 	}
 	reason := eval(`document.querySelector('#items tbody tr td.reason-cell').textContent`)
 	var page struct {
 		Items []struct {
-			ID     int64  `json:"id"`
-			Reason string `json:"reason"`
+			ID       int64  `json:"id"`
+			Reason   string `json:"reason"`
+			Attempts int    `json:"attempts"`
 		} `json:"items"`
 	}
 	getJSON(t, api, s.url+"/api/product-sync/"+productRun+"/results?status=failed", &page)
-	if len(page.Items) != 1 || page.Items[0].ID != 5 || reason == "" || page.Items[0].Reason != reason {
+	if len(page.Items) != 1 || page.Items[0].ID != 5 || page.Items[0].Reason != reason ||
+		!strings.Contains(reason, `check constraint "browser_test_refuses"`) || !strings.Contains(reason, "2 attempts") || page.Items[0].Attempts != 2 {
 		t.Errorf("failed item reason on the page %q, API %+v", reason, page.Items)
+	}
+	if got := eval(`document.querySelector('#items tbody tr td[data-label="Attempts"]').textContent`); got != "2" {
+		t.Errorf("attempts on the page: %q, want 2", got)
 	}
 	if eval(`document.activeElement.id`) != "detail-heading" {
 		t.Errorf("opening a run from the keyboard should move the focus to its detail")
 	}
+	do("open the item's attempts", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
+	wait("the attempt history", `document.querySelectorAll('#items tr.extra ol.attempts li').length === 2`)
+	b.screenshot(t) // the README's: a run with a failed item, its cause and attempts
+
+	// Its conflict: the comparison fills the row, the merged values say
+	// where they came from.
+	do("show the conflicts", chromedp.Click(chromedp.CSS(`.tab[data-status="conflict"]`)))
+	wait("the product conflict", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	do("open the comparison", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
+	wait("the comparison", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
+	for field, want := range map[string]string{"description": "from primary", "name": "from fallback"} {
+		if got := eval(fmt.Sprintf(`(document.querySelector('table.compare tr[data-field=%q] td[data-side="merged"] .src') || {}).textContent || ''`, field)); got != want {
+			t.Errorf("the merged %s is marked %q, want %q", field, got, want)
+		}
+	}
+	layout("1440x900")
+	zones("1440x900")
+	if err := os.MkdirAll(filepath.Join(testenv.RepoRoot(t), ".run"), 0o755); err == nil {
+		b.screenshotTo(t, filepath.Join(testenv.RepoRoot(t), ".run", "dashboard-conflict.png"))
+	}
+
+	// A real-time failure: a product written through the API that the
+	// fallback refuses. The day's outcomes show it.
+	var created apiProduct
+	if code, _ := s.call("POST", "/api/products", `{"name":"`+refusedName+`","price":"1.00"}`, &created); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	day := "realtime-" + time.Now().UTC().Format("20060102")
+	testenv.WaitFor(t, 60*time.Second, "the real-time failure", func() bool {
+		var rt struct{ Items []struct{ ID int64 } }
+		getJSON(t, api, s.url+"/api/product-sync/"+day+"/results?status=failed", &rt)
+		return len(rt.Items) == 1 && rt.Items[0].ID == created.ID
+	})
+	do("show today's real-time outcomes", chromedp.Click(chromedp.CSS(`#realtime button[type="submit"]`)))
+	wait("the real-time failure on the page", fmt.Sprintf(`(() => { const r = document.querySelector('#items tbody tr:not(.extra)');
+		return document.querySelector('#detail-heading').textContent.startsWith('Real-time outcomes') && r && r.children[0].textContent === '%d' &&
+			r.querySelector('.reason-cell').textContent.includes('browser_test_refuses'); })()`, created.ID))
+
+	// Retry the product run's failed item once the fallback takes it.
+	exec("ALTER TABLE products DROP CONSTRAINT browser_test_refuses")
+	do("open the product run", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))))
+	wait("the retry button", `!document.querySelector('#retry-failed').disabled && !document.querySelector('#detail-retry').hidden`)
+	do("retry the failed items", chromedp.Click(chromedp.ID("retry-failed")))
+	wait("the retried run to complete", row(productRun)+`.querySelector('.badge').textContent === 'Completed · 1 conflict'`)
+	wantProduct["created"], wantProduct["failed"] = "4", "0"
+	if c := counts(productRun); fmt.Sprint(c) != fmt.Sprint(wantProduct) {
+		t.Errorf("after the retry the page shows %v, want %v", c, wantProduct)
+	}
+	getJSON(t, api, s.url+"/api/product-sync/"+productRun, &st)
+	if st.CustomStatus.Counts["failed"] != 0 || st.CustomStatus.Counts["created"] != 4 || st.CustomStatus.Done != 6 {
+		t.Errorf("after the retry the API says %+v", st.CustomStatus)
+	}
+
+	// Find an item by id in the open run: its history.
+	do("search item 5", chromedp.SetValue(chromedp.ID("search-id"), "5"), chromedp.Click(chromedp.CSS(`#search button[type="submit"]`)))
+	wait("item 5's history", `!document.querySelector('#item').hidden && document.querySelector('#item-body').textContent.includes('retry round 1') &&
+		document.querySelectorAll('#item-body ol.attempts li').length === 2`)
+	// Find a run by id, and filter the runs.
+	do("search the user run", chromedp.SetValue(chromedp.ID("search-id"), userRun), chromedp.Click(chromedp.CSS(`#search button[type="submit"]`)))
+	wait("the user run by id", `document.querySelector('#detail-summary').textContent.includes(`+fmt.Sprintf("%q", userRun)+`)`)
+	do("filter user runs", chromedp.SetValue(chromedp.ID("f-entity"), "user"))
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector('#f-entity').dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("only the user run", `document.querySelectorAll('#runs tbody tr').length === 1 && document.querySelector('#runs tbody tr').children[1].textContent === 'user'`)
+	do("clear the filter", chromedp.SetValue(chromedp.ID("f-entity"), ""))
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector('#f-entity').dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("both runs", `document.querySelectorAll('#runs tbody tr').length === 2`)
 
 	// Nothing runs any more: the page stops polling.
 	wait("auto-refresh to stop", `document.querySelector('#refresh-state').textContent.includes('auto-refresh off')`)
@@ -203,6 +328,35 @@ func TestDashboardInBrowser(t *testing.T) {
 	time.Sleep(5 * time.Second) // more than twice the page's polling interval
 	if after := b.apiRequests(); after != before {
 		t.Errorf("the page made %d API calls while nothing was running", after-before)
+	}
+
+	// The conflict through a link, at desktop size, then
+	// on a phone: no sideways scroll, the runs table's important columns on
+	// the screen, the comparison not clipped.
+	open := s.url + "/api/dashboard?code=" + key + "#run=" + productRun + "&status=conflict"
+	do("open the product run's conflicts by link", chromedp.Navigate(open))
+	wait("the linked conflict", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	do("open the comparison", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
+	wait("the comparison", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
+	layout("1440x900")
+	zones("1440x900")
+
+	do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload())
+	wait("the linked conflict on a phone", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	b.screenshotTo(t, filepath.Join(testenv.RepoRoot(t), ".run", "dashboard-phone.png"))
+	do("open the comparison on a phone", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
+	wait("the comparison on a phone", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
+	layout("390x844")
+	zones("390x844")
+	hidden := eval(`JSON.stringify([...document.querySelectorAll('#runs tbody tr:first-child td')].filter(td =>
+		['Started', 'Status', 'Progress', 'Conflict', 'Failed'].includes(td.dataset.label)).filter(td => {
+			const r = td.getBoundingClientRect(); return r.width < 30 || r.height < 10 || r.left < 0 || r.right > window.innerWidth; })
+		.map(td => td.dataset.label))`)
+	if hidden != "[]" {
+		t.Errorf("390x844: runs table columns off the screen: %s", hidden)
+	}
+	if n := eval(`String(document.querySelectorAll('#runs tbody tr:first-child td').length)`); n != "13" {
+		t.Errorf("390x844: the runs table shows %s cells of a run, want 13", n)
 	}
 
 	// The key from the page's URL went with every call the page made.
@@ -224,8 +378,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, m := range b.console() {
 		t.Errorf("browser console: %s", m)
 	}
-
-	b.screenshot(t)
 	t.Logf("openapi checks: %v", checker.Seen())
 }
 
@@ -325,6 +477,19 @@ func (b *browser) console() []string {
 func (b *browser) text() string {
 	s, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 	return s
+}
+
+// screenshotTo saves the whole page as a PNG at path.
+func (b *browser) screenshotTo(t *testing.T, path string) {
+	t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }
 
 // screenshot saves the page where a reviewer finds it: .run/dashboard.png,

@@ -258,6 +258,8 @@ type runStatus struct {
 		Done   int64            `json:"done"`
 		Counts map[string]int64 `json:"counts"`
 		Reason string           `json:"reason"`
+		// Retrying counts items waiting for their next attempt.
+		Retrying int64 `json:"retrying"`
 	} `json:"customStatus"`
 	Output []struct {
 		Status string `json:"status"`

@@ -37,6 +37,8 @@ func (s *server) routes(mux router) {
 	mux.HandleFunc("GET /api/product-sync", s.sync.list)
 	mux.HandleFunc("GET /api/product-sync/{run}", s.sync.status)
 	mux.HandleFunc("GET /api/product-sync/{run}/results", s.sync.results)
+	mux.HandleFunc("GET /api/product-sync/{run}/items/{entity}/{id}", s.sync.item)
+	mux.HandleFunc("POST /api/product-sync/{run}/retry-failed", s.sync.retryFailed)
 
 	mux.HandleFunc("GET /api/openapi.json", s.docs.openapi)
 	mux.HandleFunc("GET /api/dashboard", s.docs.dashboard)

@@ -30,6 +30,10 @@ type Syncer interface {
 	PlanPoisoned(ctx context.Context, m syncer.PlanMessage) error
 	Nightly(ctx context.Context) error
 	Relay(ctx context.Context) error
+
+	FindRuns(ctx context.Context, q syncer.RunQuery) ([]syncer.RunStatus, error)
+	RetryFailed(ctx context.Context, id string) (syncer.RetryStarted, error)
+	Item(ctx context.Context, partition string, e domain.Entity, id int64) (syncer.ItemHistory, error)
 }
 
 type syncRoutes struct {
@@ -115,11 +119,11 @@ func (h syncRoutes) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h syncRoutes) list(w http.ResponseWriter, r *http.Request) {
-	limit, ok := queryLimit(w, r, 20, 100)
+	q, ok := runQuery(w, r)
 	if !ok {
 		return
 	}
-	runs, err := h.sync.Runs(r.Context(), limit)
+	runs, err := h.sync.FindRuns(r.Context(), q)
 	if err != nil {
 		problem.Error(w, r, h.log, err)
 		return

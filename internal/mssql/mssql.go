@@ -249,7 +249,7 @@ func classify(err error, what string, unreached bool) error {
 			return unavailable(fmt.Errorf("%w: %w", store.ErrBusy, err), unreached)
 		case n == errNotNull, n == errCheck, n == errOverflow, n == errTruncated, n == errTruncatedNew:
 			// Something a client sent: never a 500.
-			return domain.Wrap(domain.KindInvalid, err, "the database rejected a value")
+			return domain.Wrap(domain.KindInvalid, err, rejected(n, se.Message))
 		case unavailableNumbers[n]:
 			// Refused at login or before the statement ran: nothing changed.
 			return unavailable(err, unreached || n == errLogin || n == errOpenDatabase || n == 18452)

@@ -153,7 +153,7 @@ func classifyPg(pe *pgconn.PgError, err error, what string, unreached bool) erro
 	case len(code) == 5 && code[:2] == "22", code == "23502", code == "23514":
 		// data exceptions (too long, out of range, bad encoding) and
 		// constraint checks: something a client sent, never a 500.
-		return domain.Wrap(domain.KindInvalid, err, "the database rejected a value")
+		return domain.Wrap(domain.KindInvalid, err, rejected(pe))
 	case code == "53300": // too_many_connections: up, but at its connection limit
 		if unreached || pgconn.SafeToRetry(err) {
 			err = fmt.Errorf("%w: %w", store.ErrUnreached, err)

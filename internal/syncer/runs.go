@@ -60,6 +60,14 @@ type CustomStatus struct {
 	Counts          map[string]int64 `json:"counts"`
 	Reason          string           `json:"reason,omitempty"`
 	OutputTruncated bool             `json:"outputTruncated,omitempty"`
+	// Retrying counts items whose last attempt failed and that the queue
+	// will try again (no outcome yet); read while the run is active and
+	// has not moved for stalledAfter.
+	Retrying int64 `json:"retrying,omitempty"`
+	// RetryRound counts the retry-failed rounds started on the run;
+	// RetryPending the items they sent whose new outcome is not in yet.
+	RetryRound   int   `json:"retryRound,omitempty"`
+	RetryPending int64 `json:"retryPending,omitempty"`
 }
 
 // OutputItem is one item's outcome in a completed run's output.
@@ -80,8 +88,11 @@ func (s RunStatus) Final() bool {
 func newRunID(now time.Time) string {
 	var b [5]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return fmt.Sprintf("%013d%s", 9_999_999_999_999-now.UnixMilli(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%013d%s", runIDBase-now.UnixMilli(), hex.EncodeToString(b[:]))
 }
+
+// runIDBase is what a run id's first 13 digits count down from, in ms.
+const runIDBase = 9_999_999_999_999
 
 // runIDPattern accepts run ids and real-time partitions; anything else is
 // unknown (and would not be a valid Table Storage key anyway).
@@ -313,7 +324,7 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 			return RunStatus{}, err
 		}
 		total, planned := chain(prog.Pages)
-		if planned && prog.Done >= total {
+		if planned && prog.Done >= total && prog.Retried >= run.RetryTotal {
 			run.Status, run.Total, run.Counts = RunCompleted, total, prog.Counts
 			run.LastUpdatedTime = maxTime(run.CreatedTime, prog.LastUpdated)
 			if err := e.rec.UpdateRun(ctx, run); err != nil {
@@ -328,8 +339,24 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 			return RunStatus{}, err
 		}
 	}
-	return e.statusOf(run, prog, out), nil
+	st := e.statusOf(run, prog, out)
+	if !st.Final() && e.now().Sub(prog.LastUpdated) >= stalledAfter {
+		// Best effort: a run that is waiting for an item's next attempt
+		// says so, rather than sit at "11 / 12" with no sign why. Only
+		// once nothing moved for a moment: a run that flows pays nothing
+		// (status is polled often, and this costs a query per partition).
+		n, err := e.rec.Retrying(ctx, run.ID)
+		if err != nil {
+			e.o.Logger.Warn("could not count the run's retrying items", "run", run.ID, "err", err)
+		}
+		st.CustomStatus.Retrying = n
+	}
+	return st, nil
 }
+
+// stalledAfter is how long a run's counters and plan stay unchanged
+// before its status counts the items waiting for their next attempt.
+const stalledAfter = time.Second
 
 // output is a completed run's output: cached on the run once read, since
 // it no longer changes (the first outcome of an item is the one that
@@ -381,7 +408,7 @@ func chain(pages []table.PlanPage) (total int64, planned bool) {
 }
 
 func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) RunStatus {
-	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}}
+	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}, RetryRound: run.RetryRound}
 	for _, s := range Statuses {
 		cs.Counts[s] = 0
 	}
@@ -396,6 +423,7 @@ func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) 
 	default:
 		cs.Total, cs.Planned = chain(prog.Pages)
 		maps(cs.Counts, prog.Counts)
+		cs.RetryPending = max(0, run.RetryTotal-prog.Retried)
 		if status == RunPending && (len(prog.Pages) > 0 || prog.Done > 0) {
 			status = RunRunning
 		}
@@ -454,6 +482,11 @@ func (e *Engine) Runs(ctx context.Context, limit int) ([]RunStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.statuses(ctx, runs)
+}
+
+// statuses reads the status of each run, leaving out runs that vanished.
+func (e *Engine) statuses(ctx context.Context, runs []table.Run) ([]RunStatus, error) {
 	out := make([]RunStatus, len(runs))
 	errs := make([]error, len(runs))
 	work := make(chan int)
@@ -494,6 +527,10 @@ type ResultItem struct {
 	Detail  json.RawMessage `json:"detail,omitempty"`  // for a conflict: both versions and the merged result
 	Version string          `json:"version,omitempty"` // updatedAt of the winning row
 	At      string          `json:"at"`
+	// Attempts is how many attempts failed before a failed outcome was
+	// recorded; Retry the retry round that recorded the outcome.
+	Attempts int `json:"attempts,omitempty"`
+	Retry    int `json:"retry,omitempty"`
 }
 
 // ResultsPage is one page of outcomes; Next is the continuation token of the
@@ -524,16 +561,21 @@ func (e *Engine) Results(ctx context.Context, partition, status string, limit in
 	}
 	page := ResultsPage{Items: make([]ResultItem, 0, len(rs)), Next: next}
 	for _, r := range rs {
-		it := ResultItem{Entity: r.Entity, ID: r.ID, Status: r.Status, Reason: r.Reason, At: domain.FormatTime(r.At)}
-		if !r.Version.IsZero() {
-			it.Version = domain.FormatTime(r.Version)
-		}
-		if json.Valid([]byte(r.Detail)) {
-			it.Detail = json.RawMessage(r.Detail)
-		}
-		page.Items = append(page.Items, it)
+		page.Items = append(page.Items, resultItem(r))
 	}
 	return page, nil
+}
+
+func resultItem(r table.Result) ResultItem {
+	it := ResultItem{Entity: r.Entity, ID: r.ID, Status: r.Status, Reason: r.Reason, At: domain.FormatTime(r.At),
+		Attempts: r.Attempts, Retry: r.Retry}
+	if !r.Version.IsZero() {
+		it.Version = domain.FormatTime(r.Version)
+	}
+	if json.Valid([]byte(r.Detail)) {
+		it.Detail = json.RawMessage(r.Detail)
+	}
+	return it
 }
 
 var realtimePattern = regexp.MustCompile(`^realtime-\d{8}$`)

@@ -35,6 +35,9 @@ type Message struct {
 	// Resent marks an item a batch sent on alone after a failed attempt:
 	// like a redelivery, that attempt may have written before it failed.
 	Resent bool `json:"resent,omitempty"`
+	// Retry is the retry round (retry.go) that sent a run's failed item
+	// again; its outcome replaces the failed one.
+	Retry int `json:"retry,omitempty"`
 }
 
 // MaxBatch is the most items one real-time message carries: the most one
@@ -88,6 +91,13 @@ type Recorder interface {
 	RecordIntent(ctx context.Context, partition string, r table.Result) error
 	Intent(ctx context.Context, partition string, e domain.Entity, id int64) (table.Result, bool, error)
 	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
+	RecordAttempt(ctx context.Context, partition string, e domain.Entity, id int64, a table.Attempt) error
+	Attempts(ctx context.Context, partition string, e domain.Entity, id int64) (int, []table.Attempt, error)
+	ReplaceFailed(ctx context.Context, runID string, r table.Result) (bool, error)
+	StartRetry(ctx context.Context, runID string, round int, items int64, now time.Time) (table.Run, error)
+	Retrying(ctx context.Context, runID string) (int64, error)
+	Item(ctx context.Context, partition string, e domain.Entity, id int64) (table.Result, bool, error)
+	ListRunsWhere(ctx context.Context, f table.RunFilter, limit int) ([]table.Run, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
 }
@@ -165,6 +175,9 @@ func RealtimePartition(t time.Time) string { return "realtime-" + t.UTC().Format
 func validMessage(m Message) error {
 	if !m.Entity.Valid() {
 		return domain.Errorf(domain.KindInvalid, "sync message needs entity product or user, got %q", m.Entity)
+	}
+	if m.Retry < 0 || m.Retry > 0 && (m.Run == "" || len(m.IDs) > 0) {
+		return domain.Errorf(domain.KindInvalid, "a retry round (%d) is sent for one item of a run", m.Retry)
 	}
 	if len(m.IDs) == 0 {
 		if m.ID <= 0 {
@@ -244,7 +257,8 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		res, err = merge(ctx, userKind, e.primary, e.fallback, id, m.Entity, before)
 	}
 	if err != nil {
-		if rerr := e.rec.RecordAttemptError(ctx, e.partition(m), m.Entity, id, reasonOf(err)); rerr != nil {
+		a := table.Attempt{At: e.now(), Reason: reasonOf(err), Retry: m.Retry}
+		if rerr := e.rec.RecordAttempt(ctx, e.partition(m), m.Entity, id, a); rerr != nil {
 			e.o.Logger.Warn("could not record the attempt's error", "err", rerr)
 		}
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
@@ -437,9 +451,11 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		return nil
 	}
 	reason := "gave up after the queue's retries"
-	last, ok, err := e.rec.AttemptError(ctx, e.partition(m), m.Entity, m.ID)
-	if err == nil && ok {
-		reason += ": " + last
+	var last string
+	n, hist, err := e.rec.Attempts(ctx, e.partition(m), m.Entity, m.ID)
+	if err == nil && n > 0 {
+		last = hist[len(hist)-1].Reason
+		reason = giveUpReason(n, last, m.Retry, hist)
 	}
 	if m.Entity == domain.EntityUser && strings.HasPrefix(last, domain.KindConflict.String()+":") {
 		r, agreed, err := e.emailClash(ctx, m.ID)
@@ -457,7 +473,7 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
 	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
-	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason})
+	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason, Attempts: attemptsOf(n, m.Retry, hist)})
 }
 
 // emailClash reads both rows of a user whose email clashes and describes
@@ -512,6 +528,12 @@ func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
 	}
 	r.At = e.now()
 	e.logConflict(m, r)
+	if m.Retry > 0 {
+		// A retried item's outcome replaces its failed one, once per round.
+		r.Retry = m.Retry
+		_, err := e.rec.ReplaceFailed(ctx, m.Run, r)
+		return err
+	}
 	// Only the first outcome of an item counts in its run: a redelivered
 	// message finds its result recorded and changes nothing.
 	_, err := e.rec.RecordRunResult(ctx, m.Run, r)

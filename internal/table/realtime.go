@@ -90,6 +90,7 @@ type bucketItem struct {
 	Version time.Time `json:"v,omitzero"`
 	At      time.Time `json:"a"`
 	Apart   bool      `json:"x,omitempty"` // reason and detail are in the detail entity
+	Tries   int       `json:"n,omitempty"` // failed attempts behind a failed outcome
 }
 
 func itemProperty(offset int64) string { return "i" + strconv.FormatInt(offset, 10) }
@@ -149,7 +150,7 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 		var acts []aztables.TransactionAction
 		for _, id := range slices.Sorted(maps.Keys(b.items)) {
 			r := b.items[id]
-			it := bucketItem{Status: r.Status, Version: r.Version.UTC(), At: r.At.UTC()}
+			it := bucketItem{Status: r.Status, Version: r.Version.UTC(), At: r.At.UTC(), Tries: r.Attempts}
 			if len(r.Reason)+len(r.Detail) > inlineMax {
 				it.Apart = true
 				body, err := marshal(itemKey("detail", r.Entity, id), b.partition, resultProperties(r))
@@ -231,7 +232,7 @@ func bucketFrom(e aztables.EDMEntity, status, after string) []keyed {
 			continue
 		}
 		out = append(out, keyed{key: key, apart: it.Apart,
-			r: Result{Entity: entity, ID: id, Status: it.Status, Reason: it.Reason, Detail: it.Detail, Version: it.Version, At: it.At}})
+			r: Result{Entity: entity, ID: id, Status: it.Status, Reason: it.Reason, Detail: it.Detail, Version: it.Version, At: it.At, Attempts: it.Tries}})
 	}
 	slices.SortFunc(out, func(a, b keyed) int { return cmp.Compare(a.r.ID, b.r.ID) })
 	return out

@@ -25,6 +25,11 @@ type Result struct {
 	// (zero for failed and for an item in neither database): real-time
 	// outcomes of one item are ordered by it, never by arrival.
 	Ver domain.Vector
+	// Retry is the retry round (retry.go) that recorded this outcome, 0
+	// for the run's own; Attempts how many attempts failed before a failed
+	// outcome was recorded (0 when unknown or not failed).
+	Retry    int
+	Attempts int
 }
 
 // maxCountAttempts bounds the ETag retries of one RecordRunResult; with 16
@@ -131,19 +136,27 @@ func resultProperties(r Result) map[string]any {
 	}
 	setTime(p, "updatedAt", r.Version)
 	setTime(p, "at", r.At)
+	if r.Retry > 0 {
+		p["retry"] = int32(r.Retry)
+	}
+	if r.Attempts > 0 {
+		p["attempts"] = int32(r.Attempts)
+	}
 	return p
 }
 
 func resultFrom(e aztables.EDMEntity) Result {
 	p := e.Properties
 	return Result{
-		Entity:  domain.Entity(propString(p, "entity")),
-		ID:      propInt64(p, "id"),
-		Status:  propString(p, "status"),
-		Reason:  propString(p, "reason"),
-		Detail:  propString(p, "detail"),
-		Version: propTime(p, "updatedAt"),
-		At:      propTime(p, "at"),
+		Entity:   domain.Entity(propString(p, "entity")),
+		ID:       propInt64(p, "id"),
+		Status:   propString(p, "status"),
+		Reason:   propString(p, "reason"),
+		Detail:   propString(p, "detail"),
+		Version:  propTime(p, "updatedAt"),
+		At:       propTime(p, "at"),
+		Retry:    int(propInt64(p, "retry")),
+		Attempts: int(propInt64(p, "attempts")),
 	}
 }
 
@@ -153,6 +166,7 @@ type Progress struct {
 	Done        int64            // sum of Counts
 	Pages       []PlanPage       // ordered by After, without their ids
 	LastUpdated time.Time        // newest Timestamp among these entities
+	Retried     int64            // outcomes of retry rounds recorded in place of failed ones (retry.go)
 }
 
 // ErrNoCounters marks a run whose counter shards are missing: one created
@@ -209,6 +223,7 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 				p.Counts[st] += n
 				p.Done += n
 			}
+			p.Retried += propInt64(e.Properties, retriedProperty)
 			newest(e)
 		}
 	}

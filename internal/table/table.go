@@ -23,7 +23,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"dualsync/internal/domain"
@@ -143,6 +142,11 @@ type Run struct {
 	// Output is a completed run's output (JSON), cached so that its status is
 	// one point read; "" until cached. ListRuns leaves it out.
 	Output string
+	// RetryRound counts the retry rounds started on the run (retry.go),
+	// RetryTotal the items they sent: the run is complete again once that
+	// many retried outcomes are recorded (Progress.Retried).
+	RetryRound int
+	RetryTotal int64
 }
 
 // Output is cached in properties output0, output1, ... of at most
@@ -155,7 +159,7 @@ const (
 
 // runListSelect is every run property but the cached output.
 const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions," +
-	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed"
+	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,retry,retryTotal"
 
 // CreateRun creates the run's counter shards, then the run entity, so that
 // a run that can be read or listed always has all its shards: a transaction
@@ -262,29 +266,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 
 // ListRuns returns at most limit runs, newest first (RowKey ascending).
 func (s *Store) ListRuns(ctx context.Context, limit int) ([]Run, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	filter := "PartitionKey eq '" + runPartition + "'"
-	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect), Top: to.Ptr(int32(min(limit, 1000)))})
-	var runs []Run
-	for pager.More() && len(runs) < limit {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, wrap(err, "list runs")
-		}
-		for _, raw := range page.Entities {
-			e, err := unmarshal(raw)
-			if err != nil {
-				return nil, err
-			}
-			runs = append(runs, runFrom(e))
-			if len(runs) == limit {
-				break
-			}
-		}
-	}
-	return runs, nil
+	return s.ListRunsWhere(ctx, RunFilter{}, limit)
 }
 
 // UpdateRun merges the run's mutable fields (status, reason, total, counts,
@@ -323,6 +305,8 @@ func runProperties(r Run, all bool) map[string]any {
 		p["input"] = r.Input
 		setTime(p, "createdTime", r.CreatedTime)
 		p["partitions"] = int32(r.Partitions)
+		p["retry"] = int32(r.RetryRound)
+		p["retryTotal"] = aztables.EDMInt64(r.RetryTotal)
 	}
 	setTime(p, "lastUpdatedTime", r.LastUpdatedTime)
 	for st, n := range r.Counts {
@@ -369,6 +353,8 @@ func runFrom(e aztables.EDMEntity) Run {
 		LastUpdatedTime: propTime(p, "lastUpdatedTime"),
 		Total:           propInt64(p, "total"),
 		Partitions:      max(int(propInt64(p, "partitions")), 1), // absent: a run from before partitions
+		RetryRound:      int(propInt64(p, "retry")),
+		RetryTotal:      propInt64(p, "retryTotal"),
 	}
 	var out strings.Builder
 	for i := 0; ; i++ {
@@ -610,54 +596,6 @@ func planFrom(e aztables.EDMEntity, withIDs bool) (PlanPage, error) {
 	}
 	page.IDs = ids
 	return page, nil
-}
-
-// RecordAttemptError upserts the last error of a failed attempt on item
-// (e, id) in partition (a run id or realtime-YYYYMMDD).
-func (s *Store) RecordAttemptError(ctx context.Context, partition string, e domain.Entity, id int64, reason string) error {
-	if err := checkItem(partition, e, id); err != nil {
-		return err
-	}
-	partition, err := s.itemPartition(ctx, partition, id)
-	if err != nil {
-		return err
-	}
-	body, err := marshal(itemKey("error", e, id), partition, map[string]any{
-		"entity": string(e),
-		"id":     aztables.EDMInt64(id),
-		"reason": reason,
-	})
-	if err != nil {
-		return err
-	}
-	if _, err := s.results.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
-		return wrap(err, "record attempt error")
-	}
-	return nil
-}
-
-// AttemptError returns the last recorded attempt error of item (e, id) in
-// partition; ok is false if there is none.
-func (s *Store) AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error) {
-	if err := checkItem(partition, e, id); err != nil {
-		return "", false, err
-	}
-	partition, err := s.itemPartition(ctx, partition, id)
-	if err != nil {
-		return "", false, err
-	}
-	resp, err := s.results.GetEntity(ctx, partition, itemKey("error", e, id), nil)
-	if err != nil {
-		if domain.IsKind(wrap(err, ""), domain.KindNotFound) {
-			return "", false, nil
-		}
-		return "", false, wrap(err, "get attempt error")
-	}
-	ent, err := unmarshal(resp.Value)
-	if err != nil {
-		return "", false, err
-	}
-	return propString(ent.Properties, "reason"), true, nil
 }
 
 func itemKey(kind string, e domain.Entity, id int64) string {

@@ -10,6 +10,10 @@
   const SLOW = 10000;         // while an active run has not moved for a minute
   const SLOW_AFTER = 60e3;
   const GIVE_UP_AFTER = 15 * 60e3; // nothing moved for this long: stop polling
+  const RUN_ID = /^[0-9]{13}[0-9a-f]{10}$/;
+  const REALTIME = /^realtime-(\d{4})(\d{2})(\d{2})$/;
+  const ANY_ID = /^[A-Za-z0-9-]{1,64}$/;
+  const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
   // A function key in the page's URL goes with every call, as the header
   // the Functions host reads (a header stays out of access logs).
@@ -22,7 +26,7 @@
       if (v === undefined || v === null || v === false) continue;
       if (k === 'class') e.className = v;
       else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'scope' || k === 'title') e.setAttribute(k, v);
+      else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'scope' || k === 'title' || k === 'colspan' || k === 'datetime' || k === 'href') e.setAttribute(k, v);
       else e[k] = v;
     }
     for (const c of children.flat()) {
@@ -34,11 +38,13 @@
 
   const state = {
     runs: [],
-    selected: null,        // run id
+    selected: null,        // run id or realtime-YYYYMMDD
     filter: 'failed',      // results status filter, '' = all
+    filterChosen: false,   // the user picked the tab: keep it
     tokens: [''],          // continuation token of each page seen, for Previous
     page: 0,
     next: '',
+    open: new Set(),       // item rows whose detail row is open ("entity-id")
     healthPath: 'health/details', // falls back to health where the keyed route is missing
     timer: 0,
     signature: '',
@@ -62,7 +68,9 @@
 
   const problemText = (r) => {
     if (r.status === 401) return 'the API needs a function key: open this page with ?code=<key>';
-    return (r.body && r.body.detail) || (r.body && r.body.title) || `HTTP ${r.status}`;
+    const b = r.body && typeof r.body === 'object' ? r.body : null;
+    const fields = b && b.errors ? ' (' + Object.entries(b.errors).map(([k, v]) => `${k}: ${v}`).join('; ') + ')' : '';
+    return ((b && (b.detail || b.title)) || `HTTP ${r.status}`) + fields;
   };
 
   function say(text, kind) {
@@ -72,13 +80,23 @@
     m.hidden = !text;
   }
 
-  // ---- formatting ----
+  // ---- formatting: every time is shown in the browser's zone, labelled ----
   const pad = (n) => String(n).padStart(2, '0');
-  function localTime(iso) {
+  function zoneLabel(d) {
+    const off = -d.getTimezoneOffset();
+    if (off === 0) return 'UTC';
+    const a = Math.abs(off);
+    return `UTC${off > 0 ? '+' : '-'}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+  }
+  function timeText(iso) {
     if (!iso) return '';
     const d = new Date(iso);
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneLabel(d)}`;
   }
+  // A time as an element: local time with its zone, the UTC value on hover.
+  const timeEl = (iso) => (iso ? el('time', { class: 't', datetime: iso, title: iso, text: timeText(iso) }) : '');
+  const clock = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneLabel(d)}`;
   function duration(ms) {
     if (!(ms >= 0)) return '';
     let s = Math.round(ms / 1000);
@@ -89,6 +107,7 @@
     return `${s}s`;
   }
   const num = (n) => Number(n || 0).toLocaleString('en-US');
+  const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : (many || one + 's')}`;
   const isActive = (r) => ACTIVE.has(r.runtimeStatus);
   function elapsed(r) {
     const start = Date.parse(r.createdTime);
@@ -100,7 +119,23 @@
     const done = r.customStatus.done || 0;
     return secs > 0 && done > 0 ? done / secs : 0;
   }
-  const badge = (status) => el('span', { class: 'badge s-' + status.toLowerCase(), text: status });
+  // A run's badge: a run that ended with failed items or conflicts is not
+  // shown like a clean one, and one waiting on retries says so.
+  function runBadge(r) {
+    const cs = r.customStatus || {};
+    const c = cs.counts || {};
+    let text = r.runtimeStatus;
+    let cls = 's-' + r.runtimeStatus.toLowerCase();
+    if (r.runtimeStatus === 'Completed' && c.failed > 0) {
+      text = `Completed · ${num(c.failed)} failed`; cls = 's-completed-failed';
+    } else if (r.runtimeStatus === 'Completed' && c.conflict > 0) {
+      text = `Completed · ${plural(c.conflict, 'conflict')}`; cls = 's-completed-conflict';
+    } else if (isActive(r) && (cs.retrying > 0 || cs.retryPending > 0)) {
+      text = 'Running · retrying'; cls = 's-retrying';
+    }
+    return el('span', { class: 'badge ' + cls, text });
+  }
+  const outcomeBadge = (status) => el('span', { class: 'badge o-' + status, text: status });
 
   // ---- health ----
   async function loadHealth() {
@@ -147,12 +182,30 @@
   }
 
   // ---- runs ----
+  // A local date (YYYY-MM-DD) as the instant its day starts here.
+  function dayStart(v, plusDays) {
+    const [y, m, d] = v.split('-').map(Number);
+    return new Date(y, m - 1, d + (plusDays || 0)).toISOString();
+  }
+
   async function loadRuns() {
     const seq = ++state.runsSeq;
-    const r = await api('product-sync?limit=' + encodeURIComponent($('#runs-limit').value));
+    const q = new URLSearchParams({ limit: $('#runs-limit').value });
+    if ($('#f-status').value) q.set('status', $('#f-status').value);
+    if ($('#f-entity').value) q.set('entity', $('#f-entity').value);
+    if ($('#f-from').value) q.set('from', dayStart($('#f-from').value));
+    if ($('#f-to').value) q.set('to', dayStart($('#f-to').value, 1)); // the To day included
+    const r = await api('product-sync?' + q);
     if (seq !== state.runsSeq) return;
     if (!r.ok) throw new Error('runs: ' + problemText(r));
     state.runs = Array.isArray(r.body) ? r.body : [];
+    // A run opened by id stays in the list even when the filters leave it out.
+    if (state.detailRun && !state.runs.some((x) => x.instanceId === state.detailRun.instanceId)) {
+      const fresh = isActive(state.detailRun) ? await api('product-sync/' + encodeURIComponent(state.detailRun.instanceId)) : null;
+      if (fresh && (fresh.status === 200 || fresh.status === 202)) state.detailRun = fresh.body;
+    } else if (state.detailRun) {
+      state.detailRun = state.runs.find((x) => x.instanceId === state.detailRun.instanceId);
+    }
     renderRuns();
   }
 
@@ -167,9 +220,27 @@
     if (isActive(r)) {
       const rt = rate(r);
       if (!cs.planned) text += ' · planning';
+      else if (cs.retrying > 0) text += ` · retrying ${plural(cs.retrying, 'item')} after a failed attempt`;
       else if (rt > 0 && total > done) text += ' · ETA ' + duration(((total - done) / rt) * 1000);
+      if (cs.retryPending > 0) text += ` · retry round ${cs.retryRound}: ${plural(cs.retryPending, 'item')} to go`;
     }
-    return el('td', { class: 'progress-col' }, bar, el('span', { class: 'small', text }));
+    return el('td', { class: 'progress-col', 'data-label': 'Progress' }, bar, el('span', { class: 'small', text }));
+  }
+
+  // A failed or conflict count links to those items of the run.
+  function countCell(r, o) {
+    const n = r.customStatus.counts[o] || 0;
+    const label = o[0].toUpperCase() + o.slice(1);
+    const td = el('td', { class: 'num' + ((o === 'failed' || o === 'conflict') && n > 0 ? ' bad' : ''), 'data-outcome': o, 'data-label': label });
+    if ((o === 'failed' || o === 'conflict') && n > 0) {
+      const a = el('a', { href: `#run=${r.instanceId}&status=${o}`, class: 'count-link', 'data-run': r.instanceId, 'data-status': o,
+        title: `Show the run's ${o} items`, text: num(n) });
+      a.addEventListener('click', (ev) => { ev.preventDefault(); select(r.instanceId, true, o); });
+      td.append(a);
+    } else {
+      td.textContent = num(n);
+    }
+    return td;
   }
 
   function renderRuns() {
@@ -179,20 +250,22 @@
       const cs = r.customStatus;
       const sel = r.instanceId === state.selected;
       const open = el('button', { type: 'button', class: 'link', 'data-run': r.instanceId, 'aria-pressed': String(sel),
-        title: 'Run ' + r.instanceId + ' — show its items', text: localTime(r.createdTime) });
+        title: 'Run ' + r.instanceId + ' — show its items' }, timeEl(r.createdTime));
       open.addEventListener('click', () => select(r.instanceId, true));
       const rt = rate(r);
       return el('tr', { class: sel ? 'selected' : '' },
-        el('td', {}, open),
-        el('td', { text: cs.entity }),
-        el('td', { text: cs.trigger === 'timer' ? 'nightly' : cs.trigger }),
-        el('td', {}, badge(r.runtimeStatus), cs.reason ? el('span', { class: 'warn-mark', title: cs.reason, 'aria-label': 'has a reason: ' + cs.reason, text: ' ⚠' }) : null),
+        el('td', { class: 'started', 'data-label': 'Started' }, open),
+        el('td', { 'data-label': 'Entity', text: cs.entity }),
+        el('td', { 'data-label': 'Trigger', text: cs.trigger === 'timer' ? 'nightly' : cs.trigger }),
+        el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), cs.reason ? el('span', { class: 'warn-mark', title: cs.reason, 'aria-label': 'has a reason: ' + cs.reason, text: ' ⚠' }) : null),
         progressCell(r),
-        el('td', { text: duration(elapsed(r)) }),
-        el('td', { class: 'num', text: rt ? (rt >= 10 ? Math.round(rt) : rt.toFixed(1)) + '/s' : '' }),
-        OUTCOMES.map((o) => el('td', { class: 'num' + ((o === 'failed' || o === 'conflict') && cs.counts[o] > 0 ? ' bad' : ''), 'data-outcome': o, text: num(cs.counts[o]) })));
+        el('td', { 'data-label': 'Duration', text: duration(elapsed(r)) }),
+        el('td', { class: 'num', 'data-label': 'Rate', text: rt ? (rt >= 10 ? Math.round(rt) : rt.toFixed(1)) + '/s' : '' }),
+        OUTCOMES.map((o) => countCell(r, o)));
     });
     body.replaceChildren(...rows);
+    const filtered = $('#f-status').value || $('#f-entity').value || $('#f-from').value || $('#f-to').value;
+    $('#runs-empty').textContent = filtered ? 'No runs match these filters.' : 'No runs yet. Start one with the buttons above.';
     $('#runs-empty').hidden = rows.length > 0;
     if (focused) {
       const b = body.querySelector(`button[data-run="${CSS.escape(focused)}"]`);
@@ -202,33 +275,51 @@
 
   // ---- run detail ----
   function selectedRun() {
-    return state.runs.find((r) => r.instanceId === state.selected) || null;
+    if (!state.selected) return null;
+    const m = REALTIME.exec(state.selected);
+    if (m) return { instanceId: state.selected, realtime: true, day: `${m[1]}-${m[2]}-${m[3]}` };
+    return state.runs.find((r) => r.instanceId === state.selected) ||
+      (state.detailRun && state.detailRun.instanceId === state.selected ? state.detailRun : null);
   }
 
-  async function select(id, userAction) {
+  // The tab a run opens on: the one that has items.
+  function pickTab(run) {
+    if (run.realtime) return 'failed';
+    const c = run.customStatus.counts;
+    if (c.failed > 0) return 'failed';
+    if (c.conflict > 0) return 'conflict';
+    return isActive(run) ? 'failed' : '';
+  }
+
+  async function select(id, userAction, status) {
     const changed = id !== state.selected;
-    state.selected = id;
     if (changed) {
-      state.tokens = [''];
-      state.page = 0;
-      let run = selectedRun();
-      if (!run) {
+      let run = REALTIME.test(id) ? null : state.runs.find((r) => r.instanceId === id);
+      if (!REALTIME.test(id) && !run) {
         const r = await api('product-sync/' + encodeURIComponent(id));
         if (r.status !== 200 && r.status !== 202) {
           say('Run ' + id + ': ' + problemText(r), 'error');
-          return;
+          return false;
         }
         run = r.body;
-        state.runs = [run, ...state.runs];
       }
-      const c = run.customStatus.counts;
-      state.filter = c.failed > 0 || !(c.conflict > 0) ? 'failed' : 'conflict';
-      history.replaceState(null, '', '#run=' + encodeURIComponent(id));
+      state.detailRun = run;
+      state.selected = id;
+      state.open = new Set();
     }
+    const run = selectedRun();
+    if (changed || status !== undefined) {
+      state.tokens = [''];
+      state.page = 0;
+      state.filterChosen = status !== undefined;
+      state.filter = status !== undefined ? status : pickTab(run);
+    }
+    history.replaceState(null, '', '#run=' + encodeURIComponent(id) + (state.filterChosen ? '&status=' + state.filter : ''));
     renderRuns();
     renderDetail();
     await loadItems();
     if (userAction) $('#detail-heading').focus();
+    return true;
   }
 
   function renderDetail() {
@@ -236,29 +327,62 @@
     const sec = $('#detail');
     if (!run) { sec.hidden = true; return; }
     sec.hidden = false;
-    const cs = run.customStatus;
-    $('#detail-heading').textContent = `${cs.entity === 'user' ? 'User' : 'Product'} run ${localTime(run.createdTime)}`;
     const dl = $('#detail-summary');
-    const raw = 'product-sync/' + encodeURIComponent(run.instanceId) + (code ? '?code=' + encodeURIComponent(code) : '');
-    const pairs = [
-      ['Run id', [run.instanceId, ' ', el('a', { href: raw, title: 'The run status as the API returns it', text: '(JSON)' })]], ['Status', badge(run.runtimeStatus)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
-      ['Name', run.name || '—'], ['Started', localTime(run.createdTime)], ['Last update', localTime(run.lastUpdatedTime)],
-      ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
-    ];
-    dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
-    const reason = $('#detail-reason');
-    reason.hidden = !cs.reason;
-    reason.textContent = cs.reason || '';
+    const raw = 'product-sync/' + encodeURIComponent(run.instanceId) + (run.realtime ? '/results' : '') + (code ? '?code=' + encodeURIComponent(code) : '');
+    const json = el('a', { href: raw, title: 'As the API returns it', text: '(JSON)' });
+    if (run.realtime) {
+      $('#detail-heading').textContent = `Real-time outcomes of ${run.day} (UTC day)`;
+      dl.replaceChildren(...[
+        ['Partition', [run.instanceId, ' ', json]], ['Day', `${run.day} 00:00 – 24:00 UTC`],
+        ['Shows', 'each item\'s latest outcome that day'],
+      ].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
+      $('#detail-reason').hidden = true;
+      $('#detail-retry').hidden = true;
+    } else {
+      // A run whose tab was picked while its counts were still coming in
+      // moves to the tab that has items, unless the user chose one.
+      if (!state.filterChosen && pickTab(run) !== state.filter && !isActive(run)) {
+        state.filter = pickTab(run);
+        state.tokens = [''];
+        state.page = 0;
+        state.reload = true;
+      }
+      const cs = run.customStatus;
+      $('#detail-heading').replaceChildren(`${cs.entity === 'user' ? 'User' : 'Product'} run `, timeEl(run.createdTime));
+      const pairs = [
+        ['Run id', [run.instanceId, ' ', json]], ['Status', runBadge(run)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
+        ['Name', run.name || '—'], ['Started', timeEl(run.createdTime)], ['Last update', timeEl(run.lastUpdatedTime)],
+        ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
+      ];
+      if (cs.retrying > 0) pairs.push(['Retrying', `${plural(cs.retrying, 'item')} after a failed attempt`]);
+      if (cs.retryRound > 0) pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
+      dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
+      const reason = $('#detail-reason');
+      reason.hidden = !cs.reason;
+      reason.textContent = cs.reason || '';
+      const failed = cs.counts.failed || 0;
+      const canRetry = (run.runtimeStatus === 'Completed' && failed > 0) || (isActive(run) && cs.retryPending > 0);
+      $('#detail-retry').hidden = !canRetry && !(cs.retryRound > 0);
+      const btn = $('#retry-failed');
+      btn.disabled = !canRetry;
+      btn.hidden = !canRetry;
+      btn.textContent = isActive(run) && cs.retryPending > 0 ? 'Send the retry again' : `Retry ${plural(failed, 'failed item')}`;
+      $('#retry-note').textContent = isActive(run) && cs.retryPending > 0
+        ? `Round ${cs.retryRound} is under way: sending again only repeats what has not come back.`
+        : cs.retryRound > 0 ? `${plural(cs.retryRound, 'retry round')} so far; each item's new outcome replaced its failed one.`
+          : 'Sends them again; each new outcome replaces the failed one in the counts.';
+    }
     for (const tab of document.querySelectorAll('.tab')) {
       const s = tab.dataset.status;
       tab.setAttribute('aria-pressed', String(s === state.filter));
-      tab.querySelector('.count').textContent = '(' + num(s ? cs.counts[s] : cs.done) + ')';
+      tab.querySelector('.count').textContent = run.realtime ? '' : '(' + num(s ? run.customStatus.counts[s] : run.customStatus.done) + ')';
     }
   }
 
   async function loadItems() {
     const run = selectedRun();
     if (!run) return;
+    state.reload = false;
     const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state.filter) q.set('status', state.filter);
     const token = state.tokens[state.page];
@@ -272,42 +396,134 @@
     renderItems(r.body.items || []);
   }
 
-  function detailView(d) {
-    if (!d || typeof d !== 'object') return '';
+  // A value as the comparison shows it: times in the page's zone.
+  const shown = (v) => (v === undefined ? '—' : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const valueEl = (v) => (typeof v === 'string' && ISO_TIME.test(v) ? timeEl(v) : shown(v));
+
+  // The comparison of a conflict's versions: one column per side, the
+  // merged value marked with the side it came from.
+  function compareView(d) {
     const sides = ['primary', 'fallback', 'merged'].filter((k) => d[k] && typeof d[k] === 'object');
-    const label = sides.length > 1 ? 'Compare ' + sides.join(' / ') : sides.length === 1 ? `The ${sides[0]}'s row` : 'Detail';
-    const wrap = el('details', {}, el('summary', { text: label }));
     if (sides.length < 2) {
       // One side only (the other had no row): its row as it was.
-      wrap.append(el('pre', { text: JSON.stringify(sides.length ? d[sides[0]] : d, null, 2) }));
-      return wrap;
+      const only = sides.length ? d[sides[0]] : d;
+      return el('div', { class: 'compare-one' }, el('p', { class: 'small muted', text: sides.length ? `Only the ${sides[0]} had a row:` : 'Detail:' }),
+        el('pre', { text: JSON.stringify(only, null, 2) }), d.emailHeldBy ? el('pre', { text: 'email held by: ' + JSON.stringify(d.emailHeldBy, null, 2) }) : null);
     }
     const fields = [...new Set(sides.flatMap((k) => Object.keys(d[k])))];
-    const show = (v) => (v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-    const table = el('table', { class: 'compare' },
+    const src = (f) => {
+      if (!d.merged || !d.primary || !d.fallback) return '';
+      const m = shown(d.merged[f]); const p = shown(d.primary[f]); const q = shown(d.fallback[f]);
+      if (m === p && m === q) return '';
+      if (m === p) return 'primary';
+      if (m === q) return 'fallback';
+      return 'combined';
+    };
+    return el('table', { class: 'compare' },
+      el('caption', { class: 'small muted', text: 'Both versions as sync read them' + (d.merged ? ' and the merged row written to both; each merged value that differs says where it came from.' : '.') }),
+      el('colgroup', {}, el('col', { class: 'c-field' }), sides.map(() => el('col', { class: 'c-side' }))),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Field' }), sides.map((k) => el('th', { scope: 'col', text: k })))),
       el('tbody', {}, fields.map((f) => {
-        const vals = sides.map((k) => show(d[k][f]));
+        const vals = sides.map((k) => shown(d[k][f]));
         const differs = new Set(vals).size > 1;
-        return el('tr', { class: differs ? 'differs' : '' }, el('th', { scope: 'row', text: f }), vals.map((v) => el('td', { text: v })));
+        const from = src(f);
+        return el('tr', { class: differs ? 'differs' : '', 'data-field': f },
+          el('th', { scope: 'row', text: f }),
+          sides.map((k) => el('td', { 'data-label': k, 'data-side': k },
+            el('span', { class: 'v' }, valueEl(d[k][f])),
+            k === 'merged' && from ? el('span', { class: 'src src-' + from, text: from === 'combined' ? 'combined from both' : 'from ' + from }) : null)));
       })));
-    wrap.append(table);
-    return wrap;
+  }
+
+  function historyView(h) {
+    const o = h.outcome;
+    return el('div', { class: 'history' },
+      el('p', {}, o ? [outcomeBadge(o.status), ' recorded ', timeEl(o.at), o.retry ? ` by retry round ${o.retry}` : '', o.attempts ? ` after ${plural(o.attempts, 'failed attempt')}` : '']
+        : 'No outcome recorded yet.'),
+      o && o.reason ? el('p', { class: 'reason-text', text: o.reason }) : null,
+      el('p', { class: 'small muted', text: h.attempts ? `${plural(h.attempts, 'failed attempt')} in all${h.history.length < h.attempts ? `, the newest ${h.history.length} below` : ''}:` : 'No failed attempt.' }),
+      h.history.length ? el('ol', { class: 'attempts' }, h.history.map((a) => el('li', {}, timeEl(a.at), a.retry ? ` (retry round ${a.retry})` : '', ': ', a.reason))) : null);
+  }
+
+  async function itemHistory(partition, entity, id) {
+    const r = await api(`product-sync/${encodeURIComponent(partition)}/items/${entity}/${id}`);
+    if (!r.ok) throw new Error(problemText(r));
+    return r.body;
   }
 
   function renderItems(items) {
     const body = $('#items tbody');
-    body.replaceChildren(...items.map((it) => el('tr', {},
-      el('td', { class: 'num', text: it.id }),
-      el('td', { text: it.entity }),
-      el('td', {}, el('span', { class: 'badge o-' + it.status, text: it.status })),
-      el('td', { class: 'reason-cell', text: it.reason || '' }),
-      el('td', { text: localTime(it.at) }),
-      el('td', {}, detailView(it.detail)))));
+    const run = selectedRun();
+    const rows = [];
+    for (const it of items) {
+      const key = `${it.entity}-${it.id}`;
+      const hasCompare = it.detail && typeof it.detail === 'object';
+      const toggle = el('button', { type: 'button', class: 'secondary small toggle', 'aria-expanded': String(state.open.has(key)),
+        'data-item': key, text: hasCompare ? 'Compare' : 'Attempts' });
+      const row = el('tr', { 'data-item': key },
+        el('td', { class: 'num', 'data-label': 'Id', text: it.id }),
+        el('td', { 'data-label': 'Entity', text: it.entity }),
+        el('td', { 'data-label': 'Outcome' }, outcomeBadge(it.status), it.retry ? el('span', { class: 'small muted', text: ` retry ${it.retry}` }) : null),
+        el('td', { class: 'reason-cell', 'data-label': 'Reason', text: it.reason || '' }),
+        el('td', { class: 'num', 'data-label': 'Attempts', text: it.attempts ? num(it.attempts) : '' }),
+        el('td', { 'data-label': 'Recorded' }, timeEl(it.at)),
+        el('td', { 'data-label': 'Detail' }, toggle));
+      // The detail opens in a row of its own, the table's full width, so a
+      // long value never squeezes or clips the comparison.
+      const extra = el('tr', { class: 'extra', 'data-for': key, hidden: !state.open.has(key) },
+        el('td', { colspan: '7' }, hasCompare ? compareView(it.detail) : el('p', { class: 'muted small', text: 'Loading…' })));
+      const fill = async () => {
+        if (hasCompare || extra.dataset.loaded) return;
+        extra.dataset.loaded = '1';
+        try {
+          extra.firstChild.replaceChildren(historyView(await itemHistory(run.instanceId, it.entity, it.id)));
+        } catch (err) {
+          extra.firstChild.replaceChildren(el('p', { class: 'bad', text: 'Attempts: ' + err.message }));
+        }
+      };
+      toggle.addEventListener('click', () => {
+        const open = extra.hidden;
+        extra.hidden = !open;
+        toggle.setAttribute('aria-expanded', String(open));
+        if (open) { state.open.add(key); fill(); } else state.open.delete(key);
+      });
+      if (state.open.has(key)) fill();
+      rows.push(row, extra);
+    }
+    body.replaceChildren(...rows);
     $('#items-empty').hidden = items.length > 0;
     $('#items-prev').disabled = state.page === 0;
     $('#items-next').disabled = !state.next;
-    $('#items-page').textContent = `Page ${state.page + 1}` + (items.length ? ` · ${items.length} item${items.length === 1 ? '' : 's'}` : '');
+    $('#items-page').textContent = `Page ${state.page + 1}` + (items.length ? ` · ${plural(items.length, 'item')}` : '');
+  }
+
+  // ---- find ----
+  const todayUTC = () => new Date().toISOString().slice(0, 10).replaceAll('-', '');
+
+  async function find(q, entity) {
+    q = q.trim();
+    if (!q) return;
+    if (/^\d{1,19}$/.test(q)) {
+      const partition = state.selected || 'realtime-' + todayUTC();
+      const sec = $('#item');
+      try {
+        const h = await itemHistory(partition, entity, q);
+        const where = REALTIME.test(partition) ? `real-time outcomes of ${REALTIME.exec(partition).slice(1).join('-')} (UTC)` : `run ${partition}`;
+        $('#item-heading').textContent = `${entity === 'user' ? 'User' : 'Product'} ${q} in ${where}`;
+        $('#item-body').replaceChildren(historyView(h));
+        sec.hidden = false;
+        $('#item-heading').focus();
+        say('');
+      } catch (err) {
+        say(`${entity} ${q} in ${partition}: ${err.message}`, 'error');
+      }
+      return;
+    }
+    if (RUN_ID.test(q) || REALTIME.test(q) || ANY_ID.test(q)) {
+      if (await select(q, true)) say('');
+      return;
+    }
+    say(`"${q}" is neither a run id, realtime-YYYYMMDD nor an item id`, 'error');
   }
 
   // ---- refresh loop ----
@@ -324,11 +540,11 @@
     try {
       const [health] = await Promise.all([loadHealth(), loadRuns()]);
       const run = selectedRun();
-      if (run) {
+      if (run && !run.realtime) {
         renderDetail();
-        if (isActive(run) || state.signature === '') await loadItems();
+        if (isActive(run) || state.signature === '' || state.reload) await loadItems();
       }
-      const sig = JSON.stringify([health, state.runs.map((r) => [r.instanceId, r.runtimeStatus, r.customStatus.done, r.customStatus.total])]);
+      const sig = JSON.stringify([health, state.runs.map((r) => [r.instanceId, r.runtimeStatus, r.customStatus.done, r.customStatus.total, r.customStatus.retrying, r.customStatus.retryPending])]);
       if (sig !== state.signature) {
         state.signature = sig;
         state.lastChange = Date.now();
@@ -350,9 +566,9 @@
 
   function schedule(failed) {
     clearTimeout(state.timer);
-    const now = new Date();
-    const at = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
-    const active = state.runs.some(isActive);
+    const at = clock(new Date());
+    const run = selectedRun();
+    const active = state.runs.some(isActive) || (run && !run.realtime && isActive(run));
     if (!active && !failed) {
       setRefreshState(`Up to date at ${at} · nothing running, auto-refresh off`);
       return;
@@ -394,17 +610,58 @@
     }
   }
 
+  async function retryFailed() {
+    const run = selectedRun();
+    if (!run || run.realtime) return;
+    const btn = $('#retry-failed');
+    btn.disabled = true;
+    try {
+      const r = await api('product-sync/' + encodeURIComponent(run.instanceId) + '/retry-failed', { method: 'POST' });
+      if (r.status !== 202) {
+        say('Could not retry: ' + problemText(r), 'error');
+        return;
+      }
+      const b = r.body;
+      say(b.resent ? `Sent the ${plural(b.items, 'item')} of retry round ${b.round} still without a new outcome again.`
+        : `Retry round ${b.round}: sent ${plural(b.items, 'failed item')} again.`, 'ok');
+      state.detailRun = b.status;
+      state.lastChange = Date.now();
+      await refresh();
+    } finally {
+      renderDetail();
+    }
+  }
+
+  function openFromHash() {
+    const m = /^#run=([A-Za-z0-9-]{1,64})(?:&status=(failed|conflict|))?$/.exec(location.hash);
+    if (m) select(decodeURIComponent(m[1]), false, m[2]);
+  }
+
   function init() {
+    const now = new Date();
+    $('#zone-note').textContent = `Times in ${zoneLabel(now)} (this browser's zone); hover a time for UTC.`;
+    $('#rt-day').value = now.toISOString().slice(0, 10);
     for (const b of document.querySelectorAll('.actions button')) {
       b.addEventListener('click', () => start(b.dataset.entity, b));
     }
     $('#refresh').addEventListener('click', () => { state.lastChange = Date.now(); refresh(); });
-    $('#runs-limit').addEventListener('change', () => refresh());
+    for (const id of ['#runs-limit', '#f-status', '#f-entity', '#f-from', '#f-to']) {
+      $(id).addEventListener('change', () => { state.lastChange = Date.now(); refresh(); });
+    }
+    $('#search').addEventListener('submit', (ev) => { ev.preventDefault(); find($('#search-id').value, $('#search-entity').value); });
+    $('#realtime').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = $('#rt-day').value;
+      if (v) select('realtime-' + v.replaceAll('-', ''), true);
+    });
+    $('#retry-failed').addEventListener('click', retryFailed);
     for (const tab of document.querySelectorAll('.tab')) {
       tab.addEventListener('click', async () => {
         state.filter = tab.dataset.status;
+        state.filterChosen = true;
         state.tokens = [''];
         state.page = 0;
+        history.replaceState(null, '', '#run=' + encodeURIComponent(state.selected) + '&status=' + state.filter);
         renderDetail();
         await loadItems();
       });
@@ -421,8 +678,8 @@
       await loadItems();
     });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
-    const m = /^#run=([A-Za-z0-9-]{1,64})$/.exec(location.hash);
-    refresh().then(() => { if (m) select(decodeURIComponent(m[1]), false); });
+    window.addEventListener('hashchange', openFromHash);
+    refresh().then(openFromHash);
   }
 
   init();
