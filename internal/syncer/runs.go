@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"sync"
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
 )
@@ -112,6 +114,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 		if uerr := e.rec.UpdateRun(context.WithoutCancel(ctx), run); uerr != nil {
 			e.o.Logger.Error("could not mark the run failed", "run", run.ID, "err", uerr)
 		}
+		e.runEnded(ctx, run, "sync run failed")
 		return RunStatus{}, err
 	}
 	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger)
@@ -211,8 +214,12 @@ func (e *Engine) recordPage(ctx context.Context, run table.Run, after int64, d D
 		return table.PlanPage{}, err
 	}
 	if missing != "" {
-		run.Reason = fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
-		e.o.Logger.Warn("planning from one database", "run", run.ID, "unavailable", missing)
+		reason := fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
+		if run.Reason != reason { // once per run and database, not once per page
+			event.Log(ctx, e.o.Logger, slog.LevelWarn, event.RunPlannedOneSide, "planning from one database",
+				"runId", run.ID, "entity", run.Entity, "trigger", run.Trigger, "database", missing, "after", after)
+		}
+		run.Reason = reason
 		if err := e.rec.UpdateRun(ctx, run); err != nil {
 			return table.PlanPage{}, err
 		}
@@ -248,8 +255,11 @@ func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
 	}
 	run.Status, run.LastUpdatedTime = RunFailed, e.now()
 	run.Reason = fmt.Sprintf("planning the %ss after id %d failed after the queue's retries (a database or the queue was unavailable); start a new run", run.Entity, pm.After)
-	e.o.Logger.Error("sync run failed", "run", run.ID, "reason", run.Reason)
-	return e.rec.UpdateRun(ctx, run)
+	if err := e.rec.UpdateRun(ctx, run); err != nil {
+		return err
+	}
+	e.runEnded(ctx, run, "sync run failed")
+	return nil
 }
 
 // union returns the next ids after `after` in either database, at most
@@ -318,6 +328,8 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 			run.LastUpdatedTime = maxTime(run.CreatedTime, prog.LastUpdated)
 			if err := e.rec.UpdateRun(ctx, run); err != nil {
 				e.o.Logger.Warn("could not cache the completed run", "run", run.ID, "err", err)
+			} else {
+				e.runEnded(ctx, run, "sync run completed")
 			}
 		}
 	}
@@ -439,6 +451,8 @@ func (e *Engine) damaged(ctx context.Context, run table.Run) RunStatus {
 	e.o.Logger.Warn("marking a damaged run failed", "run", run.ID)
 	if err := e.rec.UpdateRun(ctx, run); err != nil {
 		e.o.Logger.Warn("could not mark the damaged run failed", "run", run.ID, "err", err)
+	} else {
+		e.runEnded(ctx, run, "sync run failed")
 	}
 	return e.statusOf(run, table.Progress{}, nil)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
 )
@@ -94,6 +95,11 @@ type Options struct {
 	SendWorkers int           // concurrent enqueues while planning (default 32)
 	ResendAfter time.Duration // relay re-sends entries not acknowledged this long after sending (default 60s)
 	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
+	// OutboxStaleAfter: an outbox entry waiting longer raises outbox_stale
+	// (default 5m); RelayBacklogItems: a relay run sending at least this
+	// many items raises relay_backlog (default 1000). See internal/event.
+	OutboxStaleAfter  time.Duration
+	RelayBacklogItems int
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -103,6 +109,7 @@ type Engine struct {
 	items, plans      Sender
 	rec               Recorder
 	o                 Options
+	watch             watchState // what the operator events have said already
 }
 
 // New returns an Engine that enqueues item messages on items (product-sync)
@@ -125,6 +132,12 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Second
+	}
+	if o.OutboxStaleAfter <= 0 {
+		o.OutboxStaleAfter = 5 * time.Minute
+	}
+	if o.RelayBacklogItems <= 0 {
+		o.RelayBacklogItems = 1000
 	}
 	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o}
 }
@@ -317,7 +330,8 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		}
 		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
-	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
+	event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good",
+		"entity", m.Entity, "id", m.ID, "runId", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason})
 }
 
@@ -372,10 +386,13 @@ func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
 		return e.recordRealtime(ctx, m, []table.Result{r})
 	}
 	r.At = e.now()
-	e.logConflict(m, r)
 	// Only the first outcome of an item counts in its run: a redelivered
-	// message finds its result recorded and changes nothing.
-	_, err := e.rec.RecordRunResult(ctx, m.Run, r)
+	// message finds its result recorded and changes nothing (and logs
+	// nothing again).
+	recorded, err := e.rec.RecordRunResult(ctx, m.Run, r)
+	if err == nil && recorded {
+		e.logConflict(ctx, m, r)
+	}
 	return err
 }
 
@@ -390,18 +407,27 @@ func (e *Engine) recordRealtime(ctx context.Context, m Message, rs []table.Resul
 			continue
 		}
 		r.At = e.now()
-		e.logConflict(m, r)
 		keep = append(keep, r)
 	}
 	if len(keep) == 0 {
 		return nil
 	}
-	return e.rec.RecordRealtime(ctx, keep...)
+	if err := e.rec.RecordRealtime(ctx, keep...); err != nil {
+		return err
+	}
+	for _, r := range keep {
+		e.logConflict(ctx, m, r)
+	}
+	return nil
 }
 
-func (e *Engine) logConflict(m Message, r table.Result) {
+// logConflict logs a recorded conflict once (event conflict_recorded). The
+// rows themselves (names, emails) stay in the recorded outcome, which the
+// results endpoint and the dashboard show: telemetry gets the keys only.
+func (e *Engine) logConflict(ctx context.Context, m Message, r table.Result) {
 	if r.Status == StatusConflict {
-		e.o.Logger.Warn("sync conflict", "entity", r.Entity, "id", r.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
+		event.Log(ctx, e.o.Logger, slog.LevelWarn, event.ConflictRecorded, "sync conflict",
+			"entity", r.Entity, "id", r.ID, "runId", m.Run, "reason", r.Reason)
 	}
 }
 
