@@ -163,7 +163,7 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 		return err
 	}
 	if !ok {
-		if page, err = e.recordPage(ctx, run, pm.After, d); err != nil {
+		if page, err = e.recordPage(ctx, &run, pm.After, d); err != nil {
 			if domain.IsKind(err, domain.KindConflict) {
 				e.o.Logger.Warn("dropping a duplicate planner message", "run", run.ID, "after", pm.After,
 					"message", d.MessageID, "dequeueCount", d.DequeueCount, "err", err)
@@ -207,8 +207,9 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 // recordPage lists the page's ids and records them, owned by message d, and
 // returns the page as recorded: another attempt of the same message may
 // have recorded it first, and then its ids stand. Conflict if another
-// message owns the page.
-func (e *Engine) recordPage(ctx context.Context, run table.Run, after int64, d Delivery) (table.PlanPage, error) {
+// message owns the page. It sets run's reason when one database could not be
+// listed, so that the caller's later update of run keeps it.
+func (e *Engine) recordPage(ctx context.Context, run *table.Run, after int64, d Delivery) (table.PlanPage, error) {
 	ids, last, missing, err := e.union(ctx, run.Entity, after)
 	if err != nil {
 		return table.PlanPage{}, err
@@ -220,7 +221,7 @@ func (e *Engine) recordPage(ctx context.Context, run table.Run, after int64, d D
 				"runId", run.ID, "entity", run.Entity, "trigger", run.Trigger, "database", missing, "after", after)
 		}
 		run.Reason = reason
-		if err := e.rec.UpdateRun(ctx, run); err != nil {
+		if err := e.rec.UpdateRun(ctx, *run); err != nil {
 			return table.PlanPage{}, err
 		}
 	}
