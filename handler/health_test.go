@@ -44,7 +44,7 @@ func TestHealthReportsStorage(t *testing.T) {
 			Status string `json:"status"`
 			Reason string `json:"reason"`
 		} `json:"storage"`
-		Databases      map[string]struct {
+		Databases map[string]struct {
 			OutboxOldestAgeSeconds *int64 `json:"outboxOldestAgeSeconds"`
 		} `json:"databases"`
 	}
