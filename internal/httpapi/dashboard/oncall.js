@@ -7,7 +7,6 @@
 'use strict';
 
 (() => {
-  const EVERY = 10000;          // refresh interval while the page is visible
   const STALE_SECONDS = 300;    // OUTBOX_STALE_AFTER's default: older is an alert in Azure
   const code = new URLSearchParams(location.search).get('code') || '';
 
@@ -164,14 +163,17 @@
     }
   }
 
-  let timer = 0;
-  async function loop() {
-    clearTimeout(timer);
-    await load();
-    if (!document.hidden) timer = setTimeout(loop, EVERY);
+  // Refresh with the page: app.js rewrites #refresh-state after each of its
+  // refreshes (and stops when nothing runs), so the panel polls exactly when
+  // the page does and never on its own.
+  let loading = false, again = false;
+  async function refresh() {
+    if (loading) { again = true; return; }
+    loading = true;
+    try { await load(); } finally { loading = false; }
+    if (again) { again = false; refresh(); }
   }
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) loop(); });
-  const refresh = document.getElementById('refresh');
-  if (refresh) refresh.addEventListener('click', () => loop());
-  loop();
+  const watched = document.getElementById('refresh-state');
+  if (watched) new MutationObserver(() => refresh()).observe(watched, { childList: true, characterData: true, subtree: true });
+  refresh();
 })();
