@@ -103,7 +103,7 @@ func (q *Queue) OldestInsertion(ctx context.Context) (at time.Time, ok bool, err
 		return time.Time{}, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, domain.Wrap(domain.KindUnavailable, err, "peek queue "+q.name)
+		return time.Time{}, false, domain.Wrap(domain.KindUnavailable, err, "Queue Storage is unavailable: peek queue "+q.name)
 	}
 	if len(resp.Messages) == 0 || resp.Messages[0].InsertionTime == nil {
 		return time.Time{}, false, nil

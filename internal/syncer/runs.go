@@ -125,7 +125,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 func (e *Engine) Nightly(ctx context.Context) error {
 	var errs []error
 	for _, ent := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
-		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: "timer", Entity: ent}); err != nil {
+		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: NightlyTrigger, Entity: ent}); err != nil {
 			errs = append(errs, fmt.Errorf("start nightly %s sync: %w", ent, err))
 		}
 	}
