@@ -47,7 +47,9 @@ func TestDashboardInBrowserOnCall(t *testing.T) {
 			t.Fatalf("waiting for %s: %v\non-call panel:\n%s", what, err, text())
 		}
 	}
-	card := func(label string) string { return `document.querySelector('#oncall article[aria-label="` + label + `"]')` }
+	card := func(label string) string {
+		return `document.querySelector('#oncall article[aria-label="` + label + `"]')`
+	}
 
 	do("open the dashboard", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(s.url+"/api/dashboard"))
 	wait("the breaker closed", card("breaker")+`?.dataset.level === 'good' && `+card("breaker")+`.innerText.includes('closed')`)

@@ -173,9 +173,9 @@ func TestAlertChecksCatchDrift(t *testing.T) {
 		t.Skipf("the project itself has problems (TestAlertsMatchEvents reports them): %v", p)
 	}
 	for _, tc := range []struct {
-		name  string
+		name   string
 		mutate func(*alertSources)
-		want  string
+		want   string
 	}{
 		{"alert on a renamed event", func(s *alertSources) {
 			s.bicep = strings.Replace(s.bicep, "event: 'item_failed'", "event: 'item_failure'", 1)
