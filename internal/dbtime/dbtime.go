@@ -7,6 +7,7 @@ package dbtime
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -64,9 +65,12 @@ func Wrap(db store.DB, o Options) *DB {
 // Unwrap returns the database the wrapper times.
 func (w *DB) Unwrap() store.DB { return w.DB }
 
-// done is deferred with the call's start: time.Since reads the monotonic clock.
-func (w *DB) done(ctx context.Context, op string, start time.Time) {
-	if d := time.Since(start); d >= w.o.Threshold {
+// done is deferred with the call's start (time.Since reads the monotonic
+// clock) and its error. A call that never reached the database (store.
+// ErrUnreached: no connection) is an outage, which the breaker reports, not
+// a slow database; a call that timed out is slow and counts.
+func (w *DB) done(ctx context.Context, op string, start time.Time, err *error) {
+	if d := time.Since(start); d >= w.o.Threshold && !errors.Is(*err, store.ErrUnreached) {
 		w.record(ctx, op, d)
 	}
 }
@@ -94,122 +98,122 @@ func (w *DB) record(ctx context.Context, op string, d time.Duration) {
 		"slowCalls", calls)
 }
 
-func (w *DB) ListProducts(ctx context.Context, p store.Page) ([]domain.Product, error) {
-	defer w.done(ctx, "ListProducts", time.Now())
+func (w *DB) ListProducts(ctx context.Context, p store.Page) (r0 []domain.Product, err error) {
+	defer w.done(ctx, "ListProducts", time.Now(), &err)
 	return w.DB.ListProducts(ctx, p)
 }
 
-func (w *DB) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
-	defer w.done(ctx, "GetProduct", time.Now())
+func (w *DB) GetProduct(ctx context.Context, id int64) (r0 domain.Product, err error) {
+	defer w.done(ctx, "GetProduct", time.Now(), &err)
 	return w.DB.GetProduct(ctx, id)
 }
 
-func (w *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain.Product, error) {
-	defer w.done(ctx, "CreateProduct", time.Now())
+func (w *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (r0 domain.Product, err error) {
+	defer w.done(ctx, "CreateProduct", time.Now(), &err)
 	return w.DB.CreateProduct(ctx, c)
 }
 
-func (w *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChange) (domain.Product, error) {
-	defer w.done(ctx, "UpdateProduct", time.Now())
+func (w *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChange) (r0 domain.Product, err error) {
+	defer w.done(ctx, "UpdateProduct", time.Now(), &err)
 	return w.DB.UpdateProduct(ctx, id, c)
 }
 
-func (w *DB) DeleteProduct(ctx context.Context, id int64) error {
-	defer w.done(ctx, "DeleteProduct", time.Now())
+func (w *DB) DeleteProduct(ctx context.Context, id int64) (err error) {
+	defer w.done(ctx, "DeleteProduct", time.Now(), &err)
 	return w.DB.DeleteProduct(ctx, id)
 }
 
-func (w *DB) ListUsers(ctx context.Context, p store.Page) ([]domain.User, error) {
-	defer w.done(ctx, "ListUsers", time.Now())
+func (w *DB) ListUsers(ctx context.Context, p store.Page) (r0 []domain.User, err error) {
+	defer w.done(ctx, "ListUsers", time.Now(), &err)
 	return w.DB.ListUsers(ctx, p)
 }
 
-func (w *DB) GetUser(ctx context.Context, id int64) (domain.User, error) {
-	defer w.done(ctx, "GetUser", time.Now())
+func (w *DB) GetUser(ctx context.Context, id int64) (r0 domain.User, err error) {
+	defer w.done(ctx, "GetUser", time.Now(), &err)
 	return w.DB.GetUser(ctx, id)
 }
 
-func (w *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User, error) {
-	defer w.done(ctx, "CreateUser", time.Now())
+func (w *DB) CreateUser(ctx context.Context, c domain.UserChange) (r0 domain.User, err error) {
+	defer w.done(ctx, "CreateUser", time.Now(), &err)
 	return w.DB.CreateUser(ctx, c)
 }
 
-func (w *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (domain.User, error) {
-	defer w.done(ctx, "UpdateUser", time.Now())
+func (w *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (r0 domain.User, err error) {
+	defer w.done(ctx, "UpdateUser", time.Now(), &err)
 	return w.DB.UpdateUser(ctx, id, c)
 }
 
-func (w *DB) DeleteUser(ctx context.Context, id int64) error {
-	defer w.done(ctx, "DeleteUser", time.Now())
+func (w *DB) DeleteUser(ctx context.Context, id int64) (err error) {
+	defer w.done(ctx, "DeleteUser", time.Now(), &err)
 	return w.DB.DeleteUser(ctx, id)
 }
 
-func (w *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, error) {
-	defer w.done(ctx, "LoadProduct", time.Now())
+func (w *DB) LoadProduct(ctx context.Context, id int64) (r0 domain.Product, r1 bool, err error) {
+	defer w.done(ctx, "LoadProduct", time.Now(), &err)
 	return w.DB.LoadProduct(ctx, id)
 }
 
-func (w *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
-	defer w.done(ctx, "PutProduct", time.Now())
+func (w *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (r0 store.PutResult, err error) {
+	defer w.done(ctx, "PutProduct", time.Now(), &err)
 	return w.DB.PutProduct(ctx, p, expect)
 }
 
-func (w *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
-	defer w.done(ctx, "LoadProducts", time.Now())
+func (w *DB) LoadProducts(ctx context.Context, ids []int64) (r0 map[int64]domain.Product, err error) {
+	defer w.done(ctx, "LoadProducts", time.Now(), &err)
 	return w.DB.LoadProducts(ctx, ids)
 }
 
-func (w *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store.PutResult, error) {
-	defer w.done(ctx, "PutProducts", time.Now())
+func (w *DB) PutProducts(ctx context.Context, puts []store.ProductPut) (r0 []store.PutResult, err error) {
+	defer w.done(ctx, "PutProducts", time.Now(), &err)
 	return w.DB.PutProducts(ctx, puts)
 }
 
-func (w *DB) LoadUser(ctx context.Context, id int64) (domain.User, bool, error) {
-	defer w.done(ctx, "LoadUser", time.Now())
+func (w *DB) LoadUser(ctx context.Context, id int64) (r0 domain.User, r1 bool, err error) {
+	defer w.done(ctx, "LoadUser", time.Now(), &err)
 	return w.DB.LoadUser(ctx, id)
 }
 
-func (w *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (store.PutResult, error) {
-	defer w.done(ctx, "PutUser", time.Now())
+func (w *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (r0 store.PutResult, err error) {
+	defer w.done(ctx, "PutUser", time.Now(), &err)
 	return w.DB.PutUser(ctx, u, expect)
 }
 
-func (w *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
-	defer w.done(ctx, "PutUsers", time.Now())
+func (w *DB) PutUsers(ctx context.Context, puts []store.UserPut) (r0 []store.PutResult, err error) {
+	defer w.done(ctx, "PutUsers", time.Now(), &err)
 	return w.DB.PutUsers(ctx, puts)
 }
 
-func (w *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
-	defer w.done(ctx, "UserByEmail", time.Now())
+func (w *DB) UserByEmail(ctx context.Context, email string) (r0 domain.User, r1 bool, err error) {
+	defer w.done(ctx, "UserByEmail", time.Now(), &err)
 	return w.DB.UserByEmail(ctx, email)
 }
 
-func (w *DB) IDs(ctx context.Context, e domain.Entity, after int64, limit int) ([]int64, error) {
-	defer w.done(ctx, "IDs", time.Now())
+func (w *DB) IDs(ctx context.Context, e domain.Entity, after int64, limit int) (r0 []int64, err error) {
+	defer w.done(ctx, "IDs", time.Now(), &err)
 	return w.DB.IDs(ctx, e, after, limit)
 }
 
-func (w *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) ([]store.OutboxEntry, error) {
-	defer w.done(ctx, "PendingOutbox", time.Now())
+func (w *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore time.Time, limit int) (r0 []store.OutboxEntry, err error) {
+	defer w.done(ctx, "PendingOutbox", time.Now(), &err)
 	return w.DB.PendingOutbox(ctx, notSentBefore, resendBefore, limit)
 }
 
-func (w *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
-	defer w.done(ctx, "MarkOutboxSent", time.Now())
+func (w *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) (err error) {
+	defer w.done(ctx, "MarkOutboxSent", time.Now(), &err)
 	return w.DB.MarkOutboxSent(ctx, e, marks, at)
 }
 
-func (w *DB) AckOutbox(ctx context.Context, e domain.Entity, marks []store.OutboxMark) error {
-	defer w.done(ctx, "AckOutbox", time.Now())
+func (w *DB) AckOutbox(ctx context.Context, e domain.Entity, marks []store.OutboxMark) (err error) {
+	defer w.done(ctx, "AckOutbox", time.Now(), &err)
 	return w.DB.AckOutbox(ctx, e, marks)
 }
 
-func (w *DB) OutboxDepth(ctx context.Context) (int64, error) {
-	defer w.done(ctx, "OutboxDepth", time.Now())
+func (w *DB) OutboxDepth(ctx context.Context) (r0 int64, err error) {
+	defer w.done(ctx, "OutboxDepth", time.Now(), &err)
 	return w.DB.OutboxDepth(ctx)
 }
 
-func (w *DB) Ping(ctx context.Context) error {
-	defer w.done(ctx, "Ping", time.Now())
+func (w *DB) Ping(ctx context.Context) (err error) {
+	defer w.done(ctx, "Ping", time.Now(), &err)
 	return w.DB.Ping(ctx)
 }

@@ -2,6 +2,7 @@ package dbtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -78,5 +79,24 @@ func TestFastCallsLogNothing(t *testing.T) {
 	}
 	if recs := logs.Events(event.DBCallSlow); len(recs) != 0 {
 		t.Fatalf("fast calls logged %v", recs)
+	}
+}
+
+// A database that cannot be reached is an outage (the breaker's event),
+// not a slow database: however long the failed call took, nothing here.
+func TestUnreachedCallsAreNotSlow(t *testing.T) {
+	logs := &testenv.Logs{}
+	raw := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/x?sslmode=disable", testenv.FreePort(t))
+	db, err := database.Open(context.Background(), raw, store.RolePrimary, database.Options{ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	w := dbtime.Wrap(db, dbtime.Options{Threshold: time.Nanosecond, Logger: logs.Logger()})
+	if _, err := w.GetProduct(context.Background(), 1); !errors.Is(err, store.ErrUnreached) {
+		t.Fatalf("GetProduct on a closed port: %v, want ErrUnreached", err)
+	}
+	if recs := logs.Events(event.DBCallSlow); len(recs) != 0 {
+		t.Fatalf("an unreached call logged %v", recs)
 	}
 }
