@@ -21,6 +21,7 @@ import (
 
 	"dualsync/internal/azconn"
 	"dualsync/internal/database"
+	"dualsync/internal/dbtime"
 	"dualsync/internal/failover"
 	"dualsync/internal/httpapi"
 	"dualsync/internal/ids"
@@ -63,6 +64,10 @@ type settings struct {
 	// its own, so in Azure they are derived from the instance cap (infra).
 	PrimaryMaxConns, FallbackMaxConns int32
 	ResultPartitions                  int // Table Storage partitions of a new sync run (docs/scale.md)
+	// Operator event thresholds (internal/event): outbox_stale, db_call_slow, relay_backlog.
+	OutboxStaleAfter  time.Duration
+	DBSlowCall        time.Duration
+	RelayBacklogItems int
 }
 
 // defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
@@ -125,6 +130,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
 	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
 	s.PublishDrain = dur("PUBLISH_DRAIN_TIMEOUT", 3*time.Second)
+	s.OutboxStaleAfter = dur("OUTBOX_STALE_AFTER", 5*time.Minute)
+	s.DBSlowCall = dur("DB_SLOW_CALL", time.Second)
 	count := func(name string, def int) int {
 		v := getenv(name)
 		if v == "" || err != nil {
@@ -141,6 +148,7 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.FallbackMaxConns = int32(count("FALLBACK_DB_MAX_CONNS", defaultMaxConns))
 	s.PublishWorkers = count("PUBLISH_WORKERS", 4)
 	s.PublishBuffer = count("PUBLISH_BUFFER", 1024)
+	s.RelayBacklogItems = count("RELAY_BACKLOG_ITEMS", 1000)
 	if err != nil {
 		return s, err
 	}
@@ -219,6 +227,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func serve(ctx context.Context, s settings, getenv func(string) string, log *slog.Logger, primary, fallback store.DB) error {
+	// Every database call, API and sync alike, is timed (event db_call_slow).
+	primary = dbtime.Wrap(primary, dbtime.Options{Threshold: s.DBSlowCall, Logger: log})
+	fallback = dbtime.Wrap(fallback, dbtime.Options{Threshold: s.DBSlowCall, Logger: log})
 	qsvc, err := azconn.QueueClient(getenv, storageSetting)
 	if err != nil {
 		return err
@@ -232,7 +243,8 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	results := table.New(tsvc, &table.Options{Partitions: s.ResultPartitions})
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
-	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
+	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter,
+		OutboxStaleAfter: s.OutboxStaleAfter, RelayBacklogItems: s.RelayBacklogItems})
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
 	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
@@ -250,7 +262,17 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: pub.OnChange,
 	})
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(log, fo, fo, eng),
+		Handler: httpapi.NewServer(log, fo, fo, eng,
+			httpapi.WithStorage(
+				httpapi.StorageCheck{Name: "queue", Check: func(ctx context.Context) error {
+					_, err := items.Client().GetProperties(ctx, nil)
+					return err
+				}},
+				httpapi.StorageCheck{Name: "table", Check: func(ctx context.Context) error {
+					_, err := results.ListRuns(ctx, 1)
+					return err
+				}}),
+			httpapi.WithNightly(eng.LastNightly)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", s.Port))

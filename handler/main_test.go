@@ -61,6 +61,15 @@ func TestLoadSettings(t *testing.T) {
 		}},
 		{"bad pool size", map[string]string{"FALLBACK_DB_MAX_CONNS": "0"}, true, nil},
 		{"bad pool size text", map[string]string{"PRIMARY_DB_MAX_CONNS": "ten"}, true, nil},
+		{"event thresholds default", nil, false, func(s settings) bool {
+			return s.OutboxStaleAfter == 5*time.Minute && s.DBSlowCall == time.Second && s.RelayBacklogItems == 1000
+		}},
+		{"event thresholds", map[string]string{"OUTBOX_STALE_AFTER": "90s", "DB_SLOW_CALL": "250ms", "RELAY_BACKLOG_ITEMS": "50"}, false,
+			func(s settings) bool {
+				return s.OutboxStaleAfter == 90*time.Second && s.DBSlowCall == 250*time.Millisecond && s.RelayBacklogItems == 50
+			}},
+		{"bad stale threshold", map[string]string{"OUTBOX_STALE_AFTER": "0s"}, true, nil},
+		{"bad backlog threshold", map[string]string{"RELAY_BACKLOG_ITEMS": "lots"}, true, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -134,6 +134,21 @@ param entraAllowedClientApplications array = []
 @description('Origins that browsers may call the API from (CORS), exactly, e.g. https://app.example.com. Empty (default): no cross-origin calls. Wildcards are dropped: never every origin.')
 param corsAllowedOrigins array = []
 
+// On call (docs/deploy.md, "On call: alerts and runbook"): alert rules over Application Insights.
+
+@description('false: no action group and no alert rules (infra/alerts.bicep).')
+param alertsEnabled bool = true
+
+@description('Email address that receives the alerts. Empty: none (the alerts still show in the portal).')
+param alertEmail string = ''
+
+@secure()
+@description('HTTPS webhook that receives the alerts (common alert schema). Empty: none.')
+param alertWebhookUrl string = ''
+
+@description('Alert thresholds overriding the defaults of infra/alerts.bicep key by key, e.g. {"http5xxCount": 20}.')
+param alertThresholds object = {}
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 
 // Role assignments fail with UnmatchedPrincipalType when the type is wrong, and azd fills
@@ -206,6 +221,20 @@ module app 'modules/app.bicep' = {
     entraAllowedAudiences: entraAllowedAudiences
     entraAllowedClientApplications: entraAllowedClientApplications
     corsAllowedOrigins: corsAllowedOrigins
+  }
+}
+
+module alerts 'alerts.bicep' = if (alertsEnabled) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    applicationInsightsId: resourceId(subscription().subscriptionId, rg.name, 'Microsoft.Insights/components', app.outputs.applicationInsightsName)
+    alertEmail: alertEmail
+    alertWebhookUrl: alertWebhookUrl
+    thresholds: alertThresholds
   }
 }
 

@@ -26,3 +26,8 @@ param entraTenantId = readEnvironmentVariable('ENTRA_TENANT_ID', '')
 param entraAllowedAudiences = empty(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_AUDIENCES', ''), ',')
 param entraAllowedClientApplications = empty(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', '')) ? [] : split(readEnvironmentVariable('ENTRA_ALLOWED_CLIENT_APPLICATIONS', ''), ',')
 param corsAllowedOrigins = empty(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', '')) ? [] : split(readEnvironmentVariable('CORS_ALLOWED_ORIGINS', ''), ',')
+
+// On-call alerts (docs/deploy.md, "On call: alerts and runbook").
+param alertsEnabled = bool(readEnvironmentVariable('ALERTS_ENABLED', 'true'))
+param alertEmail = readEnvironmentVariable('ALERT_EMAIL', '')
+param alertWebhookUrl = readEnvironmentVariable('ALERT_WEBHOOK_URL', '')

@@ -533,6 +533,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PUBLISH_BUFFER: publishBuffer
     PUBLISH_DRAIN_TIMEOUT: publishDrainTimeout
     LOG_LEVEL: logLevel
+    // Thresholds of the operator events the alerts select (infra/alerts.bicep, docs/deploy.md).
+    OUTBOX_STALE_AFTER: '5m'
+    RELAY_BACKLOG_ITEMS: '1000'
+    DB_SLOW_CALL: '1s'
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
   }

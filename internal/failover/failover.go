@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/store"
 )
 
@@ -49,6 +50,9 @@ type Failover struct {
 	// if none was in flight and none finished while it read the outbox
 	// depth, so no write admitted during the probe is left unsynced.
 	fbWrites, fbWritesDone int64
+	// When this instance last opened the breaker and last closed it again
+	// (zero: not since it started), for /api/health/details.
+	openedAt, closedAt time.Time
 }
 
 // New wraps primary and fallback; the breaker starts closed.
@@ -76,9 +80,12 @@ func (f *Failover) open(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state == BreakerClosed {
-		f.o.Logger.Warn("primary database unavailable; serving from the fallback", "err", err)
+		event.Log(context.Background(), f.o.Logger, slog.LevelWarn, event.BreakerOpened,
+			"primary database unavailable; serving from the fallback",
+			"database", store.RolePrimary, "driver", f.primary.Driver(), "reason", err.Error())
 		f.state = BreakerOpen
 		f.lastProbe = time.Now()
+		f.openedAt = f.lastProbe
 	}
 }
 
@@ -126,6 +133,13 @@ func (f *Failover) usePrimary(ctx context.Context, write bool) (primary bool, do
 	f.lastProbe = time.Now()
 	if next != f.state {
 		f.o.Logger.Info("breaker state changed", "from", f.state, "to", next)
+		if next == BreakerClosed {
+			f.closedAt = f.lastProbe
+			event.Log(ctx, f.o.Logger, slog.LevelInfo, event.FailbackDone,
+				"primary database serving again; the fallback's outbox has drained",
+				"database", store.RolePrimary, "driver", f.primary.Driver(),
+				"outageSeconds", int64(f.closedAt.Sub(f.openedAt).Seconds()))
+		}
 	}
 	f.state = next
 	if next == BreakerClosed {
@@ -293,6 +307,10 @@ type DBHealth struct {
 	Reachable   bool   `json:"reachable"`
 	Error       string `json:"error,omitempty"`
 	OutboxDepth int64  `json:"outboxDepth"`
+	// OutboxOldestAgeSeconds is how long the oldest entry not yet
+	// acknowledged has waited (0: the outbox is empty, or unknown when the
+	// database is unreachable).
+	OutboxOldestAgeSeconds int64 `json:"outboxOldestAgeSeconds"`
 }
 
 // Health is the JSON body of /api/health/details (/api/health shows only Status).
@@ -301,6 +319,10 @@ type Health struct {
 	Serving   string              `json:"serving"` // primary, fallback
 	Breaker   string              `json:"breaker"` // closed, open, draining
 	Databases map[string]DBHealth `json:"databases"`
+	// LastFailover and LastFailback: when this instance last opened the
+	// breaker and last closed it (UTC); empty if it has not since it started.
+	LastFailover string `json:"lastFailover,omitempty"`
+	LastFailback string `json:"lastFailback,omitempty"`
 }
 
 // Health pings both databases (concurrently) and reports the breaker state.
@@ -321,6 +343,13 @@ func (f *Failover) Health(ctx context.Context) Health {
 		if d, err := db.OutboxDepth(ctx); err == nil {
 			h.OutboxDepth = d
 		}
+		if h.OutboxDepth > 0 {
+			now := time.Now()
+			// Every entry is pending with both bounds ahead: the first by seq is the oldest.
+			if es, err := db.PendingOutbox(ctx, now.Add(24*time.Hour), now.Add(24*time.Hour), 1); err == nil && len(es) > 0 {
+				h.OutboxOldestAgeSeconds = max(0, int64(now.Sub(es[0].CreatedAt).Seconds()))
+			}
+		}
 		return h
 	}
 	var p, fb DBHealth
@@ -334,6 +363,14 @@ func (f *Failover) Health(ctx context.Context) Health {
 	}
 
 	h := Health{Breaker: f.State(), Databases: map[string]DBHealth{"primary": p, "fallback": fb}}
+	f.mu.Lock()
+	if !f.openedAt.IsZero() {
+		h.LastFailover = domain.FormatTime(f.openedAt)
+	}
+	if !f.closedAt.IsZero() {
+		h.LastFailback = domain.FormatTime(f.closedAt)
+	}
+	f.mu.Unlock()
 	h.Serving = "primary"
 	if h.Breaker != BreakerClosed {
 		h.Serving = "fallback"

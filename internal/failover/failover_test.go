@@ -12,6 +12,7 @@ import (
 
 	"dualsync/internal/database"
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/failover"
 	"dualsync/internal/store"
 	"dualsync/internal/testenv"
@@ -85,13 +86,14 @@ func TestCutAndFailback(t *testing.T) {
 	u.Host = proxy.Addr()
 	primary := open(t, u.String(), store.RolePrimary, false)
 	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
-	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: 200 * time.Millisecond})
+	logs := &testenv.Logs{}
+	f := failover.New(primary, fallback, failover.Options{QueryTimeout: 3 * time.Second, Cooldown: 200 * time.Millisecond, Logger: logs.Logger()})
 
 	p, err := f.CreateProduct(ctx, change("on primary"))
 	if err != nil || p.ID%2 != 1 {
 		t.Fatalf("create = %+v, %v", p, err)
 	}
-	if h := f.Health(ctx); h.Status != "ok" || h.Serving != "primary" {
+	if h := f.Health(ctx); h.Status != "ok" || h.Serving != "primary" || h.LastFailover != "" || h.LastFailback != "" {
 		t.Fatalf("health = %+v", h)
 	}
 
@@ -107,8 +109,17 @@ func TestCutAndFailback(t *testing.T) {
 	if got, err := f.GetProduct(ctx, q.ID); err != nil || got.Name != "on fallback" {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	if h := f.Health(ctx); h.Serving != "fallback" || h.Status != "degraded" || h.Databases["fallback"].OutboxDepth == 0 {
+	if h := f.Health(ctx); h.Serving != "fallback" || h.Status != "degraded" || h.Databases["fallback"].OutboxDepth == 0 || h.LastFailover == "" {
 		t.Fatalf("health = %+v", h)
+	}
+	// One outage, one breaker_opened, however many calls failed over.
+	if recs := logs.Events(event.BreakerOpened); len(recs) != 1 || recs[0]["database"] != "primary" || recs[0]["reason"] == nil {
+		t.Fatalf("breaker_opened records = %v, want one naming the primary and why", recs)
+	}
+	// The fallback's oldest waiting change ages until sync acknowledges it.
+	time.Sleep(1100 * time.Millisecond)
+	if h := f.Health(ctx); h.Databases["fallback"].OutboxOldestAgeSeconds < 1 || h.Databases["primary"].OutboxOldestAgeSeconds != 0 {
+		t.Fatalf("outbox ages = %+v, want the fallback's >= 1 s", h.Databases)
 	}
 
 	proxy.Restore()
@@ -139,8 +150,16 @@ func TestCutAndFailback(t *testing.T) {
 	if err != nil || r.ID%2 != 1 {
 		t.Fatalf("create after failback = %+v, %v", r, err)
 	}
-	if h := f.Health(ctx); h.Status != "ok" || h.Serving != "primary" {
+	h := f.Health(ctx)
+	if h.Status != "ok" || h.Serving != "primary" || h.LastFailback == "" || h.LastFailback < h.LastFailover ||
+		h.Databases["fallback"].OutboxOldestAgeSeconds != 0 {
 		t.Fatalf("health = %+v", h)
+	}
+	if recs := logs.Events(event.FailbackDone); len(recs) != 1 || recs[0]["outageSeconds"] == nil {
+		t.Fatalf("failback_done records = %v, want one with the outage's length", recs)
+	}
+	if n := len(logs.Events(event.BreakerOpened)); n != 1 {
+		t.Fatalf("%d breaker_opened records, want 1", n)
 	}
 }
 

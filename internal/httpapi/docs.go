@@ -49,7 +49,7 @@ func newDocs() docs {
 		page:   template.Must(template.ParseFS(dashboardFS, "dashboard/index.html")),
 		assets: map[string]asset{},
 	}
-	for name, ctype := range map[string]string{"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"} {
+	for name, ctype := range map[string]string{"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8", "oncall.js": "text/javascript; charset=utf-8"} {
 		b, err := dashboardFS.ReadFile("dashboard/" + name)
 		if err != nil {
 			panic(err) // embedded at build time: only a renamed file gets here

@@ -23,19 +23,20 @@ const probeTTL = 2 * time.Second
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	var h failover.Health
 	if s.probe != nil {
-		h = s.probe.get(r.Context(), s.checker)
+		h = s.probe.get(r.Context(), s.check)
 	} else {
-		h = s.checker.Health(r.Context())
+		h = s.check(r.Context())
 	}
 	writeJSON(w, healthStatus(h.Status), map[string]string{"status": h.Status})
 }
 
 // healthDetails (function HealthDetails, /api/health/details, authLevel
 // function) is the full report, always fresh: which database serves, the
-// breaker, each database's driver, reachability and outbox depth.
+// breaker, each database's driver, reachability, outbox depth and oldest
+// entry's age, storage, the last nightly run, the last failover and failback.
 func (s *server) healthDetails(w http.ResponseWriter, r *http.Request) {
-	h := s.checker.Health(r.Context())
-	writeJSON(w, healthStatus(h.Status), h)
+	d := s.details(r.Context())
+	writeJSON(w, healthStatus(d.Status), d)
 }
 
 func healthStatus(status string) int {
@@ -58,14 +59,14 @@ type probeCache struct {
 
 func newProbeCache() *probeCache { return &probeCache{now: time.Now} }
 
-func (c *probeCache) get(ctx context.Context, checker HealthChecker) failover.Health {
+func (c *probeCache) get(ctx context.Context, check func(context.Context) failover.Health) failover.Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ok && c.now().Sub(c.at) < probeTTL {
 		return c.last
 	}
 	// The check outlives a caller that gives up: its result serves the next.
-	c.last = checker.Health(context.WithoutCancel(ctx))
+	c.last = check(context.WithoutCancel(ctx))
 	c.at, c.ok = c.now(), true
 	return c.last
 }

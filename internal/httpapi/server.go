@@ -55,11 +55,15 @@ type server struct {
 	users    resource[domain.User, domain.UserChange]
 	sync     syncRoutes
 	docs     docs
+	ops      ops // storage checks and the last nightly run, for health (ops.go)
 }
 
 // NewServer returns the API handler with problem+json errors and request logging.
-func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer) http.Handler {
+func NewServer(log *slog.Logger, db Store, health HealthChecker, sync Syncer, opts ...Option) http.Handler {
 	s := &server{log: log, checker: health, probe: newProbeCache(), sync: syncRoutes{log: log, sync: sync}}
+	for _, o := range opts {
+		o(s)
+	}
 	s.products = productResource(log, db)
 	s.users = userResource(log, db)
 	s.docs = newDocs()

@@ -38,7 +38,7 @@ func (q *Queue) Client() *azqueue.QueueClient { return q.client }
 func (q *Queue) Ensure(ctx context.Context) error {
 	_, err := q.client.Create(ctx, nil)
 	if err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
-		return domain.Wrap(domain.KindUnavailable, err, "create queue "+q.name)
+		return domain.Wrap(domain.KindUnavailable, err, "Queue Storage is unavailable: create queue "+q.name)
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ func (q *Queue) Send(ctx context.Context, v any) error {
 		_, err = q.client.EnqueueMessage(ctx, body, nil)
 	}
 	if err != nil {
-		return domain.Wrap(domain.KindUnavailable, err, "enqueue to queue "+q.name)
+		return domain.Wrap(domain.KindUnavailable, err, "Queue Storage is unavailable: enqueue to queue "+q.name)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (q *Queue) OldestInsertion(ctx context.Context) (at time.Time, ok bool, err
 		return time.Time{}, false, nil
 	}
 	if err != nil {
-		return time.Time{}, false, domain.Wrap(domain.KindUnavailable, err, "peek queue "+q.name)
+		return time.Time{}, false, domain.Wrap(domain.KindUnavailable, err, "Queue Storage is unavailable: peek queue "+q.name)
 	}
 	if len(resp.Messages) == 0 || resp.Messages[0].InsertionTime == nil {
 		return time.Time{}, false, nil

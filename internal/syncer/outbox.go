@@ -69,10 +69,16 @@ func (e *Engine) Relay(ctx context.Context) error {
 		if n > 0 {
 			e.o.Logger.Info("outbox relay sent changes", "database", db.Role(), "items", n)
 		}
+		e.relayBacklog(ctx, db, n)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("relay the %s outbox: %w", db.Role(), err))
+			continue
 		}
+		e.outboxAge(ctx, db)
 	}
+	// The timer that relays also notices nightly runs ending (no one may
+	// read their status before morning).
+	e.watchNightly(ctx)
 	return errors.Join(errs...)
 }
 

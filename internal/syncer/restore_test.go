@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/failover"
 	"dualsync/internal/ids"
 	"dualsync/internal/store"
@@ -178,7 +179,7 @@ func TestScenarioRestoredPrimary(t *testing.T) {
 	if rs := e.outcomes(t, domain.EntityProduct, c.ID); hasRegression(rs, store.RolePrimary) {
 		t.Fatalf("C is new, not a regression: %+v", rs)
 	}
-	recs := logs.records(t, EventDatabaseRegressed)
+	recs := logs.records(t, event.DatabaseRegressed)
 	if len(recs) != 1 || recs[0]["database"] != "primary" || recs[0]["entity"] != "product" || recs[0]["level"] != "ERROR" {
 		t.Fatalf("regression log records %v; want one for the primary's products", recs)
 	}
@@ -510,7 +511,7 @@ func TestCheckDatabasesStartsARepairRun(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].Trigger != TriggerRepair || runs[0].Entity != domain.EntityProduct {
 		t.Fatalf("runs %+v (%v); want one product repair run\n%s", runs, err, logs.String())
 	}
-	if recs := logs.records(t, EventDatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
+	if recs := logs.records(t, event.DatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
 		t.Fatalf("regression records %v", recs)
 	}
 	drainPlans(t, e)

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"sync"
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
 )
@@ -123,6 +125,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 		if uerr := e.rec.UpdateRun(context.WithoutCancel(ctx), run); uerr != nil {
 			e.o.Logger.Error("could not mark the run failed", "run", run.ID, "err", uerr)
 		}
+		e.runEnded(ctx, run, "sync run failed")
 		return RunStatus{}, err
 	}
 	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger)
@@ -133,7 +136,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 func (e *Engine) Nightly(ctx context.Context) error {
 	var errs []error
 	for _, ent := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
-		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: "timer", Entity: ent}); err != nil {
+		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: NightlyTrigger, Entity: ent}); err != nil {
 			errs = append(errs, fmt.Errorf("start nightly %s sync: %w", ent, err))
 		}
 	}
@@ -171,7 +174,7 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 		return err
 	}
 	if !ok {
-		if page, err = e.recordPage(ctx, run, pm.After, d); err != nil {
+		if page, err = e.recordPage(ctx, &run, pm.After, d); err != nil {
 			if domain.IsKind(err, domain.KindConflict) {
 				e.o.Logger.Warn("dropping a duplicate planner message", "run", run.ID, "after", pm.After,
 					"message", d.MessageID, "dequeueCount", d.DequeueCount, "err", err)
@@ -215,16 +218,21 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 // recordPage lists the page's ids and records them, owned by message d, and
 // returns the page as recorded: another attempt of the same message may
 // have recorded it first, and then its ids stand. Conflict if another
-// message owns the page.
-func (e *Engine) recordPage(ctx context.Context, run table.Run, after int64, d Delivery) (table.PlanPage, error) {
+// message owns the page. It sets run's reason when one database could not be
+// listed, so that the caller's later update of run keeps it.
+func (e *Engine) recordPage(ctx context.Context, run *table.Run, after int64, d Delivery) (table.PlanPage, error) {
 	ids, last, missing, err := e.union(ctx, run.Entity, after)
 	if err != nil {
 		return table.PlanPage{}, err
 	}
 	if missing != "" {
-		run.Reason = fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
-		e.o.Logger.Warn("planning from one database", "run", run.ID, "unavailable", missing)
-		if err := e.rec.UpdateRun(ctx, run); err != nil {
+		reason := fmt.Sprintf("the %s database was unavailable while planning: %ss only it holds were not in this run", missing, run.Entity)
+		if run.Reason != reason { // once per run and database, not once per page
+			event.Log(ctx, e.o.Logger, slog.LevelWarn, event.RunPlannedOneSide, "planning from one database",
+				"runId", run.ID, "entity", run.Entity, "trigger", run.Trigger, "database", missing, "after", after)
+		}
+		run.Reason = reason
+		if err := e.rec.UpdateRun(ctx, *run); err != nil {
 			return table.PlanPage{}, err
 		}
 	}
@@ -259,8 +267,11 @@ func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
 	}
 	run.Status, run.LastUpdatedTime = RunFailed, e.now()
 	run.Reason = fmt.Sprintf("planning the %ss after id %d failed after the queue's retries (a database or the queue was unavailable); start a new run", run.Entity, pm.After)
-	e.o.Logger.Error("sync run failed", "run", run.ID, "reason", run.Reason)
-	return e.rec.UpdateRun(ctx, run)
+	if err := e.rec.UpdateRun(ctx, run); err != nil {
+		return err
+	}
+	e.runEnded(ctx, run, "sync run failed")
+	return nil
 }
 
 // union returns the next ids after `after` in either database, at most
@@ -329,6 +340,8 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 			run.LastUpdatedTime = maxTime(run.CreatedTime, prog.LastUpdated)
 			if err := e.rec.UpdateRun(ctx, run); err != nil {
 				e.o.Logger.Warn("could not cache the completed run", "run", run.ID, "err", err)
+			} else {
+				e.runEnded(ctx, run, "sync run completed")
 			}
 		}
 	}
@@ -467,6 +480,8 @@ func (e *Engine) damaged(ctx context.Context, run table.Run) RunStatus {
 	e.o.Logger.Warn("marking a damaged run failed", "run", run.ID)
 	if err := e.rec.UpdateRun(ctx, run); err != nil {
 		e.o.Logger.Warn("could not mark the damaged run failed", "run", run.ID, "err", err)
+	} else {
+		e.runEnded(ctx, run, "sync run failed")
 	}
 	return e.statusOf(run, table.Progress{}, nil)
 }

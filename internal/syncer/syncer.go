@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/event"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
 )
@@ -110,6 +111,11 @@ type Options struct {
 	SendWorkers int           // concurrent enqueues while planning (default 32)
 	ResendAfter time.Duration // relay re-sends entries not acknowledged this long after sending (default 60s)
 	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
+	// OutboxStaleAfter: an outbox entry waiting longer raises outbox_stale
+	// (default 5m); RelayBacklogItems: a relay run sending at least this
+	// many items raises relay_backlog (default 1000). See internal/event.
+	OutboxStaleAfter  time.Duration
+	RelayBacklogItems int
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -125,7 +131,8 @@ type Engine struct {
 	// logged: once an hour at most, so that a restore's thousands of items
 	// raise one alert, not thousands.
 	regLogged   map[regKey]time.Time
-	clockLogged time.Time // when a clock ahead was last logged
+	clockLogged time.Time  // when a clock ahead was last logged
+	watch       watchState // what the operator events have said already
 }
 
 type regKey struct {
@@ -153,6 +160,12 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Second
+	}
+	if o.OutboxStaleAfter <= 0 {
+		o.OutboxStaleAfter = 5 * time.Minute
+	}
+	if o.RelayBacklogItems <= 0 {
+		o.RelayBacklogItems = 1000
 	}
 	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{}}
 }
@@ -264,13 +277,9 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 		return table.Result{}, fmt.Errorf("sync %s %d: %w", m.Entity, id, err)
 	}
 	e.logRegression(ctx, m, id, res.reg)
-	e.checkClock(m, id, res.version)
+	e.checkClock(ctx, m, id, res.version)
 	return outcome(m.Entity, id, res), nil
 }
-
-// EventClockAhead names the log record of a row whose change time is ahead
-// of this instance's clock by more than ClockSkewWarn.
-const EventClockAhead = "clock_ahead"
 
 // ClockSkewWarn is how far ahead of this instance's clock a row's change
 // time may be before it is logged: field times come from the writing
@@ -280,7 +289,7 @@ const ClockSkewWarn = time.Minute
 
 // checkClock logs, once an hour, a row changed at a time ahead of this
 // instance's clock by more than ClockSkewWarn.
-func (e *Engine) checkClock(m Message, id int64, changed time.Time) {
+func (e *Engine) checkClock(ctx context.Context, m Message, id int64, changed time.Time) {
 	now := e.now()
 	if changed.Sub(now) <= ClockSkewWarn {
 		return
@@ -292,8 +301,9 @@ func (e *Engine) checkClock(m Message, id int64, changed time.Time) {
 	}
 	e.regMu.Unlock()
 	if due {
-		e.o.Logger.Warn("a row's change time is ahead of this instance's clock: some instance's clock runs fast, and its writes win field merges against later ones",
-			"event", EventClockAhead, "entity", m.Entity, "id", id, "changedAt", domain.FormatTime(changed), "ahead", changed.Sub(now).Round(time.Millisecond).String())
+		event.Log(ctx, e.o.Logger, slog.LevelWarn, event.ClockAhead,
+			"a row's change time is ahead of this instance's clock: some instance's clock runs fast, and its writes win field merges against later ones",
+			"entity", m.Entity, "id", id, "changedAt", domain.FormatTime(changed), "ahead", changed.Sub(now).Round(time.Millisecond).String())
 	}
 }
 
@@ -320,10 +330,6 @@ func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.R
 	return in, nil
 }
 
-// EventDatabaseRegressed names the log record an alert matches when a
-// database went back in time (docs/deploy.md).
-const EventDatabaseRegressed = "database_regressed"
-
 // logRegression logs that a database went back in time, once an hour per
 // database and entity (the first item found names it, id 0: the databases
 // compared as wholes; every item is recorded as a conflict with the
@@ -345,8 +351,9 @@ func (e *Engine) logRegression(ctx context.Context, m Message, id int64, reg reg
 		}
 		e.regMu.Unlock()
 		if due {
-			e.o.Logger.Error("a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
-				"sync merges each such item and records it as a conflict", "event", EventDatabaseRegressed,
+			event.Log(ctx, e.o.Logger, slog.LevelError, event.DatabaseRegressed,
+				"a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
+					"sync merges each such item and records it as a conflict",
 				"database", string(db), "entity", m.Entity, "id", id, "runId", m.Run)
 			logged = true
 		}
@@ -472,7 +479,8 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		}
 		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
-	e.o.Logger.Error("sync item failed for good", "entity", m.Entity, "id", m.ID, "run", m.Run, "reason", reason)
+	event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good",
+		"entity", m.Entity, "id", m.ID, "runId", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason, Attempts: attemptsOf(n, m.Retry, hist)})
 }
 
@@ -527,16 +535,22 @@ func (e *Engine) record(ctx context.Context, m Message, r table.Result) error {
 		return e.recordRealtime(ctx, m, []table.Result{r})
 	}
 	r.At = e.now()
-	e.logConflict(m, r)
 	if m.Retry > 0 {
 		// A retried item's outcome replaces its failed one, once per round.
 		r.Retry = m.Retry
-		_, err := e.rec.ReplaceFailed(ctx, m.Run, r)
+		replaced, err := e.rec.ReplaceFailed(ctx, m.Run, r)
+		if err == nil && replaced {
+			e.logConflict(ctx, m, r)
+		}
 		return err
 	}
 	// Only the first outcome of an item counts in its run: a redelivered
-	// message finds its result recorded and changes nothing.
-	_, err := e.rec.RecordRunResult(ctx, m.Run, r)
+	// message finds its result recorded and changes nothing (and logs
+	// nothing again).
+	recorded, err := e.rec.RecordRunResult(ctx, m.Run, r)
+	if err == nil && recorded {
+		e.logConflict(ctx, m, r)
+	}
 	return err
 }
 
@@ -551,18 +565,27 @@ func (e *Engine) recordRealtime(ctx context.Context, m Message, rs []table.Resul
 			continue
 		}
 		r.At = e.now()
-		e.logConflict(m, r)
 		keep = append(keep, r)
 	}
 	if len(keep) == 0 {
 		return nil
 	}
-	return e.rec.RecordRealtime(ctx, keep...)
+	if err := e.rec.RecordRealtime(ctx, keep...); err != nil {
+		return err
+	}
+	for _, r := range keep {
+		e.logConflict(ctx, m, r)
+	}
+	return nil
 }
 
-func (e *Engine) logConflict(m Message, r table.Result) {
+// logConflict logs a recorded conflict once (event conflict_recorded). The
+// rows themselves (names, emails) stay in the recorded outcome, which the
+// results endpoint and the dashboard show: telemetry gets the keys only.
+func (e *Engine) logConflict(ctx context.Context, m Message, r table.Result) {
 	if r.Status == StatusConflict {
-		e.o.Logger.Warn("sync conflict", "entity", r.Entity, "id", r.ID, "run", m.Run, "reason", r.Reason, "detail", r.Detail)
+		event.Log(ctx, e.o.Logger, slog.LevelWarn, event.ConflictRecorded, "sync conflict",
+			"entity", r.Entity, "id", r.ID, "runId", m.Run, "reason", r.Reason)
 	}
 }
 

@@ -42,6 +42,10 @@ func wrap(err error, msg string) error {
 	default:
 		kind = domain.KindInternal
 	}
+	if kind == domain.KindUnavailable {
+		// Said in the 503's detail: the client learns what is down, not just the step.
+		msg = "Table Storage is unavailable: " + msg
+	}
 	return domain.Wrap(kind, err, msg)
 }
 

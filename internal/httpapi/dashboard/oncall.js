@@ -1,0 +1,179 @@
+// dualsync dashboard, on-call panel: what the alerts in Azure watch
+// (docs/deploy.md, "On call"), without opening a log: failed items and
+// conflicts (recent runs and today's real-time sync), the breaker and the
+// last failover and failback, each outbox's oldest change, Queue and Table
+// Storage, and the last nightly run. Separate from app.js on purpose: it
+// reads only the API, and renders only into #oncall.
+'use strict';
+
+(() => {
+  const STALE_SECONDS = 300;    // OUTBOX_STALE_AFTER's default: older is an alert in Azure
+  const code = new URLSearchParams(location.search).get('code') || '';
+
+  const node = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+
+  async function get(path) {
+    const headers = { Accept: 'application/json' };
+    if (code) headers['x-functions-key'] = code;
+    try {
+      const res = await fetch(path, { headers, cache: 'no-store', credentials: 'same-origin' });
+      const text = await res.text();
+      let body = null;
+      try { body = text ? JSON.parse(text) : null; } catch { body = null; }
+      return { status: res.status, body };
+    } catch (err) {
+      return { status: 0, body: null, error: err.message };
+    }
+  }
+
+  const why = (r) => (r.body && (r.body.detail || r.body.title)) || r.error || ('HTTP ' + r.status);
+  const when = (iso) => {
+    if (!iso) return 'never (since this instance started)';
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString(undefined, { timeZoneName: 'short' });
+  };
+  const age = (s) => (s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+  const today = () => 'realtime-' + new Date().toISOString().slice(0, 10).replaceAll('-', '');
+
+  // One card: a title, a level (good, warn, bad) and label/value rows.
+  function card(title, level, rows, label) {
+    const a = node('article', 'db' + (level === 'bad' ? ' down' : ''));
+    a.setAttribute('aria-label', label || title);
+    a.dataset.level = level;
+    const h = node('h3', '', title);
+    h.append(' ', node('span', 'badge ' + ({ good: 'h-ok', warn: 'h-degraded', bad: 'h-down' })[level], level === 'good' ? 'ok' : level === 'warn' ? 'check' : 'act'));
+    a.append(h);
+    const dl = node('dl');
+    for (const [k, v, cls, href] of rows) {
+      dl.append(node('dt', '', k));
+      const dd = node('dd', cls || '');
+      if (href) {
+        const link = node('a', '', v);
+        link.href = href;
+        dd.append(link);
+      } else {
+        dd.textContent = v;
+      }
+      dl.append(dd);
+    }
+    a.append(dl);
+    return a;
+  }
+
+  // Items of one status in today's real-time partition: at most 100 counted.
+  async function realtimeCount(status) {
+    const r = await get(`product-sync/${today()}/results?status=${status}&limit=100`);
+    if (r.status !== 200 || !r.body) return { n: null, more: false };
+    return { n: (r.body.items || []).length, more: !!r.body.continuation };
+  }
+
+  async function load() {
+    const box = document.getElementById('oncall');
+    if (!box) return;
+    const [health, runs, rtFailed, rtConflict] = await Promise.all([
+      get('health/details'), get('product-sync?limit=20'), realtimeCount('failed'), realtimeCount('conflict'),
+    ]);
+    const cards = [];
+
+    // Failed items and conflicts: the listed runs' counts and today's real-time outcomes.
+    const list = Array.isArray(runs.body) ? runs.body : [];
+    let failed = 0, conflicts = 0, worstRun = null;
+    for (const r of list) {
+      const c = (r.customStatus && r.customStatus.counts) || {};
+      failed += c.failed || 0;
+      conflicts += c.conflict || 0;
+      if (!worstRun && ((c.failed || 0) + (c.conflict || 0) > 0 || r.runtimeStatus === 'Failed')) worstRun = r;
+    }
+    const rt = (x) => (x.n === null ? '?' : x.n + (x.more ? '+' : ''));
+    if (runs.status === 200 || rtFailed.n !== null) {
+      const level = failed + (rtFailed.n || 0) > 0 ? 'bad' : conflicts + (rtConflict.n || 0) > 0 ? 'warn' : 'good';
+      const rows = [
+        [`Failed, last ${list.length} runs`, String(failed), failed ? 'bad' : ''],
+        [`Conflicts, last ${list.length} runs`, String(conflicts), conflicts ? 'warn' : ''],
+        ['Failed, real-time today', rt(rtFailed), rtFailed.n ? 'bad' : '', rtFailed.n ? '#run=' + today() : ''],
+        ['Conflicts, real-time today', rt(rtConflict), rtConflict.n ? 'warn' : '', rtConflict.n ? '#run=' + today() : ''],
+      ];
+      if (worstRun) rows.push(['Newest run to look at', `${worstRun.customStatus.entity} · ${when(worstRun.createdTime)}`, '', '#run=' + worstRun.instanceId]);
+      cards.push(card('Sync outcomes', level, rows, 'failed items and conflicts'));
+    } else {
+      cards.push(card('Sync outcomes', 'bad', [['Runs', 'unavailable: ' + why(runs), 'bad']], 'failed items and conflicts'));
+    }
+
+    const h = health.body && typeof health.body === 'object' ? health.body : null;
+    if (!h || !h.databases) {
+      const text = health.status === 401 || health.status === 404
+        ? 'needs a function key: open the page with ?code=KEY' : 'unavailable: ' + why(health);
+      cards.push(card('Breaker and outbox', 'warn', [['Detail', text, 'warn']], 'breaker'));
+    } else {
+      // The breaker, and when this instance last failed over and back.
+      const open = h.breaker && h.breaker !== 'closed';
+      cards.push(card('Breaker', open ? 'bad' : 'good', [
+        ['State', `${h.breaker} · serving ${h.serving}`, open ? 'bad' : ''],
+        ['Last failover', when(h.lastFailover)],
+        ['Last failback', when(h.lastFailback)],
+      ], 'breaker'));
+
+      // Each outbox: depth and the oldest change's age.
+      const rows = [];
+      let level = 'good';
+      for (const name of ['primary', 'fallback']) {
+        const d = h.databases[name];
+        if (!d) continue;
+        const s = d.outboxOldestAgeSeconds || 0;
+        const stale = s >= STALE_SECONDS;
+        if (stale) level = 'bad';
+        else if (d.outboxDepth > 0 && level === 'good') level = 'warn';
+        rows.push([`${name}`, d.reachable ? `${d.outboxDepth} waiting` + (d.outboxDepth ? `, oldest ${age(s)}` : '') : 'not reachable',
+          stale || !d.reachable ? 'bad' : d.outboxDepth ? 'warn' : '']);
+      }
+      cards.push(card('Outbox', level, rows, 'outbox age'));
+
+      // Queue and Table Storage.
+      const st = h.storage || {};
+      const srows = Object.keys(st).sort().map((k) => [k === 'queue' ? 'Queue Storage' : k === 'table' ? 'Table Storage' : k,
+        st[k].status === 'ok' ? 'ok' : st[k].reason || 'down', st[k].status === 'ok' ? 'good' : 'bad']);
+      if (srows.length) cards.push(card('Storage', srows.some((r) => r[2] === 'bad') ? 'bad' : 'good', srows, 'storage'));
+
+      // The last nightly run.
+      const n = h.lastNightlyRun;
+      if (n) {
+        const c = n.counts || {};
+        const bad = n.status === 'Failed' || (c.failed || 0) > 0;
+        const warn = (c.conflict || 0) > 0 || !n.finishedTime;
+        cards.push(card('Last nightly run', bad ? 'bad' : warn ? 'warn' : 'good', [
+          ['Run', `${n.entity} · ${n.status}`, bad ? 'bad' : '', '#run=' + n.id],
+          ['Finished', n.finishedTime ? when(n.finishedTime) : 'not yet'],
+          ['Items', `${n.total} · failed ${c.failed || 0} · conflicts ${c.conflict || 0}`],
+        ], 'last nightly run'));
+      } else {
+        cards.push(card('Last nightly run', 'warn', [['Run', 'none yet', 'muted']], 'last nightly run'));
+      }
+    }
+    box.replaceChildren(...cards);
+    const worst = cards.some((c) => c.dataset.level === 'bad') ? 'act' : cards.some((c) => c.dataset.level === 'warn') ? 'check' : 'ok';
+    const badge = document.getElementById('oncall-status');
+    if (badge) {
+      badge.textContent = worst;
+      badge.className = 'badge ' + (worst === 'act' ? 'h-down' : worst === 'check' ? 'h-degraded' : 'h-ok');
+    }
+  }
+
+  // Refresh with the page: app.js rewrites #refresh-state after each of its
+  // refreshes (and stops when nothing runs), so the panel polls exactly when
+  // the page does and never on its own.
+  let loading = false, again = false;
+  async function refresh() {
+    if (loading) { again = true; return; }
+    loading = true;
+    try { await load(); } finally { loading = false; }
+    if (again) { again = false; refresh(); }
+  }
+  const watched = document.getElementById('refresh-state');
+  if (watched) new MutationObserver(() => refresh()).observe(watched, { childList: true, characterData: true, subtree: true });
+  refresh();
+})();
