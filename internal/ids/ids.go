@@ -4,8 +4,9 @@
 // lost), and the next create would give an unrelated product one of those
 // ids, which sync would then merge with the lost row. Before a database
 // takes its first create in a process, its sequences are moved past the
-// highest id of its parity in either database; until the other database has
-// answered that question, creates on this one are refused.
+// highest id of its parity in either database. When the other database does
+// not answer, they are moved past Ceiling(now) instead: above every id this
+// database can have handed out before (see Ceiling), so creates go on.
 package ids
 
 import (
@@ -21,8 +22,21 @@ import (
 )
 
 // ErrUnchecked is in the chain of a create refused because the database's
-// ids have not been checked against the other database yet.
+// ids could be checked neither against the other database nor moved past
+// the ceiling (this database does not answer either).
 var ErrUnchecked = errors.New("ids not yet checked against the other database")
+
+// ceilingEpoch starts the ceiling's clock.
+var ceilingEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Ceiling is an id above every id a database can have allocated by t: two
+// per millisecond since 2024 (about 1.1e11 in 2026). Sequences start at 1
+// or 2 and grow by 2 per create; every move past the ceiling lands on it, so
+// a sequence stays below the ceiling as long as creates on one database
+// average under 1,000 a second since its last move. An id taken from past
+// the ceiling can therefore be none a lost row had, whatever the other
+// database holds.
+func Ceiling(t time.Time) int64 { return 2 * t.Sub(ceilingEpoch).Milliseconds() }
 
 // Parity is the parity (id % 2) of the ids a database in role r allocates.
 func Parity(r store.Role) int64 {
@@ -58,15 +72,17 @@ type Options struct {
 	Retry time.Duration
 }
 
-// Guard is a database whose creates wait for Check to succeed once; every
-// other operation passes straight through.
+// Guard is a database whose creates wait for its ids to be safe once (Check,
+// or a move past the ceiling); every other operation passes straight
+// through.
 type Guard struct {
 	store.DB
 	other store.DB
 	o     Options
 
 	mu      sync.Mutex
-	checked bool
+	checked bool // against the other database
+	open    bool // creates may go on: checked, or moved past the ceiling
 	tried   time.Time
 }
 
@@ -81,7 +97,7 @@ func NewGuard(own, other store.DB, o Options) *Guard {
 	return &Guard{DB: own, other: other, o: o}
 }
 
-// Checked reports whether creates are open.
+// Checked reports whether the ids were checked against the other database.
 func (g *Guard) Checked() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -89,27 +105,44 @@ func (g *Guard) Checked() bool {
 }
 
 // Ensure checks now unless done already (or tried within Retry, when
-// force is false); it returns nil once creates are open.
+// force is false); it returns nil once creates are open: checked against
+// the other database, or, while that does not answer, moved past the
+// ceiling.
 func (g *Guard) Ensure(ctx context.Context, force bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.checked {
+	if g.checked || (g.open && !force) {
 		return nil
 	}
 	if !force && time.Since(g.tried) < g.o.Retry {
 		return g.refused(nil)
 	}
 	g.tried = time.Now()
-	if err := Check(ctx, g.DB, g.other); err != nil {
-		g.o.Logger.Warn("creates on this database wait: its ids could not be checked against the other database", "database", string(g.Role()), "err", err)
-		return g.refused(err)
+	err := Check(ctx, g.DB, g.other)
+	if err == nil {
+		g.checked, g.open = true, true
+		g.o.Logger.Info("ids checked against the other database; creates open", "database", string(g.Role()))
+		return nil
 	}
-	g.checked = true
-	g.o.Logger.Info("ids checked against the other database; creates open", "database", string(g.Role()))
+	if g.open {
+		return err // past the ceiling already; Run tries again
+	}
+	// The other database does not answer: nothing says which ids it
+	// holds, so new ids come from past every id this one has handed out.
+	ceiling := Ceiling(time.Now())
+	for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
+		if cerr := g.DB.AdvanceSequence(ctx, e, ceiling+(Parity(g.Role())-ceiling%2+2)%2); cerr != nil {
+			g.o.Logger.Warn("creates on this database wait: its ids could not be checked", "database", string(g.Role()), "err", errors.Join(err, cerr))
+			return g.refused(errors.Join(err, cerr))
+		}
+	}
+	g.open = true
+	g.o.Logger.Warn("the other database does not answer: new ids on this one start past the ceiling, above any it has handed out",
+		"database", string(g.Role()), "ceiling", ceiling, "err", err)
 	return nil
 }
 
-// refused is the error of a create refused before the check: unavailable,
+// refused is the error of a create refused before the ids are safe: unavailable,
 // nothing written (so the failover wrapper may try the other database), and
 // busy rather than down (so its breaker stays as it is).
 func (g *Guard) refused(cause error) error {
@@ -118,11 +151,12 @@ func (g *Guard) refused(cause error) error {
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
 	return domain.Wrap(domain.KindUnavailable, err,
-		fmt.Sprintf("the %s database cannot take new rows until its ids are checked against the other database, which does not answer", g.Role()))
+		fmt.Sprintf("the %s database cannot take new rows until its ids are checked", g.Role()))
 }
 
-// Run checks at once and then every interval until it succeeds or ctx ends,
-// so that creates open without waiting for the first one.
+// Run checks at once and then every interval until the check against the
+// other database succeeds or ctx ends, so that creates open without waiting
+// for the first one (past the ceiling if the other does not answer).
 func (g *Guard) Run(ctx context.Context, interval time.Duration) {
 	for {
 		c, cancel := context.WithTimeout(ctx, interval)

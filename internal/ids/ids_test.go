@@ -85,10 +85,11 @@ func TestRebuiltDatabaseNeverReusesAnID(t *testing.T) {
 	}
 }
 
-// While the other database does not answer, creates are refused as
-// unavailable (nothing written, the breaker left alone), updates pass; once
-// it answers, the check runs and creates open.
-func TestCreatesWaitForTheOtherDatabase(t *testing.T) {
+// While the other database does not answer, nothing says which ids it
+// holds: the first create moves this database's sequences past the ceiling,
+// above any id it can have handed out, and goes on; updates pass as always.
+// Once the other answers, the check runs and never moves a sequence back.
+func TestCreatesGoPastTheCeilingWhileTheOtherIsDown(t *testing.T) {
 	ctx := context.Background()
 	rawF := testenv.CreateDatabase(t)
 	open(t, rawF, store.RoleFallback)
@@ -106,20 +107,66 @@ func TestCreatesWaitForTheOtherDatabase(t *testing.T) {
 	}
 	proxy.Cut()
 	g := ids.NewGuard(primary, fallback, ids.Options{Retry: 10 * time.Millisecond})
-	_, err = g.CreateProduct(ctx, product("refused"))
-	if !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, ids.ErrUnchecked) || !errors.Is(err, store.ErrUnreached) || !errors.Is(err, store.ErrBusy) {
-		t.Fatalf("create while the fallback is down: %v; want unavailable, unchecked, unreached and busy", err)
+	before := ids.Ceiling(time.Now())
+	p, err := g.CreateProduct(ctx, product("past the ceiling"))
+	if err != nil {
+		t.Fatalf("create while the fallback is down: %v", err)
 	}
-	if rows, err := primary.ListProducts(ctx, store.Page{Limit: 10}); err != nil || len(rows) != 1 {
-		t.Fatalf("a refused create wrote something: %+v, %v", rows, err)
+	if p.ID <= before || p.ID%2 != 1 {
+		t.Fatalf("created id %d; want an odd id past the ceiling %d", p.ID, before)
+	}
+	usr, err := g.CreateUser(ctx, domain.UserChange{Name: ptr("u"), Email: ptr("u@example.com")})
+	if err != nil || usr.ID <= before {
+		t.Fatalf("user %d (%v); want past the ceiling %d", usr.ID, err, before)
+	}
+	if g.Checked() {
+		t.Fatal("checked against a database that does not answer")
 	}
 	if _, err := g.UpdateProduct(ctx, existing.ID, domain.ProductChange{Name: ptr("renamed")}); err != nil {
 		t.Fatalf("updates need no check: %v", err)
 	}
 	proxy.Restore()
-	time.Sleep(20 * time.Millisecond) // past Retry
-	p, err := g.CreateProduct(ctx, product("later"))
-	if err != nil || p.ID <= existing.ID {
-		t.Fatalf("create once the fallback answers: %+v, %v", p, err)
+	if err := g.Ensure(ctx, true); err != nil || !g.Checked() {
+		t.Fatalf("check once the fallback answers: %v, checked %v", err, g.Checked())
+	}
+	q, err := g.CreateProduct(ctx, product("later"))
+	if err != nil || q.ID != p.ID+2 {
+		t.Fatalf("create after the check: %+v, %v; want id %d (never back)", q, err, p.ID+2)
+	}
+}
+
+// When neither database answers, a create is refused as unavailable with
+// nothing written: busy, so that the failover wrapper tries the other
+// database without opening its breaker.
+func TestCreateRefusedWhenNothingAnswers(t *testing.T) {
+	ctx := context.Background()
+	raw := testenv.CreateDatabase(t)
+	open(t, raw, store.RolePrimary)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	primary := open(t, u.String(), store.RolePrimary)
+	fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback)
+	proxy.Cut()
+	fallback.Close()
+	g := ids.NewGuard(primary, fallback, ids.Options{})
+	_, err = g.CreateProduct(ctx, product("refused"))
+	if !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, ids.ErrUnchecked) || !errors.Is(err, store.ErrUnreached) || !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("create with nothing answering: %v; want unavailable, unchecked, unreached and busy", err)
+	}
+}
+
+// The ceiling grows two ids a millisecond: above any id a day's creates at
+// under 1,000 a second can reach.
+func TestCeiling(t *testing.T) {
+	a := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	if d := ids.Ceiling(a.Add(time.Second)) - ids.Ceiling(a); d != 2000 {
+		t.Fatalf("ceiling grows %d a second, want 2000", d)
+	}
+	if c := ids.Ceiling(a); c < 1e11 || c > 1<<53 {
+		t.Fatalf("ceiling %d out of range", c)
 	}
 }
