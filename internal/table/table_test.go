@@ -31,6 +31,8 @@ func (c *counter) Do(req *policy.Request) (*http.Response, error) {
 
 func newStore(t *testing.T, connString string, opts *aztables.ClientOptions) *Store {
 	t.Helper()
+	// Every request the Store sends is checked against Azure's limits.
+	opts, _ = withLimits(t, opts)
 	svc, err := aztables.NewServiceClientFromConnectionString(connString, opts)
 	if err != nil {
 		t.Fatal(err)
