@@ -3,6 +3,7 @@ package table
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -89,10 +90,13 @@ func propertySize(v any) (int, bool) {
 	return 0, false
 }
 
-// limitError is what a check reports: Internal, since the adapter built
-// the entity (no client input reaches a key or property unchecked).
+// ErrLimit marks what Azure would refuse for its limits: Internal, since
+// the adapter built the entity (no client input reaches a key or property
+// unchecked).
+var ErrLimit = errors.New("past an Azure Table Storage limit")
+
 func limitError(format string, a ...any) error {
-	return domain.Errorf(domain.KindInternal, "Azure Table Storage limit: "+format, a...)
+	return domain.Wrap(domain.KindInternal, ErrLimit, "Azure Table Storage limit: "+fmt.Sprintf(format, a...))
 }
 
 // entitySize checks one entity against Azure's limits and returns its size

@@ -191,7 +191,7 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if r.Partitions > MaxPartitions {
 		return domain.Errorf(domain.KindInvalid, "run %s: %d partitions, at most %d", r.ID, r.Partitions, MaxPartitions)
 	}
-	body, err := marshal(r.ID, runPartition, runProperties(r, true))
+	body, err := marshalRun(r, true)
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func (s *Store) UpdateRun(ctx context.Context, r Run) error {
 	if r.LastUpdatedTime.IsZero() {
 		r.LastUpdatedTime = time.Now()
 	}
-	body, err := marshal(r.ID, runPartition, runProperties(r, false))
+	body, err := marshalRun(r, false)
 	if err != nil {
 		return err
 	}
@@ -321,6 +321,18 @@ func (s *Store) UpdateRun(ctx context.Context, r Run) error {
 		return wrap(err, "update run "+r.ID)
 	}
 	return nil
+}
+
+// marshalRun encodes a run entity (all its fields, or the mutable ones),
+// its output cached only if the entity stays within Azure's limits and its
+// request body within the 1 MiB of JSON that Azurite takes.
+func marshalRun(r Run, all bool) ([]byte, error) {
+	body, err := marshal(r.ID, runPartition, runProperties(r, all))
+	if r.Output != "" && (errors.Is(err, ErrLimit) || err == nil && len(body) > maxEntityBytes) {
+		r.Output = ""
+		return marshal(r.ID, runPartition, runProperties(r, all))
+	}
+	return body, err
 }
 
 func runProperties(r Run, all bool) map[string]any {
