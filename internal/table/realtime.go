@@ -228,8 +228,14 @@ func (s *Store) RecordRealtime(ctx context.Context, rs ...Result) error {
 // bucketState is what a Store knows of one bucket entity as it last read
 // or wrote it.
 type bucketState struct {
-	mu     sync.Mutex // this Store's writers of the bucket take turns
-	known  bool       // the fields below are the stored entity's
+	mu sync.Mutex // held by the writer that writes the bucket for all waiting
+	// queue holds the writes waiting for mu; its holder takes them all and
+	// writes them as one (group commit), so a burst of consecutive ids
+	// costs about one request per bucket per round trip, not per item.
+	qmu   sync.Mutex
+	queue []*bucketWrite
+
+	known  bool // the fields below are the stored entity's
 	exists bool
 	etag   azcore.ETag
 	slots  map[string]string // non-empty slot properties
@@ -297,11 +303,43 @@ func (s *Store) readBucket(ctx context.Context, partition, rowKey string, st *bu
 // writeBucket records items (outcomes of ids first .. first+63) in their
 // bucket: read (unless this Store's last write left it known), decide,
 // write guarded by the ETag, again on a lost race.
+// bucketWrite is one call's items waiting for their bucket.
+type bucketWrite struct {
+	items []Result
+	done  chan error // buffered: written once by the writer that wrote it
+}
+
 func (s *Store) writeBucket(ctx context.Context, partition string, entity domain.Entity, first int64, items []Result) error {
 	rowKey := itemKey("result", entity, first)
 	st := s.buckets.get(partition + "/" + rowKey)
+	w := &bucketWrite{items: items, done: make(chan error, 1)}
+	st.qmu.Lock()
+	st.queue = append(st.queue, w)
+	st.qmu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	select {
+	case err := <-w.done: // an earlier holder wrote it with its own
+		return err
+	default:
+	}
+	st.qmu.Lock()
+	group := st.queue
+	st.queue = nil
+	st.qmu.Unlock()
+	var all []Result
+	for _, g := range group { // in arrival order: a later call's outcome of an item is applied after
+		all = append(all, g.items...)
+	}
+	err := s.writeBucketItems(ctx, partition, rowKey, entity, first, st, all)
+	for _, g := range group {
+		g.done <- err
+	}
+	return <-w.done
+}
+
+// writeBucketItems writes items to the bucket st; the caller holds st.mu.
+func (s *Store) writeBucketItems(ctx context.Context, partition, rowKey string, entity domain.Entity, first int64, st *bucketState, items []Result) error {
 	for attempt := 0; len(items) > 0; {
 		if !st.known {
 			if err := s.readBucket(ctx, partition, rowKey, st); err != nil {
