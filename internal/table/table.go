@@ -251,6 +251,9 @@ func (s *Store) addShards(ctx context.Context, partition string) error {
 		}
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: b})
 	}
+	if err := checkTxn(actions); err != nil {
+		return err
+	}
 	_, err := s.results.SubmitTransaction(ctx, actions, nil)
 	return err
 }
