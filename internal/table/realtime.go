@@ -300,15 +300,16 @@ func (s *Store) readBucket(ctx context.Context, partition, rowKey string, st *bu
 	return nil
 }
 
-// writeBucket records items (outcomes of ids first .. first+63) in their
-// bucket: read (unless this Store's last write left it known), decide,
-// write guarded by the ETag, again on a lost race.
 // bucketWrite is one call's items waiting for their bucket.
 type bucketWrite struct {
 	items []Result
 	done  chan error // buffered: written once by the writer that wrote it
 }
 
+// writeBucket records items (outcomes of ids first .. first+63) in their
+// bucket, together with the items other calls of this Store are waiting to
+// write there: the first to hold the bucket writes everything queued, under
+// its context, and every waiting call gets that write's error.
 func (s *Store) writeBucket(ctx context.Context, partition string, entity domain.Entity, first int64, items []Result) error {
 	rowKey := itemKey("result", entity, first)
 	st := s.buckets.get(partition + "/" + rowKey)
@@ -338,7 +339,9 @@ func (s *Store) writeBucket(ctx context.Context, partition string, entity domain
 	return <-w.done
 }
 
-// writeBucketItems writes items to the bucket st; the caller holds st.mu.
+// writeBucketItems writes items to the bucket st: read it (unless this
+// Store's last write left it known), decide, write guarded by the ETag,
+// again on a lost race. The caller holds st.mu.
 func (s *Store) writeBucketItems(ctx context.Context, partition, rowKey string, entity domain.Entity, first int64, st *bucketState, items []Result) error {
 	for attempt := 0; len(items) > 0; {
 		if !st.known {
