@@ -49,6 +49,7 @@ type config struct {
 	DBRTT          time.Duration
 	SyncSizes      []int
 	Sync           bool
+	API            bool // the API rows (-api=false runs only the outbox/real-time and sync sections)
 	SyncTimeout    time.Duration
 	RealtimeWrites int
 	StatusCalls    int
@@ -74,6 +75,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.DBRTT, "db-rtt", time.Millisecond, "also measure the reads with this round-trip time added between the app (and the baseline) and the databases, as in Azure; 0 skips them")
 	fs.StringVar(&c.Ops, "ops", "", "only the API rows whose operation contains this text, e.g. \"GET /api/products/{id}\" (default: all)")
 	sizes := fs.String("sync-sizes", "1000,10000", "comma-separated catalogue sizes for the sync rows")
+	fs.BoolVar(&c.API, "api", true, "run the API rows; -api=false -sync=false runs only the outbox (real-time sync under load) rows")
 	fs.BoolVar(&c.Sync, "sync", true, "run the sync, status, real-time and memory rows (needs the sync engine)")
 	fs.DurationVar(&c.SyncTimeout, "sync-timeout", 15*time.Minute, "give up on one sync run after this long")
 	fs.IntVar(&c.RealtimeWrites, "realtime-writes", 50, "API writes timed to the other database")
@@ -174,8 +176,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")
 	}
 
-	if err := b.apiSection(ctx, rep); err != nil {
-		return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
+	if cfg.API {
+		if err := b.apiSection(ctx, rep); err != nil {
+			return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "API rows were skipped (-api=false).")
 	}
 	if cfg.OutboxLoad > 0 {
 		if err := b.outboxSection(ctx, rep); err != nil {

@@ -2,8 +2,6 @@ package table
 
 import (
 	"context"
-	"strconv"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -17,14 +15,6 @@ import (
 // what made them equal. It lives beside the item's attempt errors
 // (RowKey intent-<entity>-<id>), is never listed or counted, and the next
 // intent of the item replaces it.
-
-// intentChunk bounds one piece of an intent's detail: 30,000 bytes of UTF-8
-// are at most 60,000 bytes in UTF-16, under Azure's 64 KiB for one string
-// property (Azurite does not enforce it).
-const intentChunk = 30_000
-
-// maxIntentChunks keeps an intent under Azure's 1 MiB per entity.
-const maxIntentChunks = 16
 
 // RecordIntent records r (with r.Ver, the vector both databases will hold)
 // as the intended outcome of item (r.Entity, r.ID) in partition (a run id
@@ -46,13 +36,8 @@ func (s *Store) RecordIntent(ctx context.Context, partition string, r Result) er
 		"verF":   aztables.EDMInt64(r.Ver.F),
 	}
 	setTime(props, "updatedAt", r.Version)
-	parts := chunks(r.Detail, intentChunk)
-	if len(parts) > maxIntentChunks {
-		return domain.Errorf(domain.KindInternal, "intent of %s %d: detail of %d bytes is over an entity's size", r.Entity, r.ID, len(r.Detail))
-	}
-	props["details"] = int32(len(parts))
-	for i, p := range parts {
-		props["detail"+strconv.Itoa(i)] = p
+	if r.Detail != "" {
+		props["detail"] = r.Detail // marshal splits it within Azure's limits (limits.go)
 	}
 	body, err := marshal(itemKey("intent", r.Entity, r.ID), part, props)
 	if err != nil {
@@ -85,16 +70,12 @@ func (s *Store) Intent(ctx context.Context, partition string, e domain.Entity, i
 		return Result{}, false, err
 	}
 	p := ent.Properties
-	var detail strings.Builder
-	for i := range propInt64(p, "details") {
-		detail.WriteString(propString(p, "detail"+strconv.FormatInt(i, 10)))
-	}
 	return Result{
 		Entity:  e,
 		ID:      id,
 		Status:  propString(p, "status"),
 		Reason:  propString(p, "reason"),
-		Detail:  detail.String(),
+		Detail:  propString(p, "detail"),
 		Version: propTime(p, "updatedAt"),
 		Ver:     domain.Vector{P: propInt64(p, "verP"), F: propInt64(p, "verF")},
 	}, true, nil

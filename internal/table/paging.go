@@ -46,9 +46,11 @@ const (
 )
 
 type keyed struct {
-	key   string
-	r     Result
-	apart bool // a real-time outcome whose reason and detail are beside its bucket
+	key string
+	r   Result
+	// detail is the RowKey of the entity beside its bucket that holds a
+	// real-time outcome's reason and detail ("" if they are inline).
+	detail string
 }
 
 // Results returns one page (at most limit, default 100, at most 1000) of the

@@ -92,6 +92,10 @@ type Store struct {
 	results *aztables.Client
 	parts   int // P of new runs
 	layouts layoutCache
+	buckets bucketCache // real-time buckets as this Store last saw them (realtime.go)
+	// beforeBucketWrite, if set (by tests), runs after a real-time bucket
+	// is known and before it is written, to force races between writers.
+	beforeBucketWrite func(partition, rowKey string)
 	// beforeCount, if set (by tests), runs between reading a counter shard
 	// and the transaction that bumps it, to force a counting race.
 	beforeCount func(attempt int)
@@ -151,10 +155,16 @@ type Run struct {
 
 // Output is cached in properties output0, output1, ... of at most
 // outputChunk bytes each (a string property holds 64 KiB of UTF-16), and not
-// at all beyond maxOutput.
+// at all beyond maxOutputUnits UTF-16 code units: with the input and reason
+// (bounded below) the run entity stays within Azure's 1 MiB (limits.go).
 const (
-	outputChunk = 30_000
-	maxOutput   = 600_000
+	outputChunk    = 30_000
+	maxOutputUnits = 400_000
+	// maxInputUnits bounds a run's input (the start request's body, echoed
+	// in its status): a longer one is refused, not stored.
+	maxInputUnits = 16 << 10
+	// maxReasonUnits bounds a run's reason: a longer one is cut.
+	maxReasonUnits = 8 << 10
 )
 
 // runListSelect is every run property but the cached output.
@@ -176,13 +186,16 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err := checkCounts(r.Counts); err != nil {
 		return err
 	}
+	if n := units(r.Input); n > maxInputUnits {
+		return domain.Errorf(domain.KindInvalid, "run %s: an input of %d characters, at most %d", r.ID, n, maxInputUnits)
+	}
 	if r.Partitions <= 0 {
 		r.Partitions = s.parts
 	}
 	if r.Partitions > MaxPartitions {
 		return domain.Errorf(domain.KindInvalid, "run %s: %d partitions, at most %d", r.ID, r.Partitions, MaxPartitions)
 	}
-	body, err := marshal(r.ID, runPartition, runProperties(r, true))
+	body, err := marshalRun(r, true)
 	if err != nil {
 		return err
 	}
@@ -242,6 +255,9 @@ func (s *Store) addShards(ctx context.Context, partition string) error {
 		}
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: b})
 	}
+	if err := checkTxn(actions); err != nil {
+		return err
+	}
 	_, err := s.results.SubmitTransaction(ctx, actions, nil)
 	return err
 }
@@ -282,7 +298,7 @@ func (s *Store) UpdateRun(ctx context.Context, r Run) error {
 	if r.LastUpdatedTime.IsZero() {
 		r.LastUpdatedTime = time.Now()
 	}
-	body, err := marshal(r.ID, runPartition, runProperties(r, false))
+	body, err := marshalRun(r, false)
 	if err != nil {
 		return err
 	}
@@ -292,10 +308,22 @@ func (s *Store) UpdateRun(ctx context.Context, r Run) error {
 	return nil
 }
 
+// marshalRun encodes a run entity (all its fields, or the mutable ones),
+// its output cached only if the entity stays within Azure's limits and its
+// request body within the 1 MiB of JSON that Azurite takes.
+func marshalRun(r Run, all bool) ([]byte, error) {
+	body, err := marshal(r.ID, runPartition, runProperties(r, all))
+	if r.Output != "" && (errors.Is(err, ErrLimit) || err == nil && len(body) > maxEntityBytes) {
+		r.Output = ""
+		return marshal(r.ID, runPartition, runProperties(r, all))
+	}
+	return body, err
+}
+
 func runProperties(r Run, all bool) map[string]any {
 	p := map[string]any{
 		"status": r.Status,
-		"reason": r.Reason,
+		"reason": splitUnits(r.Reason, maxReasonUnits)[0],
 		"total":  aztables.EDMInt64(r.Total),
 	}
 	if all {
@@ -313,7 +341,7 @@ func runProperties(r Run, all bool) map[string]any {
 		name, _ := statusProperty(st)
 		p["count"+name] = aztables.EDMInt64(n)
 	}
-	if len(r.Output) <= maxOutput {
+	if units(r.Output) <= maxOutputUnits {
 		for i, chunk := range chunks(r.Output, outputChunk) {
 			p[fmt.Sprintf("output%d", i)] = chunk
 		}
@@ -631,7 +659,13 @@ func checkKey(what, k string) error {
 	return nil
 }
 
+// marshal encodes an entity, long strings split (splitLong), and checks it
+// against Azure's limits.
 func marshal(rowKey, partitionKey string, props map[string]any) ([]byte, error) {
+	splitLong(props)
+	if _, err := entitySize(partitionKey, rowKey, props); err != nil {
+		return nil, err
+	}
 	b, err := json.Marshal(aztables.EDMEntity{
 		Entity:     aztables.Entity{PartitionKey: partitionKey, RowKey: rowKey},
 		Properties: props,
@@ -647,6 +681,7 @@ func unmarshal(b []byte) (aztables.EDMEntity, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return e, domain.Wrap(domain.KindInternal, err, "decode table entity")
 	}
+	joinLong(e.Properties)
 	return e, nil
 }
 
