@@ -469,7 +469,9 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		if err != nil {
 			return err // transient: the poison message is retried
 		}
-		r.Reason = reason
+		// The clash's vector orders it among the item's real-time
+		// outcomes: without it any recorded outcome would supersede it.
+		r.Reason, r.Ver = reason, agreed
 		e.o.Logger.Warn("user email clash recorded as a conflict", "id", m.ID, "run", m.Run, "reason", reason)
 		// Record before acknowledging: an empty outbox must mean the
 		// outcome can be read. A failure in between retries the poison
