@@ -509,22 +509,30 @@ func TestConvergence(t *testing.T) {
 			s := startStack(t, nil)
 			rep := drill{Seed: seed, Writers: 4, Duration: 9 * time.Second, Outage: 2 * time.Second}.run(t, s)
 			t.Logf("drill report:\n%s", rep)
-			if rep.Acked == 0 {
-				t.Fatal("no write was acknowledged")
-			}
-			if len(rep.RowsDiffering) != 0 {
-				t.Errorf("rows differing: %v", rep.RowsDiffering)
-			}
-			if len(rep.Model.Violations) != 0 || rep.Model.Checked == 0 {
-				t.Errorf("model check: %+v", rep.Model)
-			}
-			if len(rep.NotReached) != 0 {
-				t.Errorf("acknowledged writes missing from a database: %v", rep.NotReached)
-			}
-			if rep.RunsCompleted != 2 {
-				t.Errorf("full runs completed: %d of 2", rep.RunsCompleted)
-			}
+			checkDrill(t, rep)
 		})
+	}
+}
+
+// checkDrill fails t unless the drill converged: writes acknowledged, the
+// databases identical, every acknowledged write in both, the model check
+// clean, both full runs completed.
+func checkDrill(t *testing.T, rep drillReport) {
+	t.Helper()
+	if rep.Acked == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	if len(rep.RowsDiffering) != 0 {
+		t.Errorf("rows differing: %v", rep.RowsDiffering)
+	}
+	if len(rep.Model.Violations) != 0 || rep.Model.Checked == 0 {
+		t.Errorf("model check: %+v", rep.Model)
+	}
+	if len(rep.NotReached) != 0 {
+		t.Errorf("acknowledged writes missing from a database: %v", rep.NotReached)
+	}
+	if rep.RunsCompleted != 2 {
+		t.Errorf("full runs completed: %d of 2", rep.RunsCompleted)
 	}
 }
 

@@ -56,18 +56,22 @@ func TestDecide(t *testing.T) {
 		{"equal vectors, different rows (before vectors)", ptr(product(1, "p", t0, false)), ptr(product(1, "f", t0, false)), actMergeBoth},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var p, f domain.Product
-			if tt.p != nil {
-				p = *tt.p
-			}
-			if tt.f != nil {
-				f = *tt.f
-			}
-			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != (verdict{act: tt.want}) {
-				t.Errorf("decide = %v, want %v", got, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantVerdict(t, tt.p, tt.f, verdict{act: tt.want}) })
+	}
+}
+
+// wantVerdict checks decide on the rows (nil: absent).
+func wantVerdict(t *testing.T, pp, fp *domain.Product, want verdict) {
+	t.Helper()
+	var p, f domain.Product
+	if pp != nil {
+		p = *pp
+	}
+	if fp != nil {
+		f = *fp
+	}
+	if got := decide(productKind, p, pp != nil, f, fp != nil); got != want {
+		t.Errorf("decide = %+v, want %+v", got, want)
 	}
 }
 
@@ -110,18 +114,7 @@ func TestDecideRegression(t *testing.T) {
 			verdict{act: actToFallback}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var p, f domain.Product
-			if tt.p != nil {
-				p = *tt.p
-			}
-			if tt.f != nil {
-				f = *tt.f
-			}
-			if got := decide(productKind, p, tt.p != nil, f, tt.f != nil); got != tt.want {
-				t.Errorf("decide = %+v, want %+v", got, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantVerdict(t, tt.p, tt.f, tt.want) })
 	}
 }
 
