@@ -80,7 +80,7 @@ func (p *project) checkConnections(c *checker, scaleDoc string) {
 	instances := def("maximumInstanceCount")
 	for _, db := range []struct {
 		limitParam, capVar, name string
-		published            int
+		published                int
 	}{
 		{"primaryConnectionLimit", "primaryMaxConns", "primary", azureSQLBasicLimit},
 		{"fallbackConnectionLimit", "fallbackMaxConns", "fallback", postgresB1msLimit},
