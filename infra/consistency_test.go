@@ -443,6 +443,7 @@ func (p *project) check() []string {
 
 	p.checkHostAndAzd(c, resources)
 	p.checkAuth(c, resources, stripped)
+	p.checkGuards(c, stripped)
 	sort.Strings(c.problems)
 	return c.problems
 }
