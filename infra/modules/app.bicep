@@ -160,7 +160,7 @@ var fallbackUrl = createDatabases ? 'postgres://${postgresAppLogin}:${uriCompone
 // instances, so the worst case is scaleGroups x maximumInstanceCount instances, and integer
 // division keeps their pools within each database's limit. Fewer than 2 per instance (one slow
 // call would queue all others) stops provisioning: lower maximumInstanceCount or raise the limit.
-// infra/scale_test.go keeps scaleGroups equal to what functions/ declares.
+// infra/connections_test.go keeps scaleGroups equal to what functions/ declares.
 var scaleGroups = 7
 var worstCaseInstances = scaleGroups * maximumInstanceCount
 var primaryMaxConns = primaryConnectionLimit / worstCaseInstances >= 2
