@@ -20,8 +20,8 @@ func TestDeployDocCoversInfra(t *testing.T) {
 	q := p.clone()
 	q.functions["Reports"] = []map[string]any{{"type": "httpTrigger", "authLevel": "function", "route": "reports"}}
 	q.bicepParam += "\nparam x = readEnvironmentVariable('SOME_NEW_SETTING', '')\n"
-	got := strings.Join(q.checkDeployDoc(doc), "\n")
-	for _, want := range []string{"function Reports", "SOME_NEW_SETTING"} {
+	got := strings.Join(q.checkDeployDoc(strings.Replace(doc, "# want 401", "# want 200", -1)), "\n")
+	for _, want := range []string{"function Reports", "SOME_NEW_SETTING", "answers 401"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("checkDeployDoc misses %s; got:\n%s", want, got)
 		}
@@ -61,6 +61,19 @@ func (p *project) checkDeployDoc(doc string) []string {
 	for _, m := range regexp.MustCompile(`readEnvironmentVariable\('([A-Z0-9_]+)'`).FindAllStringSubmatch(p.bicepParam, -1) {
 		if !strings.Contains(doc, "`"+m[1]+"`") {
 			problems = append(problems, "docs/deploy.md does not document `"+m[1]+"` (read by infra/main.bicepparam)")
+		}
+	}
+	// With Entra sign-in in the Bicep, the doc must carry the post-deployment check that a key
+	// without a token gets 401, and name the dashboard's sign-in output.
+	for _, text := range p.bicep {
+		if strings.Contains(text, "'authsettingsV2'") {
+			if !regexp.MustCompile(`-H "x-functions-key: \$KEY" "\$FUNCTION_APP_URL/api/[^"]+"\s+# want 401`).MatchString(doc) {
+				problems = append(problems, "docs/deploy.md: no post-deployment check that a call with a key and without a token answers 401")
+			}
+			if !strings.Contains(doc, "`DASHBOARD_SIGN_IN_URL`") {
+				problems = append(problems, "docs/deploy.md does not name the `DASHBOARD_SIGN_IN_URL` output")
+			}
+			break
 		}
 	}
 	return problems
