@@ -315,11 +315,10 @@ func (p *project) check() []string {
 		if _, ok := prop(r.body, "administratorLoginPassword"); ok {
 			c.errorf("Azure SQL %s: has a SQL login password; Entra-only authentication is wanted", r.symbol)
 		}
-		// The server's administrators block applies at creation only, and Entra-only set there
-		// fails re-provisioning: both belong in child resources, which apply every time.
-		if _, ok := prop(r.body, "azureADOnlyAuthentication"); ok {
-			c.errorf("Azure SQL %s: azureADOnlyAuthentication on the server fails re-provisioning; set it with a Microsoft.Sql/servers/azureADOnlyAuthentications child", r.symbol)
+		if _, ok := prop(r.body, "administratorLogin"); ok {
+			c.errorf("Azure SQL %s: has a SQL admin login; the server must be created Entra-only", r.symbol)
 		}
+		p.checkSQLCreation(c, r, stripped[r.file])
 		child := func(typ, name string) (bicepResource, bool) {
 			for _, ch := range ofType(typ) {
 				if p, _ := prop(ch.body, "parent"); p == r.symbol {
@@ -334,8 +333,8 @@ func (p *project) check() []string {
 		}
 		if admin, ok := child("Microsoft.Sql/servers/administrators", "ActiveDirectory"); ok {
 			want(admin, "administratorType", "'ActiveDirectory'")
-			if v, _ := prop(admin.body, "sid"); v == "" {
-				c.errorf("Azure SQL admin %s: no sid (the admin's object id)", admin.symbol)
+			if v, _ := prop(admin.body, "sid"); v != "sqlAdminSid" {
+				c.errorf("Azure SQL admin %s: sid must be sqlAdminSid (client id for an application), have %q", admin.symbol, v)
 			}
 		}
 		if only, ok := child("Microsoft.Sql/servers/azureADOnlyAuthentications", "Default"); ok {
@@ -444,6 +443,7 @@ func (p *project) check() []string {
 
 	p.checkHostAndAzd(c, resources)
 	p.checkAuth(c, resources, stripped)
+	p.checkGuards(c, stripped)
 	sort.Strings(c.problems)
 	return c.problems
 }
@@ -1001,13 +1001,24 @@ func TestChecksCatchDrift(t *testing.T) {
 			p.functions["Orders"] = []map[string]any{{"type": "queueTrigger", "queueName": "sync-plan", "connection": "OrdersStorage"}}
 		}, "connection OrdersStorage"},
 		{"setting nobody reads", replace("modules/app.bicep", "    LOG_LEVEL: logLevel\n", "    LOG_LEVEL: logLevel\n    LOGLEVEL: logLevel\n"), "LOGLEVEL is set in Bicep but read by nobody"},
-		{"Entra-only SQL off", replace("modules/databases.bicep", "azureADOnlyAuthentication: true", "azureADOnlyAuthentication: false"), "azureADOnlyAuthentication"},
+		{"Entra-only SQL off", replace("modules/databases.bicep", "    azureADOnlyAuthentication: true\n  }\n  dependsOn", "    azureADOnlyAuthentication: false\n  }\n  dependsOn"), "azureADOnlyAuthentication"},
 		{"ftpsState back", replace("modules/app.bicep", "      minTlsVersion: '1.2'\n", "      minTlsVersion: '1.2'\n      ftpsState: 'Disabled'\n"), "ftpsState"},
 		{"FTP policy back", replace("modules/app.bicep", "  name: 'scm'\n", "  name: 'ftp'\n"), "FTP publishing-credentials policy"},
 		{"site without container dependency", replace("modules/app.bicep", "    deploymentContainer\n    appBlobDataOwner\n  ]\n}", "    appBlobDataOwner\n  ]\n}"), "deployment container"},
 		{"site without blob role dependency", replace("modules/app.bicep", "    deploymentContainer\n    appBlobDataOwner\n  ]\n}", "    deploymentContainer\n  ]\n}"), "blob role assignment"},
-		{"Entra-only on the server", replace("modules/databases.bicep", "      administratorType: 'ActiveDirectory'\n      login: principalName\n      sid: principalId\n      principalType",
-			"      administratorType: 'ActiveDirectory'\n      azureADOnlyAuthentication: true\n      login: principalName\n      sid: principalId\n      principalType"), "fails re-provisioning"},
+		{"Entra-only off at creation", replace("modules/databases.bicep", "      azureADOnlyAuthentication: true\n      login:", "      azureADOnlyAuthentication: false\n      login:"), "must be true at creation"},
+		{"no administrators at creation", replace("modules/databases.bicep", "    administrators: sqlServerExists ? null : {", "    other: sqlServerExists ? null : {"), "no properties.administrators"},
+		{"administrators re-sent", replace("modules/databases.bicep", "administrators: sqlServerExists ? null : {", "administrators: {"), "sent at creation only"},
+		{"SQL admin login back", replace("modules/databases.bicep", "    minimalTlsVersion: '1.2'\n    publicNetworkAccess: 'Enabled'\n    administrators", "    minimalTlsVersion: '1.2'\n    administratorLogin: 'sqladmin'\n    publicNetworkAccess: 'Enabled'\n    administrators"), "SQL admin login"},
+		{"object id as an application's sid", replace("modules/databases.bicep", "      sid: sqlAdminSid\n      principalType", "      sid: principalId\n      principalType"), "administrators.sid must be sqlAdminSid"},
+		{"child admin with object id", replace("modules/databases.bicep", "    sid: sqlAdminSid\n    tenantId", "    sid: principalId\n    tenantId"), "client id for an application"},
+		{"sid ignores applications", replace("modules/databases.bicep", "sqlPrincipalType != 'Application'", "sqlPrincipalType != 'Group'"), "var sqlAdminSid"},
+		{"exists flag not from outputs", func(t *testing.T, p *project) {
+			p.bicepParam = strings.Replace(p.bicepParam, "readEnvironmentVariable('SQL_SERVER_FQDN', '')", "readEnvironmentVariable('SQL_EXISTS', '')", 1)
+		}, "SQL_SERVER_FQDN"},
+		{"client id not read", func(t *testing.T, p *project) {
+			p.bicepParam = strings.Replace(p.bicepParam, "readEnvironmentVariable('AZURE_PRINCIPAL_CLIENT_ID', '')", "''", 1)
+		}, "AZURE_PRINCIPAL_CLIENT_ID"},
 		{"Entra-only child missing", replace("modules/databases.bicep", "'Microsoft.Sql/servers/azureADOnlyAuthentications@", "'Microsoft.Sql/servers/somethingElse@"), "azureADOnlyAuthentications child"},
 		{"SQL admin child missing", replace("modules/databases.bicep", "'Microsoft.Sql/servers/administrators@", "'Microsoft.Sql/servers/somethingElse@"), "servers/administrators child"},
 		{"principal type defaults to User", func(t *testing.T, p *project) {

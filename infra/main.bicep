@@ -31,6 +31,12 @@ param principalName string = ''
 @description('Kind of principalId: User, Group or ServicePrincipal. Empty: worked out from the deployer (azd does not set AZURE_PRINCIPAL_TYPE for a .bicepparam file): ServicePrincipal when principalId is the deploying identity and it has no user principal name (a pipeline), User otherwise. Needs Bicep 0.36.1 or later (deployer().userPrincipalName).')
 param principalType string = ''
 
+@description('When principalId is a service principal (a pipeline) and createDatabases is true: its application (client) id, which Azure SQL wants as the Entra admin\'s sid (an object id would create an admin nobody can sign in as). Empty for a user or group.')
+param principalClientId string = ''
+
+@description('true when the Azure SQL server already exists (every provisioning after the first): its administrators are then not sent again (modules/databases.bicep says why). main.bicepparam sets it from the previous provisioning\'s SQL_SERVER_FQDN output.')
+param sqlServerExists bool = false
+
 @description('true: create an Azure SQL database (primary, Entra-only authentication; the app signs in with its managed identity) and an Azure Database for PostgreSQL Flexible Server (fallback). false: bring existing databases through primaryDatabaseUrl and fallbackDatabaseUrl.')
 param createDatabases bool = false
 
@@ -53,7 +59,7 @@ param postgresAppLogin string = 'dualsync_app'
 param postgresAppPassword string = ''
 
 @secure()
-@description('When createDatabases is true: password of postgresAdminLogin. Set on the server and written to Key Vault, nowhere else. Changing it and provisioning again rotates it.')
+@description('When createDatabases is true: password of postgresAdminLogin. Set on the server only (not in Key Vault: the app never uses it). Changing it and provisioning again rotates it. Empty: provisioning stops (scripts/preprovision.sh, and fail() in modules/databases.bicep).')
 param postgresAdminPassword string = ''
 
 @description('When createDatabases is true: a public IP address let through both database firewalls, so you can run migrations from your machine. Empty: none.')
@@ -103,18 +109,18 @@ param logLevel string = 'info'
 @description('Memory of one Flex Consumption instance in MB. The Go handler needs little; billing is per GB-second.')
 param instanceMemoryMB int = 512
 
-@minValue(40)
+@minValue(1)
 @maxValue(1000)
-@description('Upper bound of instances. Each instance holds its own database connections.')
-param maximumInstanceCount int = 40
+@description('Upper bound of instances per scale group: Flex Consumption scales the HTTP functions together and each non-HTTP function on its own, each group up to this many instances. Each instance holds its own database connections, so the default keeps the worst case (every group at this count) within the databases\' limits below (docs/scale.md). Raise it with bigger database tiers.')
+param maximumInstanceCount int = 2
 
 @minValue(1)
-@description('Connections the primary database accepts from the app in all (Azure SQL Basic: 30 concurrent requests). Each instance gets max(2, this / maximumInstanceCount) (app setting PRIMARY_DB_MAX_CONNS); above the limit SQL Server answers 10928, which the app treats as busy, not down.')
+@description('Connections the primary database accepts from the app in all (Azure SQL Basic: 30 concurrent workers). Each instance gets this / (scale groups x maximumInstanceCount) (app setting PRIMARY_DB_MAX_CONNS), at least 2, or provisioning stops; above the limit SQL Server answers 10928, which the app treats as busy, not down.')
 param primaryConnectionLimit int = 30
 
 @minValue(1)
-@description('Connections the fallback database accepts from the app in all (PostgreSQL B1ms: 50, some reserved). Each instance gets max(2, this / maximumInstanceCount) (app setting FALLBACK_DB_MAX_CONNS).')
-param fallbackConnectionLimit int = 40
+@description('Connections the fallback database accepts from the app in all (PostgreSQL B1ms: max_connections 50, 15 reserved for Azure, 35 for users). Each instance gets this / (scale groups x maximumInstanceCount) (app setting FALLBACK_DB_MAX_CONNS), at least 2, or provisioning stops.')
+param fallbackConnectionLimit int = 35
 
 // Security: who may call the API (docs/deploy.md, "Security: keys and Entra ID"). Function keys are
 // always required on every route but /api/health; these add Microsoft Entra ID sign-in and CORS.
@@ -149,6 +155,9 @@ param alertWebhookUrl string = ''
 @description('Alert thresholds overriding the defaults of infra/alerts.bicep key by key, e.g. {"http5xxCount": 20}.')
 param alertThresholds object = {}
 
+@description('Key Vault purge protection: a deleted vault (and its secrets) cannot be purged before its retention ends, even by an owner. On by default; turn it off only for a development environment you recreate often (KEY_VAULT_PURGE_PROTECTION=false). Once on it cannot be turned off.')
+param keyVaultPurgeProtection bool = true
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 
 // Role assignments fail with UnmatchedPrincipalType when the type is wrong, and azd fills
@@ -177,6 +186,8 @@ module databases 'modules/databases.bicep' = if (createDatabases) {
     principalId: principalId
     principalName: principalName
     principalType: effectivePrincipalType
+    principalClientId: principalClientId
+    sqlServerExists: sqlServerExists
     postgresAdminLogin: postgresAdminLogin
     postgresAdminPassword: postgresAdminPassword
     clientIpAddress: clientIpAddress
@@ -221,6 +232,7 @@ module app 'modules/app.bicep' = {
     entraAllowedAudiences: entraAllowedAudiences
     entraAllowedClientApplications: entraAllowedClientApplications
     corsAllowedOrigins: corsAllowedOrigins
+    keyVaultPurgeProtection: keyVaultPurgeProtection
   }
 }
 
@@ -250,6 +262,8 @@ output APP_IDENTITY_CLIENT_ID string = app.outputs.identityClientId
 output APP_IDENTITY_PRINCIPAL_ID string = app.outputs.identityPrincipalId
 output APPLICATIONINSIGHTS_NAME string = app.outputs.applicationInsightsName
 output ENTRA_AUTH_ENABLED bool = !empty(entraClientId)
+// With Entra sign-in on, a browser signs in here first and lands on the dashboard (docs/deploy.md).
+output DASHBOARD_SIGN_IN_URL string = empty(entraClientId) ? '' : '${app.outputs.functionAppUrl}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'
 output LOG_ANALYTICS_WORKSPACE_NAME string = app.outputs.logAnalyticsWorkspaceName
 output SQL_SERVER_FQDN string = createDatabases ? databases!.outputs.sqlServerFqdn : ''
 output SQL_DATABASE_NAME string = createDatabases ? databases!.outputs.sqlDatabaseName : ''

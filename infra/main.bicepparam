@@ -10,8 +10,15 @@ param principalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
 param principalName = readEnvironmentVariable('AZURE_PRINCIPAL_NAME', '')
 // Empty: main.bicep works it out from the deployer (azd sets no AZURE_PRINCIPAL_TYPE here).
 param principalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', '')
+// A pipeline's service principal as SQL admin is named by its client id (docs/deploy.md).
+param principalClientId = readEnvironmentVariable('AZURE_PRINCIPAL_CLIENT_ID', '')
+// Set by the previous provisioning's output (azd keeps outputs in its environment; with plain az,
+// export it as docs/deploy.md shows): the SQL server's administrators are sent at creation only.
+param sqlServerExists = !empty(readEnvironmentVariable('SQL_SERVER_FQDN', ''))
 param createDatabases = bool(readEnvironmentVariable('CREATE_DATABASES', 'false'))
 param clientIpAddress = readEnvironmentVariable('CLIENT_IP_ADDRESS', '')
+// On by default; false only for a development environment recreated often (docs/deploy.md).
+param keyVaultPurgeProtection = bool(readEnvironmentVariable('KEY_VAULT_PURGE_PROTECTION', 'true'))
 
 // Distinct names from the local PRIMARY_DATABASE_URL/FALLBACK_DATABASE_URL, so a local
 // development URL can never end up in Azure by accident.

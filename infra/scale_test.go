@@ -48,8 +48,9 @@ func TestScaleArithmetic(t *testing.T) {
 		t.Errorf("%d partitions take %d items/s, less than twice the queue's %d messages/s", parts, capacity, queueMessagesPerSecond)
 	}
 	instances := intParam("main.bicep", "maximumInstanceCount")
-	if m := regexp.MustCompile(`@minValue\((\d+)\)\s*\n(?:@[^\n]*\n)*param maximumInstanceCount`).FindStringSubmatch(read("main.bicep")); m == nil || m[1] != strconv.Itoa(instances) {
-		t.Errorf("main.bicep: maximumInstanceCount defaults to %d, want Flex Consumption's lowest (its @minValue)", instances)
+	// Flex Consumption's lowest maximumInstanceCount is 1 (it was 40 in preview).
+	if m := regexp.MustCompile(`@minValue\((\d+)\)\s*\n(?:@[^\n]*\n)*param maximumInstanceCount`).FindStringSubmatch(read("main.bicep")); m == nil || m[1] != "1" {
+		t.Errorf("main.bicep: maximumInstanceCount must allow Flex Consumption's lowest value, 1 (@minValue(1))")
 	}
 	var host struct {
 		Extensions struct {
@@ -63,7 +64,7 @@ func TestScaleArithmetic(t *testing.T) {
 	doc := strings.Join(strings.Fields(read("../docs/scale.md")), " ") // line breaks do not matter
 	for _, want := range []string{
 		fmt.Sprintf("default **%d**", parts),
-		fmt.Sprintf("the Bicep sets **%d**", instances),
+		fmt.Sprintf("the Bicep sets **%d** per scale group", instances),
 		fmt.Sprintf("%d instances × %d in flight", instances, inFlight),
 	} {
 		if !strings.Contains(doc, want) {

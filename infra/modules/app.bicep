@@ -110,6 +110,9 @@ param entraAllowedClientApplications array
 @description('CORS origins; wildcards are dropped.')
 param corsAllowedOrigins array
 
+@description('Key Vault purge protection (main.bicep).')
+param keyVaultPurgeProtection bool
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -142,14 +145,30 @@ var fallbackSecretName = 'fallback-database-url'
 // (go-mssqldb fedauth, no secret in the URL); the fallback is PostgreSQL as the app's own
 // least-privilege role, never the administrator.
 var primaryUrl = createDatabases ? 'sqlserver://${sqlServerFqdn}?database=${sqlDatabaseName}&encrypt=true&fedauth=ActiveDirectoryManagedIdentity&user%20id=${appIdentity.properties.clientId}' : primaryDatabaseUrl
-var fallbackUrl = createDatabases ? 'postgres://${postgresAppLogin}:${uriComponent(postgresAppPassword)}@${postgresFqdn}:5432/${postgresDatabaseName}?sslmode=require' : fallbackDatabaseUrl
+// verify-full checks the server's certificate chain and host name; sslrootcert=system makes pgx
+// verify against the system's root store (pgconn's configTLS), which holds the roots Azure Database
+// for PostgreSQL's certificates chain to (DigiCert Global Root G2, Microsoft RSA Root CA 2017:
+// https://learn.microsoft.com/azure/postgresql/flexible-server/concepts-networking-ssl-tls).
+// sslmode=require would encrypt without checking who answers. infra/tls_test.go connects with it.
+var fallbackUrl = createDatabases ? 'postgres://${postgresAppLogin}:${uriComponent(postgresAppPassword)}@${postgresFqdn}:5432/${postgresDatabaseName}?sslmode=verify-full&sslrootcert=system' : fallbackDatabaseUrl
 
-// Each instance has its own pools: the databases' limits are shared among up to
-// maximumInstanceCount instances. At least 2 per instance, so one slow call never queues all
-// others; beyond the limit the databases answer 10928 / 53300, which the app treats as busy
-// (that call goes to the other database, the breaker stays closed).
-var primaryMaxConns = max(2, primaryConnectionLimit / maximumInstanceCount)
-var fallbackMaxConns = max(2, fallbackConnectionLimit / maximumInstanceCount)
+// Each instance has its own pools, and Flex Consumption applies maximumInstanceCount per scale
+// group: all HTTP functions together, each other function on its own
+// (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling).
+// This app has 7 groups (HTTP; SyncProduct, SyncProductPoison, PlanProductSync,
+// PlanProductSyncPoison; NightlyProductSync, OutboxRelay), each up to maximumInstanceCount
+// instances, so the worst case is scaleGroups x maximumInstanceCount instances, and integer
+// division keeps their pools within each database's limit. Fewer than 2 per instance (one slow
+// call would queue all others) stops provisioning: lower maximumInstanceCount or raise the limit.
+// infra/connections_test.go keeps scaleGroups equal to what functions/ declares.
+var scaleGroups = 7
+var worstCaseInstances = scaleGroups * maximumInstanceCount
+var primaryMaxConns = primaryConnectionLimit / worstCaseInstances >= 2
+  ? primaryConnectionLimit / worstCaseInstances
+  : fail('primaryConnectionLimit / (7 scale groups x maximumInstanceCount) is below 2 connections per instance: lower maximumInstanceCount (docs/scale.md).')
+var fallbackMaxConns = fallbackConnectionLimit / worstCaseInstances >= 2
+  ? fallbackConnectionLimit / worstCaseInstances
+  : fail('fallbackConnectionLimit / (7 scale groups x maximumInstanceCount) is below 2 connections per instance: lower maximumInstanceCount (docs/scale.md).')
 
 resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -253,6 +272,8 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 7
+    // Once on it cannot be turned off, and false is refused on a vault that has it: null leaves it out.
+    enablePurgeProtection: keyVaultPurgeProtection ? true : null
     publicNetworkAccess: 'Enabled'
   }
 }
@@ -272,7 +293,11 @@ resource fallbackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (cre
   parent: keyVault
   name: fallbackSecretName
   properties: {
-    value: fallbackUrl
+    // A URL with an empty password would replace a working secret with a broken one: stop instead
+    // (scripts/preprovision.sh stops azd earlier).
+    value: createDatabases && empty(postgresAppPassword)
+      ? fail('POSTGRES_APP_PASSWORD is empty; the fallback URL secret is left as it is. Set it (docs/deploy.md) and provision again.')
+      : fallbackUrl
     contentType: 'text/plain'
   }
 }
@@ -490,8 +515,10 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (entraEnabled
             'api://${entraClientId}'
             entraClientId
           ] : entraAllowedAudiences
+          // A browser signed in to the dashboard holds a token issued to the API's own registration,
+          // so a restricted list must name it too.
           defaultAuthorizationPolicy: {
-            allowedApplications: entraAllowedClientApplications
+            allowedApplications: empty(entraAllowedClientApplications) ? [] : union(entraAllowedClientApplications, [entraClientId])
           }
         }
       }

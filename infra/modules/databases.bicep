@@ -21,6 +21,12 @@ param principalName string
 @description('Kind of principalId: User, Group or ServicePrincipal.')
 param principalType string
 
+@description('Application (client) id of principalId when it is a service principal: the sid Azure SQL wants for an application. Empty for a user or group.')
+param principalClientId string = ''
+
+@description('true once the Azure SQL server exists: its properties.administrators is sent at creation only (see sqlServer).')
+param sqlServerExists bool = false
+
 @description('Administrator login of the PostgreSQL server.')
 param postgresAdminLogin string
 
@@ -34,10 +40,17 @@ param clientIpAddress string
 @description('Name of the database on both servers.')
 param databaseName string = 'dualsync'
 
-// properties.administrators is read only when the server is created: it names the first Entra
-// admin (a server needs an admin to exist). Entra-only authentication and the admin are then set
-// by the child resources below, which apply on every provisioning; setting
-// azureADOnlyAuthentication here instead makes re-provisioning fail (AadOnlyAuthenticationIsEnabled).
+// The server is created Entra-only: with Entra-only off (the default) Azure SQL requires a server
+// admin login and password at creation, and this template has neither. properties.administrators
+// with azureADOnlyAuthentication: true is the documented way to create such a server
+// (https://learn.microsoft.com/azure/azure-sql/database/authentication-azure-ad-only-authentication-create-server;
+// azure-quickstart-templates quickstarts/microsoft.sql/sql-logical-server-aad-only-auth).
+// Sending properties.administrators again to an existing server has been reported to fail
+// (AadOnlyAuthenticationIsEnabled: github.com/Azure/bicep/issues/6858; "Invalid value given for
+// parameter AzureADOnlyAuthentication": github.com/Azure/bicep-types-az/issues/2320), so it is sent
+// on the first provisioning only (sqlServerExists false) and null afterwards, which ARM leaves out of
+// the request. The two child resources below hold the same admin and Entra-only setting and apply
+// on every provisioning, so a changed admin is still applied and Entra-only can never drift off.
 resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
   name: 'sql-${resourceToken}'
   location: location
@@ -45,10 +58,11 @@ resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
   properties: {
     minimalTlsVersion: '1.2'
     publicNetworkAccess: 'Enabled'
-    administrators: {
+    administrators: sqlServerExists ? null : {
       administratorType: 'ActiveDirectory'
+      azureADOnlyAuthentication: true
       login: principalName
-      sid: principalId
+      sid: sqlAdminSid
       principalType: sqlPrincipalType
       tenantId: tenant().tenantId
     }
@@ -57,13 +71,22 @@ resource sqlServer 'Microsoft.Sql/servers@2021-11-01' = {
 
 var sqlPrincipalType = principalType == 'ServicePrincipal' ? 'Application' : principalType
 
+// An application (service principal) is named by its application (client) id, not its object id:
+// "Object Id for User or Group, Client Id for Applications" (Azure CLI, az sql server create
+// --external-admin-sid). A pipeline's object id would create a server nobody can sign in to as admin.
+var sqlAdminSid = sqlPrincipalType != 'Application'
+  ? principalId
+  : (empty(principalClientId)
+      ? fail('A service principal as the Azure SQL Entra admin needs its application (client) id: set AZURE_PRINCIPAL_CLIENT_ID (docs/deploy.md).')
+      : principalClientId)
+
 resource sqlEntraAdmin 'Microsoft.Sql/servers/administrators@2021-11-01' = {
   parent: sqlServer
   name: 'ActiveDirectory'
   properties: {
     administratorType: 'ActiveDirectory'
     login: principalName
-    sid: principalId
+    sid: sqlAdminSid
     tenantId: tenant().tenantId
   }
 }
@@ -129,7 +152,11 @@ resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
   properties: {
     version: '16'
     administratorLogin: postgresAdminLogin
-    administratorLoginPassword: postgresAdminPassword
+    // Never an empty password: scripts/preprovision.sh stops azd before this, and fail() stops a
+    // plain `az deployment` here.
+    administratorLoginPassword: empty(postgresAdminPassword)
+      ? fail('POSTGRES_ADMIN_PASSWORD is empty; set it (docs/deploy.md) and provision again.')
+      : postgresAdminPassword
     authConfig: {
       activeDirectoryAuth: 'Enabled'
       passwordAuth: 'Enabled'
