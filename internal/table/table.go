@@ -255,6 +255,9 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
+	if deleting(e) { // retention is deleting it (retention.go)
+		return Run{}, domain.Errorf(domain.KindNotFound, "run %s is expired and being deleted", id)
+	}
 	r := runFrom(e)
 	s.layouts.put(r.ID, r.Partitions)
 	return r, nil
@@ -266,7 +269,7 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]Run, error) {
 		return nil, nil
 	}
 	filter := "PartitionKey eq '" + runPartition + "'"
-	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect), Top: to.Ptr(int32(min(limit, 1000)))})
+	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect + "," + deletingProperty), Top: to.Ptr(int32(min(limit, 1000)))})
 	var runs []Run
 	for pager.More() && len(runs) < limit {
 		page, err := pager.NextPage(ctx)
@@ -277,6 +280,9 @@ func (s *Store) ListRuns(ctx context.Context, limit int) ([]Run, error) {
 			e, err := unmarshal(raw)
 			if err != nil {
 				return nil, err
+			}
+			if deleting(e) { // half deleted by retention: never listed
+				continue
 			}
 			runs = append(runs, runFrom(e))
 			if len(runs) == limit {
