@@ -62,6 +62,9 @@ type settings struct {
 	// its own, so in Azure they are derived from the instance cap (infra).
 	PrimaryMaxConns, FallbackMaxConns int32
 	ResultPartitions                  int // Table Storage partitions of a new sync run (docs/scale.md)
+	// Retention: runs and real-time outcomes kept RunRetention; tombstones
+	// purged after TombstoneRetention (0: kept forever).
+	RunRetention, TombstoneRetention time.Duration
 }
 
 // defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
@@ -151,6 +154,12 @@ func readSettings(getenv func(string) string) (settings, error) {
 		}
 		s.ResultPartitions = n
 	}
+	if s.RunRetention, err = retention(getenv, "RUN_RETENTION", syncer.DefaultRunRetention); err != nil {
+		return s, err
+	}
+	if s.TombstoneRetention, err = retention(getenv, "TOMBSTONE_RETENTION", 0); err != nil {
+		return s, err
+	}
 	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
 	}
@@ -221,7 +230,8 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	results := table.New(tsvc, &table.Options{Partitions: s.ResultPartitions})
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
-	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter})
+	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter,
+		RunRetention: s.RunRetention, TombstoneRetention: s.TombstoneRetention})
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
 	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})

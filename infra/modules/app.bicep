@@ -524,6 +524,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     FALLBACK_DB_MAX_CONNS: string(fallbackMaxConns)
     NightlySyncSchedule: nightlySyncSchedule
     OutboxRelaySchedule: outboxRelaySchedule
+    // Retention timer (README "Retention"): runs kept 30 days, tombstones forever.
+    RetentionSchedule: '0 30 * * * *'
+    RUN_RETENTION: '30d'
+    TOMBSTONE_RETENTION: ''
     DB_CONNECT_TIMEOUT: dbConnectTimeout
     DB_QUERY_TIMEOUT: dbQueryTimeout
     BREAKER_COOLDOWN: breakerCooldown

@@ -48,4 +48,5 @@ func (s *server) routes(mux router) {
 	mux.Handle("POST /PlanProductSyncPoison", s.sync.planProductSyncPoison())
 	mux.Handle("POST /NightlyProductSync", s.sync.nightly())
 	mux.Handle("POST /OutboxRelay", s.sync.relay())
+	mux.Handle("POST /Retention", s.sync.retention())
 }

@@ -30,6 +30,7 @@ type Syncer interface {
 	PlanPoisoned(ctx context.Context, m syncer.PlanMessage) error
 	Nightly(ctx context.Context) error
 	Relay(ctx context.Context) error
+	Retain(ctx context.Context) error
 }
 
 type syncRoutes struct {
@@ -180,6 +181,10 @@ func (h syncRoutes) nightly() http.Handler {
 
 func (h syncRoutes) relay() http.Handler {
 	return timerFunc(h.log, h.sync.Relay)
+}
+
+func (h syncRoutes) retention() http.Handler {
+	return timerFunc(h.log, h.sync.Retain)
 }
 
 // queueBinding is the binding name of every queue trigger's message in

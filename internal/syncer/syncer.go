@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
 	"dualsync/internal/table"
@@ -84,6 +86,11 @@ type Recorder interface {
 	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
+	// Retention (retention.go).
+	ExpiringRuns(ctx context.Context, before time.Time, after string, limit int) ([]table.ExpiringRun, error)
+	MarkRunDeleting(ctx context.Context, id string, etag azcore.ETag, at time.Time) error
+	DeleteRun(ctx context.Context, id string, parts int) (int64, error)
+	DeleteRealtimeBefore(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Options configure an Engine; zero values take defaults.
@@ -94,6 +101,13 @@ type Options struct {
 	SendWorkers int           // concurrent enqueues while planning (default 32)
 	ResendAfter time.Duration // relay re-sends entries not acknowledged this long after sending (default 60s)
 	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
+	// Retention (retention.go): runs and real-time outcomes older than
+	// RunRetention are deleted (default DefaultRunRetention); tombstones
+	// deleted longer than TombstoneRetention ago are purged (0: kept
+	// forever); a pass stops starting work after RetentionBudget.
+	RunRetention       time.Duration
+	TombstoneRetention time.Duration
+	RetentionBudget    time.Duration
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -125,6 +139,12 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Second
+	}
+	if o.RunRetention <= 0 {
+		o.RunRetention = DefaultRunRetention
+	}
+	if o.RetentionBudget <= 0 {
+		o.RetentionBudget = DefaultRetentionBudget
 	}
 	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o}
 }

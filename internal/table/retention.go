@@ -53,11 +53,17 @@ func runKeyBefore(t time.Time) string {
 }
 
 // ExpiringRuns lists at most limit runs created before `before`, newest
-// first, marked ones included. Run ids are time-inverted, so this is one
-// range query; the creation time is checked too, for runs whose ids were
-// chosen otherwise.
-func (s *Store) ExpiringRuns(ctx context.Context, before time.Time, limit int) ([]ExpiringRun, error) {
+// first, marked ones included, after run id `after` ("" from the first).
+// Run ids are time-inverted, so this is one range query; the creation time
+// is checked too, for runs whose ids were chosen otherwise.
+func (s *Store) ExpiringRuns(ctx context.Context, before time.Time, after string, limit int) ([]ExpiringRun, error) {
 	filter := "PartitionKey eq '" + runPartition + "' and RowKey ge '" + runKeyBefore(before) + "'"
+	if after != "" {
+		if err := checkKey("run id", after); err != nil {
+			return nil, err
+		}
+		filter += " and RowKey gt '" + after + "'"
+	}
 	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{
 		Filter: &filter, Select: to.Ptr(runListSelect + "," + deletingProperty), Top: to.Ptr(int32(min(max(limit, 1), keysPage))),
 	})

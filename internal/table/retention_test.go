@@ -90,7 +90,7 @@ func TestExpireRuns(t *testing.T) {
 	recent := fullRun(t, s, now.Add(-29*24*time.Hour), 2, 30)
 	recentN, _ := entitiesOf(t, s, recent.ID)
 
-	exp, err := s.ExpiringRuns(c, horizon, 10)
+	exp, err := s.ExpiringRuns(c, horizon, "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestExpireRuns(t *testing.T) {
 	if left, run := entitiesOf(t, s, recent.ID); left != recentN || !run {
 		t.Errorf("the recent run lost entities: %d of %d left, run entity %v", left, recentN, run)
 	}
-	if exp, _ := s.ExpiringRuns(c, horizon, 10); len(exp) != 0 {
+	if exp, _ := s.ExpiringRuns(c, horizon, "", 10); len(exp) != 0 {
 		t.Errorf("ExpiringRuns after deleting = %+v", exp)
 	}
 	// Deleting again is harmless.
@@ -132,7 +132,7 @@ func TestMarkRunDeletingChanged(t *testing.T) {
 	c := ctx(t)
 	now := time.Now()
 	r := fullRun(t, s, now.Add(-40*24*time.Hour), 1, 3)
-	exp, err := s.ExpiringRuns(c, now.Add(-30*24*time.Hour), 10)
+	exp, err := s.ExpiringRuns(c, now.Add(-30*24*time.Hour), "", 10)
 	if err != nil || len(exp) != 1 {
 		t.Fatalf("ExpiringRuns = %+v, %v", exp, err)
 	}
@@ -204,7 +204,7 @@ func TestDeleteRunCrashResumed(t *testing.T) {
 	if _, err := s.GetRun(c, r.ID); !domain.IsKind(err, domain.KindNotFound) {
 		t.Errorf("GetRun of a half-deleted run: %v, want NotFound", err)
 	}
-	exp, err := s.ExpiringRuns(c, now.Add(-30*24*time.Hour), 10)
+	exp, err := s.ExpiringRuns(c, now.Add(-30*24*time.Hour), "", 10)
 	if err != nil || len(exp) != 1 || !exp[0].Deleting {
 		t.Fatalf("ExpiringRuns after the crash = %+v, %v; want the run, Deleting", exp, err)
 	}
