@@ -24,7 +24,7 @@ func entitiesOfRun(t *testing.T, e *env, id string) int {
 		{table.ResultsTable, "PartitionKey ge '" + id + "' and PartitionKey lt '" + id + ".'"},
 		{table.RunsTable, "PartitionKey eq 'run' and RowKey eq '" + id + "'"},
 	} {
-		pager := e.tables.NewClient(e.prefix+q.table).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &q.filter})
+		pager := e.tables.NewClient(e.prefix + q.table).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &q.filter})
 		for pager.More() {
 			page, err := pager.NextPage(context.Background())
 			if err != nil {
