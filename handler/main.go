@@ -68,6 +68,9 @@ type settings struct {
 	OutboxStaleAfter  time.Duration
 	DBSlowCall        time.Duration
 	RelayBacklogItems int
+	// Retention: runs and real-time outcomes kept RunRetention; tombstones
+	// purged after TombstoneRetention (0: kept forever).
+	RunRetention, TombstoneRetention time.Duration
 }
 
 // defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
@@ -160,6 +163,12 @@ func readSettings(getenv func(string) string) (settings, error) {
 		}
 		s.ResultPartitions = n
 	}
+	if s.RunRetention, err = retention(getenv, "RUN_RETENTION", syncer.DefaultRunRetention); err != nil {
+		return s, err
+	}
+	if s.TombstoneRetention, err = retention(getenv, "TOMBSTONE_RETENTION", 0); err != nil {
+		return s, err
+	}
 	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
 	}
@@ -244,7 +253,8 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	go ensureStorage(ctx, log, items.Ensure, plans.Ensure, results.Ensure)
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter,
-		OutboxStaleAfter: s.OutboxStaleAfter, RelayBacklogItems: s.RelayBacklogItems})
+		OutboxStaleAfter: s.OutboxStaleAfter, RelayBacklogItems: s.RelayBacklogItems,
+		RunRetention: s.RunRetention, TombstoneRetention: s.TombstoneRetention})
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
 	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})

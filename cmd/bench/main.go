@@ -60,6 +60,11 @@ type config struct {
 	AdminURL       string
 	Command        string
 	AppEnv         []string // extra settings for the handler and devhost
+	// Retention (retention.go): results of the expired run deleted; 0
+	// skips the section; RetentionOnly measures it alone and replaces its
+	// section in Out, keeping the rest.
+	RetentionResults int
+	RetentionOnly    bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -85,6 +90,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
 	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
+	fs.IntVar(&c.RetentionResults, "retention-results", 100_000, "results of the expired run the retention row deletes; 0 skips it")
+	fs.BoolVar(&c.RetentionOnly, "retention-only", false, "measure only the retention rows, and replace only their section of -out")
 	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -176,6 +183,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")
 	}
 
+	if cfg.RetentionOnly {
+		if cfg.RetentionResults <= 0 {
+			return errors.New("-retention-only needs -retention-results > 0")
+		}
+		if err := b.retentionSection(ctx, rep); err != nil {
+			return fmt.Errorf("retention rows: %w (process logs: %s)", err, logPath)
+		}
+		if err := spliceRetention(cfg.Out, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bench: wrote the Retention section of %s\n", cfg.Out)
+		return nil
+	}
 	if cfg.API {
 		if err := b.apiSection(ctx, rep); err != nil {
 			return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
@@ -197,6 +217,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	} else {
 		rep.Notes = append(rep.Notes, "Sync, status, real-time and memory rows were skipped (-sync=false).")
+	}
+	if cfg.RetentionResults > 0 && ctx.Err() == nil {
+		if err := b.retentionSection(ctx, rep); err != nil {
+			rep.Notes = append(rep.Notes, "Retention rows not measured: "+err.Error())
+			fmt.Fprintf(stdout, "bench: retention rows skipped: %v\n", err)
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -135,6 +135,9 @@ type report struct {
 	Outbox   []*outboxRun // as fast as the writers go, then paced
 	Notes    []string
 	Method   []string
+	// Retention rows (retention.go) and how they were measured.
+	Retention       []simpleRow
+	RetentionMethod string
 }
 
 // msOrNA shows hey's percentiles, which it leaves out (0) below 100 samples.
@@ -296,6 +299,7 @@ func (r *report) markdown() string {
 			p("| %s | %s | %s | %s | %s | %s |\n", s.What, s.Value, s.Baseline, s.Ratio, s.Goal, s.Met)
 		}
 	}
+	r.retentionMarkdown(p)
 	if len(r.Notes) > 0 {
 		p("\n## Notes from this run\n\n")
 		for _, n := range r.Notes {

@@ -551,6 +551,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     FALLBACK_DB_MAX_CONNS: string(fallbackMaxConns)
     NightlySyncSchedule: nightlySyncSchedule
     OutboxRelaySchedule: outboxRelaySchedule
+    // Retention, after the nightly runs (README "Retention"): runs kept 30 days, tombstones forever.
+    RUN_RETENTION: '30d'
+    TOMBSTONE_RETENTION: ''
     DB_CONNECT_TIMEOUT: dbConnectTimeout
     DB_QUERY_TIMEOUT: dbQueryTimeout
     BREAKER_COOLDOWN: breakerCooldown

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,7 @@ type Syncer interface {
 	FindRuns(ctx context.Context, q syncer.RunQuery) ([]syncer.RunStatus, error)
 	RetryFailed(ctx context.Context, id string) (syncer.RetryStarted, error)
 	Item(ctx context.Context, partition string, e domain.Entity, id int64) (syncer.ItemHistory, error)
+	Retain(ctx context.Context) error
 }
 
 type syncRoutes struct {
@@ -190,8 +192,14 @@ func (h syncRoutes) planProductSyncPoison() http.Handler {
 	return queueFunc(h.log, h.sync.PlanPoisoned)
 }
 
+// nightly starts the nightly runs, then deletes what retention says has
+// expired. Retention has no timer of its own: on Flex Consumption every
+// non-HTTP function is a scale group of its own, and each group's instances
+// hold database connections (docs/scale.md).
 func (h syncRoutes) nightly() http.Handler {
-	return timerFunc(h.log, h.sync.Nightly)
+	return timerFunc(h.log, func(ctx context.Context) error {
+		return errors.Join(h.sync.Nightly(ctx), h.sync.Retain(ctx))
+	})
 }
 
 func (h syncRoutes) relay() http.Handler {

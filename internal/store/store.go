@@ -209,4 +209,23 @@ type DB interface {
 	Role() Role
 	Driver() string
 	Close()
+
+	// Tombstone purge (retention, docs/retention in README): tombstones both
+	// databases hold identically, long deleted, with no outbox entry, go.
+	//
+	// PurgeCandidates lists the tombstones of e with id > after, deleted
+	// before `before`, with no outbox entry, ascending, at most limit.
+	PurgeCandidates(ctx context.Context, e domain.Entity, after int64, before time.Time, limit int) ([]Tombstone, error)
+	// PurgeTombstones deletes each of ts that still is a tombstone deleted
+	// before `before`, still holds exactly ts's vector and has no outbox
+	// entry, all checked in the statement that deletes under the rows'
+	// locks: a row a write changed meanwhile stays. It returns the ids it
+	// deleted, ascending.
+	PurgeTombstones(ctx context.Context, e domain.Entity, ts []Tombstone, before time.Time) ([]int64, error)
+}
+
+// Tombstone names a tombstoned row by id and the vector it held when read.
+type Tombstone struct {
+	ID  int64
+	Ver domain.Vector
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
 	"dualsync/internal/domain"
 	"dualsync/internal/event"
 	"dualsync/internal/store"
@@ -101,6 +103,11 @@ type Recorder interface {
 	ListRunsWhere(ctx context.Context, f table.RunFilter, limit int) ([]table.Run, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
+	// Retention (retention.go).
+	ExpiringRuns(ctx context.Context, before time.Time, after string, limit int) ([]table.ExpiringRun, error)
+	MarkRunDeleting(ctx context.Context, id string, etag azcore.ETag, at time.Time) error
+	DeleteRun(ctx context.Context, id string, parts int) (int64, error)
+	DeleteRealtimeBefore(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Options configure an Engine; zero values take defaults.
@@ -116,6 +123,13 @@ type Options struct {
 	// many items raises relay_backlog (default 1000). See internal/event.
 	OutboxStaleAfter  time.Duration
 	RelayBacklogItems int
+	// Retention (retention.go): runs and real-time outcomes older than
+	// RunRetention are deleted (default DefaultRunRetention); tombstones
+	// deleted longer than TombstoneRetention ago are purged (0: kept
+	// forever); a pass stops starting work after RetentionBudget.
+	RunRetention       time.Duration
+	TombstoneRetention time.Duration
+	RetentionBudget    time.Duration
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -166,6 +180,12 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	}
 	if o.RelayBacklogItems <= 0 {
 		o.RelayBacklogItems = 1000
+	}
+	if o.RunRetention <= 0 {
+		o.RunRetention = DefaultRunRetention
+	}
+	if o.RetentionBudget <= 0 {
+		o.RetentionBudget = DefaultRetentionBudget
 	}
 	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{}}
 }

@@ -185,6 +185,8 @@ type env struct {
 	items, plans                        *queue.Queue
 	rec                                 *table.Store
 	eng                                 *Engine
+	tables                              *aztables.ServiceClient // rec's tables are prefix + table.RunsTable / ResultsTable
+	prefix                              string
 }
 
 func newEnv(t testing.TB, o Options) *env {
@@ -222,6 +224,7 @@ func newEnv(t testing.TB, o Options) *env {
 		t.Fatal(err)
 	}
 	e.rec = table.New(tsvc, &table.Options{Prefix: "t" + suffix})
+	e.tables, e.prefix = tsvc, "t"+suffix
 	t.Cleanup(func() {
 		for _, name := range []string{"t" + suffix + table.RunsTable, "t" + suffix + table.ResultsTable} {
 			_, _ = tsvc.DeleteTable(context.Background(), name, nil)

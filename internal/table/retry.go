@@ -299,7 +299,7 @@ func (s *Store) ListRunsWhere(ctx context.Context, f RunFilter, limit int) ([]Ru
 		}
 		filter += " and RowKey " + b.op + " '" + quote(b.key) + "'"
 	}
-	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect), Top: to.Ptr(int32(min(limit, 1000)))})
+	pager := s.runs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr(runListSelect + "," + deletingProperty), Top: to.Ptr(int32(min(limit, 1000)))})
 	var runs []Run
 	for pager.More() && len(runs) < limit {
 		page, err := pager.NextPage(ctx)
@@ -310,6 +310,9 @@ func (s *Store) ListRunsWhere(ctx context.Context, f RunFilter, limit int) ([]Ru
 			e, err := unmarshal(raw)
 			if err != nil {
 				return nil, err
+			}
+			if deleting(e) { // half deleted by retention: never listed
+				continue
 			}
 			runs = append(runs, runFrom(e))
 			if len(runs) == limit {

@@ -275,6 +275,9 @@ func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
+	if deleting(e) { // retention is deleting it (retention.go)
+		return Run{}, domain.Errorf(domain.KindNotFound, "run %s is expired and being deleted", id)
+	}
 	r := runFrom(e)
 	s.layouts.put(r.ID, r.Partitions)
 	return r, nil
