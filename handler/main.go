@@ -24,6 +24,7 @@ import (
 	"dualsync/internal/failover"
 	"dualsync/internal/httpapi"
 	"dualsync/internal/queue"
+	"dualsync/internal/sample"
 	"dualsync/internal/store"
 	"dualsync/internal/syncer"
 	"dualsync/internal/table"
@@ -195,7 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return fmt.Errorf("migrate %s: %w", db.Role(), err)
 			}
 			if cmd == "seed" {
-				if err := db.Seed(ctx); err != nil {
+				if err := sample.Load(ctx, db); err != nil {
 					return fmt.Errorf("seed %s: %w", db.Role(), err)
 				}
 			}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"dualsync/internal/database/sample"
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
 )
@@ -185,54 +184,4 @@ func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
-}
-
-// Seed inserts the sample rows whose ids are absent (see package sample),
-// skipping a sample user whose email a live user already holds. It writes no
-// outbox rows: every database gets the same rows. The primary's sequences
-// would hand out the sample ids, so they are moved past them, never back.
-func (db *DB) Seed(ctx context.Context) error {
-	return db.inTx(ctx, "seed", func(tx *sql.Tx) error {
-		for _, p := range sample.Products {
-			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.products WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1)
-				INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
-				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p5, @p5, @p5, @p5)`,
-				p.ID, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt)); err != nil {
-				return err
-			}
-		}
-		for _, u := range sample.Users {
-			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.users WITH (UPDLOCK, HOLDLOCK)
-					WHERE id = @p1 OR (email_key = @p5 AND deleted_at IS NULL))
-				INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, name_at, email_at)
-				VALUES (@p1, @p2, @p3, @p5, @p4, @p4, @p4, @p4)`,
-				u.ID, u.Name, u.Email, dt(u.UpdatedAt), domain.EmailKey(u.Email)); err != nil {
-				return err
-			}
-		}
-		if idStart(db.role)%2 != sample.MaxID%2 {
-			return nil // this role's ids never meet the sample ids
-		}
-		for _, seq := range []string{"products_id_seq", "users_id_seq"} {
-			var cur, inc int64
-			var used bool
-			err := tx.QueryRowContext(ctx, `SELECT CAST(current_value AS BIGINT), CAST(increment AS BIGINT),
-					CAST(CASE WHEN last_used_value IS NULL THEN 0 ELSE 1 END AS BIT)
-				FROM sys.sequences WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&cur, &inc, &used)
-			if err != nil {
-				return err
-			}
-			next := cur
-			if used {
-				next = cur + inc
-			}
-			if next <= sample.MaxID {
-				// DDL takes no parameters; the value is our constant.
-				if _, err := tx.ExecContext(ctx, "ALTER SEQUENCE dbo."+seq+" RESTART WITH "+strconv.FormatInt(sample.MaxID+2, 10)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 }

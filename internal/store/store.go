@@ -186,9 +186,6 @@ type DB interface {
 	// Migrate applies the embedded schema migrations; running it again, or
 	// concurrently, is harmless.
 	Migrate(ctx context.Context) error
-	// Seed loads the sample data; running it again creates nothing new.
-	Seed(ctx context.Context) error
-
 	// Ping checks the database answers a trivial query.
 	Ping(ctx context.Context) error
 	// Role returns the role this DB was opened in; Driver "postgres" or "sqlserver".
