@@ -72,6 +72,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 			SELECT @r;`).Scan(&got); err != nil {
 			return err
 		}
+		if got == -3 {
+			return errMigrateLockDeadlock // retried by inTx, as 1205 is
+		}
 		if got < 0 {
 			return domain.Errorf(domain.KindUnavailable, "sqlserver: migration lock not granted (%d)", got)
 		}

@@ -177,10 +177,18 @@ func retryDeadlock(ctx context.Context, op func() error) error {
 	return err
 }
 
+// isDeadlock reports a transaction SQL Server rolled back to break a
+// deadlock: error 1205, or an application lock request chosen as the victim
+// (sp_getapplock returns -3; our batches raise 51205 for it, and XACT_ABORT
+// rolls the transaction back whole, as 1205 does).
 func isDeadlock(err error) bool {
 	var se mssqldb.Error
-	return errors.As(err, &se) && se.Number == errDeadlock
+	return errors.As(err, &se) && (se.Number == errDeadlock || se.Number == errAppLockDeadlock) ||
+		errors.Is(err, errMigrateLockDeadlock)
 }
+
+// errMigrateLockDeadlock: Migrate's sp_getapplock returned -3.
+var errMigrateLockDeadlock = errors.New("sqlserver: migration lock request chosen as deadlock victim")
 
 // SQL Server error numbers the classification knows.
 const (
@@ -196,6 +204,8 @@ const (
 	errDeadlock         = 1205  // chosen as deadlock victim: the transaction was rolled back
 	errRequestLimit     = 10928 // Azure SQL: the database's request, worker or session limit is reached
 	errResourceLimit    = 10929 // Azure SQL: minimum guarantee not met, limits lowered for now
+	errAppLockTimeout   = 50001 // ours (THROW): an application lock was not granted in time
+	errAppLockDeadlock  = 51205 // ours (THROW): an application lock request was chosen as deadlock victim
 )
 
 // unavailableNumbers are server errors that mean "not now": Azure SQL
@@ -204,6 +214,13 @@ var unavailableNumbers = map[int32]bool{
 	errLogin: true, errOpenDatabase: true, 18452: true, // authentication
 	40613: true, 40197: true, 40501: true, 40540: true, 40544: true, 40549: true, 40550: true,
 	49918: true, 49919: true, 49920: true, 4221: true, 615: true, 926: true,
+	// The session was killed for using too much tempdb, transaction log or
+	// memory (https://learn.microsoft.com/azure/azure-sql/database/troubleshoot-common-errors-issues):
+	// its transaction is rolled back; a retry later may succeed.
+	40551: true, 40552: true, 40553: true,
+	// An application lock not granted in time: the database is too busy for
+	// this now, as PostgreSQL's lock timeout is (503, not 500).
+	errAppLockTimeout: true,
 }
 
 // Classify gives err a domain kind; exported for tests of the mapping.

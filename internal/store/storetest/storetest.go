@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListPaging", testListPaging},
 		{"IDParityAndSequence", testIDParity},
 		{"SequenceAtMigrate", testSequenceAtMigrate},
+		{"SequenceRestartValue", testSequenceRestart},
 		{"Versions", testVersions},
 		{"PutUsersSwap", testPutUsersSwap},
 		{"EmailKey", testEmailKey},
