@@ -78,6 +78,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if got < 0 {
 			return domain.Errorf(domain.KindUnavailable, "sqlserver: migration lock not granted (%d)", got)
 		}
+		if err := checkCompatibility(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL
 			CREATE TABLE dbo.schema_migrations (
 				version NVARCHAR(100) NOT NULL CONSTRAINT schema_migrations_pk PRIMARY KEY,
@@ -87,7 +90,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 		for _, name := range names {
 			version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 			var done int
-			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM dbo.schema_migrations WHERE version = @p1", version).Scan(&done); err != nil {
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM dbo.schema_migrations WHERE version = CAST(@p1 AS NVARCHAR(4000))", str(version)).Scan(&done); err != nil {
 				return err
 			}
 			if done > 0 {
@@ -109,7 +112,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 					return domain.Wrap(domain.KindInternal, err, "sqlserver: migration "+version+" failed")
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", version); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", str(version)); err != nil {
 				return err
 			}
 		}
@@ -159,7 +162,7 @@ func fillEmailKeys(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	for _, r := range todo {
-		if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", r.id, domain.EmailKey(r.email)); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", r.id, str(domain.EmailKey(r.email))); err != nil {
 			return err
 		}
 	}
@@ -176,7 +179,7 @@ func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
 	for _, seq := range []string{"products_id_seq", "users_id_seq"} {
 		var start, inc int64
 		err := tx.QueryRowContext(ctx, `SELECT CAST(start_value AS BIGINT), CAST(increment AS BIGINT) FROM sys.sequences
-			WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&start, &inc)
+			WHERE name = CAST(@p1 AS NVARCHAR(128)) AND schema_id = SCHEMA_ID(N'dbo')`, str(seq)).Scan(&start, &inc)
 		if err != nil {
 			return err
 		}
@@ -185,6 +188,27 @@ func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
 				"sqlserver: sequence %s (start %d, increment %d) was created for the other role, but this database is opened as %s",
 				seq, start, inc, db.role)
 		}
+	}
+	return nil
+}
+
+// minCompatibility is the lowest database compatibility level the adapter
+// runs on: OPENJSON, which reads every list it sends, needs 130
+// (https://learn.microsoft.com/sql/t-sql/functions/openjson-transact-sql).
+// Azure SQL Database creates databases at 160 or above.
+const minCompatibility = 130
+
+// checkCompatibility refuses, with a clear message, a database whose
+// compatibility level is too low, rather than fail on the first list.
+func checkCompatibility(ctx context.Context, tx *sql.Tx) error {
+	var level int
+	if err := tx.QueryRowContext(ctx, "SELECT CAST(compatibility_level AS INT) FROM sys.databases WHERE database_id = DB_ID()").Scan(&level); err != nil {
+		return err
+	}
+	if level < minCompatibility {
+		return domain.Errorf(domain.KindInternal,
+			"sqlserver: database compatibility level %d is below %d, which OPENJSON needs: ALTER DATABASE CURRENT SET COMPATIBILITY_LEVEL = %d (or higher)",
+			level, minCompatibility, minCompatibility)
 	}
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/golang-sql/civil"
 	mssqldb "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/azuread"
 
@@ -120,17 +119,6 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 func (db *DB) clock() time.Time { return domain.Millis(db.now()) }
-
-// dt encodes t as DATETIME2 (a bare time.Time would go as DATETIMEOFFSET).
-func dt(t time.Time) civil.DateTime { return civil.DateTimeOf(domain.Millis(t)) }
-
-// dtPtr is dt for a nullable time.
-func dtPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return dt(*t)
-}
 
 // inTx runs fn in a transaction and commits, once more if SQL Server chose
 // it as a deadlock victim (the server has rolled it back whole, so running it
