@@ -435,8 +435,8 @@ func TestSequenceSQL(t *testing.T) {
 		}
 		seq := "dbo." + string(e) + "s_id_seq"
 		for _, want := range []string{
-			"NEXT VALUE FOR " + seq + ";",                  // the real next value, drawn under the lock
-			"IF @next <= @want",                            // restart only forward, past what was drawn
+			"NEXT VALUE FOR " + seq + ";",                 // the real next value, drawn under the lock
+			"IF @next <= @want",                           // restart only forward, past what was drawn
 			"RESTART WITH ' + CAST(@want + 2 AS NVARCHAR", // after the highest own id
 			"@LockOwner = N'Transaction'",
 			"IF @r = -3 THROW 51205",

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Outbox", testOutbox},
 		{"PutProduct", testPutProduct},
 		{"PutProducts", testPutProducts},
+		{"BatchesAllOrNothing", testBatchesAllOrNothing},
 		{"PutUser", testPutUser},
 		{"EmailUniqueness", testEmailUniqueness},
 		{"IDs", testIDs},
