@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	mssqldb "github.com/microsoft/go-mssqldb"
-	"github.com/microsoft/go-mssqldb/azuread"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -28,6 +28,11 @@ type Options struct {
 	ConnectTimeout time.Duration // per connection attempt; default 2s
 	Clock          domain.Clock  // default time.Now
 	MaxConns       int32         // open (and idle) connections; default DefaultMaxConns
+	// TokenTimeout bounds getting an Entra token (fedauth=... URLs) when
+	// none is cached, apart from ConnectTimeout; default DefaultTokenTimeout.
+	TokenTimeout time.Duration
+	// Credential replaces the credential the URL's fedauth names (tests).
+	Credential azcore.TokenCredential
 }
 
 // DefaultConnectTimeout bounds a connection attempt: go-mssqldb otherwise
@@ -58,14 +63,34 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if err != nil {
 		return nil, err
 	}
-	// The azuread connector also handles plain logins; with fedauth= in the
-	// URL (ActiveDirectoryManagedIdentity in Azure, ActiveDirectoryDefault
-	// from a developer's machine) it signs in with an Entra token.
-	conn, err := azuread.NewConnector(dsn)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL")
+	}
+	// With fedauth= in the URL (ActiveDirectoryManagedIdentity in Azure,
+	// ActiveDirectoryDefault from a developer's machine) the login presents
+	// an Entra token from the DB's one cached credential (token.go).
+	cred, err := entraCredential(u)
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil && o.Credential != nil {
+		cred = o.Credential
+	}
+	var (
+		conn   *mssqldb.Connector
+		tokens *tokenSource
+	)
+	if cred != nil {
+		tokens = newTokenSource(cred, entraScope(u.Hostname()), o.TokenTimeout)
+		conn, err = mssqldb.NewConnectorWithAccessTokenProvider(dsn, tokens.Token)
+	} else {
+		conn, err = mssqldb.NewConnector(dsn)
+	}
 	if err != nil {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
 	}
-	db := sql.OpenDB(bound(conn, o.ConnectTimeout))
+	db := sql.OpenDB(bound(conn, o.ConnectTimeout, tokens))
 	maxConns := int(o.MaxConns)
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
@@ -278,6 +303,10 @@ func unavailable(err error, unreached bool) error {
 // package returns them unwrapped from the token provider, and the connect
 // returns them as they are).
 func isTokenError(err error) bool {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return true
+	}
 	var failed *azidentity.AuthenticationFailedError
 	var required *azidentity.AuthenticationRequiredError
 	var nonRetriable interface{ NonRetriable() }
