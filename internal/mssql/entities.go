@@ -136,7 +136,7 @@ func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, 
 
 // loadProductsSQL reads the products whose ids the JSON array @p1 lists:
 // one text for any number of ids.
-const loadProductsSQL = "SELECT " + productCols + " FROM dbo.products WHERE id IN (SELECT id FROM OPENJSON(@p1) WITH (id BIGINT '$'))"
+const loadProductsSQL = "SELECT " + productCols + " FROM dbo.products WHERE id IN (SELECT j.id FROM OPENJSON(@p1) WITH (id BIGINT '$') AS j)"
 
 // LoadProducts reads all ids with one statement.
 func (db *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
