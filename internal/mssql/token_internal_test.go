@@ -221,6 +221,20 @@ func TestOpenSharesOneCachedCredential(t *testing.T) {
 	if len(cred.scopes) != 1 || cred.scopes[0] != "https://database.windows.net/.default" {
 		t.Fatalf("scopes %v", cred.scopes)
 	}
+	// No token (identity endpoint down): unavailable, and certainly nothing
+	// changed, so the failover wrapper may serve the call elsewhere.
+	down := &fakeCred{life: time.Hour}
+	boom := error(errors.New("ManagedIdentityCredential: no response from the IMDS endpoint"))
+	down.fail.Store(&boom)
+	db2, err := Open(context.Background(), "sqlserver://"+ln.Addr().String()+"?database=d&fedauth=ActiveDirectoryManagedIdentity",
+		store.RolePrimary, Options{ConnectTimeout: 200 * time.Millisecond, Credential: down})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.Ping(context.Background()); !domain.IsKind(err, domain.KindUnavailable) || !errors.Is(err, store.ErrUnreached) || !errors.Is(err, boom) {
+		t.Fatalf("ping without a token: %v, want unavailable, unreached, with the cause", err)
+	}
 }
 
 func TestEntraScope(t *testing.T) {
