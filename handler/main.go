@@ -63,9 +63,6 @@ type settings struct {
 	// its own, so in Azure they are derived from the instance cap (infra).
 	PrimaryMaxConns, FallbackMaxConns int32
 	ResultPartitions                  int // Table Storage partitions of a new sync run (docs/scale.md)
-	// TokenTimeout bounds getting an Entra token for SQL Server (fedauth=),
-	// apart from ConnectTimeout (internal/mssql/token.go).
-	TokenTimeout time.Duration
 }
 
 // defaultMaxConns caps each pool below the smallest tier's limits (Azure SQL
@@ -124,7 +121,6 @@ func readSettings(getenv func(string) string) (settings, error) {
 		return d
 	}
 	s.ConnectTimeout = dur("DB_CONNECT_TIMEOUT", 2*time.Second)
-	s.TokenTimeout = dur("DB_TOKEN_TIMEOUT", 30*time.Second)
 	s.QueryTimeout = dur("DB_QUERY_TIMEOUT", 5*time.Second)
 	s.Cooldown = dur("BREAKER_COOLDOWN", 5*time.Second)
 	s.ResendAfter = dur("OUTBOX_RESEND_AFTER", 60*time.Second)
@@ -179,13 +175,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 
 	primary, err := database.Open(ctx, s.PrimaryURL, store.RolePrimary,
-		database.Options{ConnectTimeout: s.ConnectTimeout, TokenTimeout: s.TokenTimeout, MaxConns: s.PrimaryMaxConns})
+		database.Options{ConnectTimeout: s.ConnectTimeout, MaxConns: s.PrimaryMaxConns})
 	if err != nil {
 		return fmt.Errorf("primary database: %w", err)
 	}
 	defer primary.Close()
 	fallback, err := database.Open(ctx, s.FallbackURL, store.RoleFallback,
-		database.Options{ConnectTimeout: s.ConnectTimeout, TokenTimeout: s.TokenTimeout, MaxConns: s.FallbackMaxConns})
+		database.Options{ConnectTimeout: s.ConnectTimeout, MaxConns: s.FallbackMaxConns})
 	if err != nil {
 		return fmt.Errorf("fallback database: %w", err)
 	}

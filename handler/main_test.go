@@ -38,10 +38,6 @@ func TestLoadSettings(t *testing.T) {
 				s.ResultPartitions == 8 && s.PublishWorkers == 4 && s.PublishBuffer == 1024 && s.PublishDrain == 3*time.Second
 		}},
 		{"partitions", map[string]string{"SYNC_RESULT_PARTITIONS": "16"}, false, func(s settings) bool { return s.ResultPartitions == 16 }},
-		{"token budget: default apart from the connect timeout", nil, false, func(s settings) bool { return s.TokenTimeout == 30*time.Second }},
-		{"token budget set", map[string]string{"DB_TOKEN_TIMEOUT": "90s", "DB_CONNECT_TIMEOUT": "3s"}, false,
-			func(s settings) bool { return s.TokenTimeout == 90*time.Second && s.ConnectTimeout == 3*time.Second }},
-		{"token budget not a duration", map[string]string{"DB_TOKEN_TIMEOUT": "soon"}, true, nil},
 		{"partitions out of range", map[string]string{"SYNC_RESULT_PARTITIONS": "33"}, true, nil},
 		{"partitions not a number", map[string]string{"SYNC_RESULT_PARTITIONS": "many"}, true, nil},
 		{"publisher", map[string]string{"PUBLISH_WORKERS": "8", "PUBLISH_BUFFER": "10", "PUBLISH_DRAIN_TIMEOUT": "1s"}, false,

@@ -20,7 +20,6 @@ type Options struct {
 	ConnectTimeout time.Duration
 	Clock          domain.Clock
 	MaxConns       int32
-	TokenTimeout   time.Duration // SQL Server with Entra sign-in: getting a token (mssql.DefaultTokenTimeout)
 }
 
 // Open returns the adapter for rawURL's scheme. It does not connect, so it
@@ -45,7 +44,7 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (store
 		}
 		return db, nil
 	case "sqlserver":
-		db, err := mssql.Open(ctx, rawURL, role, mssql.Options{ConnectTimeout: o.ConnectTimeout, Clock: o.Clock, MaxConns: o.MaxConns, TokenTimeout: o.TokenTimeout})
+		db, err := mssql.Open(ctx, rawURL, role, mssql.Options{ConnectTimeout: o.ConnectTimeout, Clock: o.Clock, MaxConns: o.MaxConns})
 		if err != nil {
 			return nil, err
 		}
