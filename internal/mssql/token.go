@@ -27,7 +27,7 @@ import (
 // to go-mssqldb through its security-token connector
 // (mssql.NewConnectorWithAccessTokenProvider), and boundedConnector gets the
 // token before the connect's own deadline starts, within a budget of its own
-// (Options.TokenTimeout, DB_TOKEN_TIMEOUT).
+// (Options.TokenTimeout, default DefaultTokenTimeout).
 
 // DefaultTokenTimeout bounds getting an Entra token when no token is cached:
 // long enough for DefaultAzureCredential on a workstation (managed identity
