@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"dualsync/internal/domain"
+	"dualsync/internal/sample"
 	"dualsync/internal/store"
 	"dualsync/internal/testenv"
 )
@@ -20,7 +21,7 @@ func TestSeedFlow(t *testing.T) {
 	s := startStack(t, nil)
 	ctx := context.Background()
 	for _, db := range []store.DB{s.primary, s.fallback} {
-		if err := db.Seed(ctx); err != nil {
+		if err := sample.Load(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 	}

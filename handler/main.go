@@ -26,6 +26,7 @@ import (
 	"dualsync/internal/httpapi"
 	"dualsync/internal/ids"
 	"dualsync/internal/queue"
+	"dualsync/internal/sample"
 	"dualsync/internal/store"
 	"dualsync/internal/syncer"
 	"dualsync/internal/table"
@@ -213,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return fmt.Errorf("migrate %s: %w", db.Role(), err)
 			}
 			if cmd == "seed" {
-				if err := db.Seed(ctx); err != nil {
+				if err := sample.Load(ctx, db); err != nil {
 					return fmt.Errorf("seed %s: %w", db.Role(), err)
 				}
 			}

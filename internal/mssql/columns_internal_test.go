@@ -84,7 +84,7 @@ func TestColumnTypesMatchParameters(t *testing.T) {
 		known[col[strings.Index(col, ".")+1:]] = true
 	}
 	// A column, not a T-SQL variable (@next) or a number (id % 2 = @p2).
-	cmp := regexp.MustCompile(`(?:^|[^@\w])([A-Za-z_]\w*)\s*(?:=|<=|>=|<|>|<>)\s*@p\d+`)
+	cmp := regexp.MustCompile(`(?:^|[^@\w])([A-Za-z_]\w*)\s*(?:=|<=|>=|<|>|<>)\s*(?:CAST\(\s*)?@p\d+`)
 	seen := 0
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -63,6 +63,7 @@ func secondsUp(d time.Duration) string {
 type boundedConnector struct {
 	inner   driver.Connector
 	timeout time.Duration
+	tokens  *tokenSource // nil without Entra sign-in
 }
 
 // attemptKey carries the current attempt's socket record to the dialer.
@@ -77,6 +78,13 @@ type attempt struct {
 }
 
 func (c *boundedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.tokens != nil {
+		// The Entra token first, within its own budget: the login then
+		// finds it cached, and DB_CONNECT_TIMEOUT bounds the network alone.
+		if _, err := c.tokens.Token(ctx); err != nil {
+			return nil, err
+		}
+	}
 	deadline := time.Now().Add(c.timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -118,10 +126,10 @@ func (d *deadlineDialer) DialContext(ctx context.Context, network, addr string) 
 }
 
 // bound wraps a go-mssqldb connector so that only its connect is bounded.
-func bound(c *mssqldb.Connector, timeout time.Duration) driver.Connector {
+func bound(c *mssqldb.Connector, timeout time.Duration, tokens *tokenSource) driver.Connector {
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
 	c.Dialer = &deadlineDialer{nd: net.Dialer{KeepAlive: 30 * time.Second}}
-	return &boundedConnector{inner: c, timeout: timeout}
+	return &boundedConnector{inner: c, timeout: timeout, tokens: tokens}
 }

@@ -120,6 +120,8 @@ func (f connectorFunc) Driver() driver.Driver                            { retur
 func TestRetryDeadlockOnce(t *testing.T) {
 	deadlock := fmt.Errorf("update: %w", mssqldb.Error{Number: 1205, Message: "chosen as the deadlock victim"})
 	other := mssqldb.Error{Number: 547}
+	appLockVictim := mssqldb.Error{Number: 51205, Message: "sequence lock: chosen as deadlock victim"}
+	lockTimeout := mssqldb.Error{Number: 50001, Message: "sequence lock not granted in time"}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -134,6 +136,13 @@ func TestRetryDeadlockOnce(t *testing.T) {
 		{"victim twice: given up after one retry", context.Background(), []error{deadlock, deadlock, nil}, 2, deadlock},
 		{"other errors are not retried", context.Background(), []error{other, nil}, 1, other},
 		{"not retried once the caller gave up", cancelled, []error{deadlock, nil}, 1, deadlock},
+		// sp_getapplock returning -3 (the lock request chosen as deadlock
+		// victim): our batches raise 51205, Migrate returns its sentinel;
+		// both are retried as 1205 is, even once classified.
+		{"app lock victim (51205) then success: retried", context.Background(), []error{appLockVictim, nil}, 2, nil},
+		{"classified app lock victim then success: retried", context.Background(), []error{classify(appLockVictim, "put", true), nil}, 2, nil},
+		{"migration lock victim then success: retried", context.Background(), []error{classify(errMigrateLockDeadlock, "migrate", true), nil}, 2, nil},
+		{"app lock timeout (50001) is not retried", context.Background(), []error{lockTimeout, nil}, 1, lockTimeout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,10 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
+	"unicode/utf16"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -71,11 +70,13 @@ func notFound(e domain.Entity, id int64) error {
 	return domain.Errorf(domain.KindNotFound, "%s %d not found", e, id)
 }
 
-func limitOf(n int) int {
+// limitOf is a page size as a BIGINT parameter (a Go int would be declared
+// int or bigint depending on the platform).
+func limitOf(n int) int64 {
 	if n <= 0 {
 		return 100
 	}
-	return n
+	return int64(n)
 }
 
 func queryList[T any](ctx context.Context, db *sql.DB, what, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
@@ -133,40 +134,22 @@ func (db *DB) LoadProduct(ctx context.Context, id int64) (domain.Product, bool, 
 	return getOne(ctx, db.db, domain.EntityProduct, id, "SELECT "+productCols+" FROM dbo.products WHERE id = @p1", scanProduct)
 }
 
-// LoadProducts reads ids in chunks of one IN list each.
+// loadProductsSQL reads the products whose ids the JSON array @p1 lists:
+// one text for any number of ids.
+const loadProductsSQL = "SELECT " + productCols + " FROM dbo.products WHERE id IN (SELECT j.id FROM OPENJSON(@p1) WITH (id BIGINT '$') AS j)"
+
+// LoadProducts reads all ids with one statement.
 func (db *DB) LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error) {
 	out := make(map[int64]domain.Product, len(ids))
-	for chunk := range slices.Chunk(ids, stmtChunk) {
-		in := make([]string, len(chunk))
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			in[i], args[i] = fmt.Sprintf("@p%d", i+1), id
-		}
-		ps, err := queryList(ctx, db.db, "load products", "SELECT "+productCols+" FROM dbo.products WHERE id IN ("+strings.Join(in, ", ")+")", scanProduct, args...)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ps {
-			out[p.ID] = p
-		}
+	if len(ids) == 0 {
+		return out, nil
 	}
-	return out, nil
-}
-
-// PutProducts runs PutProduct for each put, one transaction each: correct
-// for the contract, without the set-based statements of the PostgreSQL
-// adapter (SQL Server cannot be run where this was written; see README).
-func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store.PutResult, error) {
-	out := make([]store.PutResult, len(puts))
-	for i, put := range puts {
-		res, err := db.PutProduct(ctx, put.Product, put.Expect)
-		switch {
-		case errors.Is(err, store.ErrChanged):
-			res = store.PutChanged
-		case err != nil:
-			return nil, err
-		}
-		out[i] = res
+	ps, err := queryList(ctx, db.db, "load products", loadProductsSQL, scanProduct, idsParam(ids))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		out[p.ID] = p
 	}
 	return out, nil
 }
@@ -185,7 +168,7 @@ func (db *DB) LoadUser(ctx context.Context, id int64) (domain.User, bool, error)
 
 func insertOutbox(ctx context.Context, tx *sql.Tx, e domain.Entity, id, counter int64, now time.Time) error {
 	_, err := tx.ExecContext(ctx, "INSERT INTO dbo.outbox (entity, entity_id, counter, created_at) VALUES (@p1, @p2, @p3, @p4)",
-		string(e), id, counter, dt(now))
+		str(string(e)), id, counter, dt(now))
 	return err
 }
 
@@ -200,7 +183,7 @@ func (db *DB) CreateProduct(ctx context.Context, c domain.ProductChange) (domain
 		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, ver_p, ver_f, name_at, description_at, price_at)
 			OUTPUT INSERTED.id
 			VALUES (NEXT VALUE FOR dbo.products_id_seq, @p1, @p2, CAST(@p3 AS DECIMAL(10,2)), @p4, @p4, @p5, @p6, @p4, @p4, @p4)`,
-			p.Name, p.Description, p.Price.String(), dt(now), p.Ver.P, p.Ver.F).Scan(&p.ID)
+			str(p.Name), str(p.Description), str(p.Price.String()), dt(now), p.Ver.P, p.Ver.F).Scan(&p.ID)
 		if err != nil {
 			return classify(err, "create product", true)
 		}
@@ -221,7 +204,7 @@ func (db *DB) CreateUser(ctx context.Context, c domain.UserChange) (domain.User,
 		err := tx.QueryRowContext(ctx, `INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, ver_p, ver_f, name_at, email_at)
 			OUTPUT INSERTED.id
 			VALUES (NEXT VALUE FOR dbo.users_id_seq, @p1, @p2, @p3, @p4, @p4, @p5, @p6, @p4, @p4)`,
-			u.Name, u.Email, domain.EmailKey(u.Email), dt(now), u.Ver.P, u.Ver.F).Scan(&u.ID)
+			str(u.Name), str(u.Email), str(domain.EmailKey(u.Email)), dt(now), u.Ver.P, u.Ver.F).Scan(&u.ID)
 		if err != nil {
 			return classify(err, "create user", true)
 		}
@@ -260,7 +243,7 @@ func (db *DB) UpdateProduct(ctx context.Context, id int64, c domain.ProductChang
 		p.Ver, p.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.ExecContext(ctx, `UPDATE dbo.products SET name = @p2, description = @p3, price = CAST(@p4 AS DECIMAL(10,2)), updated_at = @p5,
 			ver_p = @p6, ver_f = @p7, name_at = @p8, description_at = @p9, price_at = @p10, jump_from = @p11, jump_to = @p12 WHERE id = @p1`,
-			id, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt), p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt), p.Jump.From, p.Jump.To); err != nil {
+			id, str(p.Name), str(p.Description), str(p.Price.String()), dt(p.UpdatedAt), p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt), p.Jump.From, p.Jump.To); err != nil {
 			return classify(err, "update product", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityProduct, id, store.Own(db.role, p.Ver), db.clock())
@@ -285,7 +268,7 @@ func (db *DB) UpdateUser(ctx context.Context, id int64, c domain.UserChange) (do
 		u.Ver, u.Jump = prev.Ver.Next(db.primary(), db.floor, prev.Jump)
 		if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, updated_at = @p5,
 			ver_p = @p6, ver_f = @p7, name_at = @p8, email_at = @p9, jump_from = @p10, jump_to = @p11 WHERE id = @p1`,
-			id, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.UpdatedAt), u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt), u.Jump.From, u.Jump.To); err != nil {
+			id, str(u.Name), str(u.Email), str(domain.EmailKey(u.Email)), dt(u.UpdatedAt), u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt), u.Jump.From, u.Jump.To); err != nil {
 			return classify(err, "update user", true)
 		}
 		return insertOutbox(ctx, tx, domain.EntityUser, id, store.Own(db.role, u.Ver), db.clock())
@@ -375,7 +358,7 @@ func (db *DB) put(ctx context.Context, e domain.Entity, table string, id int64, 
 }
 
 func (db *DB) PutProduct(ctx context.Context, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
-	args := []any{p.ID, p.Name, p.Description, p.Price.String(), dt(p.CreatedAt), dt(p.UpdatedAt), dtPtr(p.DeletedAt),
+	args := []any{p.ID, str(p.Name), str(p.Description), str(p.Price.String()), dt(p.CreatedAt), dt(p.UpdatedAt), dtPtr(p.DeletedAt),
 		p.Ver.P, p.Ver.F, dt(p.NameAt), dt(p.DescriptionAt), dt(p.PriceAt)}
 	return db.put(ctx, domain.EntityProduct, "dbo.products", p.ID, expect, p.Deleted(),
 		func(tx *sql.Tx) error {
@@ -407,6 +390,9 @@ func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector)
 func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
 
 func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	if err := store.CheckUserPuts(puts); err != nil {
+		return nil, err
+	}
 	res := make([]store.PutResult, len(puts))
 	err := db.inTx(ctx, "put user", func(tx *sql.Tx) error {
 		exists := make([]bool, len(puts))
@@ -437,7 +423,7 @@ func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutRe
 		if len(puts) > 1 {
 			for i, p := range puts {
 				if exists[i] {
-					if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", p.User.ID, emailParking(p.User.ID)); err != nil {
+					if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", p.User.ID, str(emailParking(p.User.ID))); err != nil {
 						return classify(err, "put user", true)
 					}
 				}
@@ -445,7 +431,7 @@ func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutRe
 		}
 		for i, p := range puts {
 			u := p.User
-			args := []any{u.ID, u.Name, u.Email, domain.EmailKey(u.Email), dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt),
+			args := []any{u.ID, str(u.Name), str(u.Email), str(domain.EmailKey(u.Email)), dt(u.CreatedAt), dt(u.UpdatedAt), dtPtr(u.DeletedAt),
 				u.Ver.P, u.Ver.F, dt(u.NameAt), dt(u.EmailAt)}
 			if exists[i] {
 				if _, err := tx.ExecContext(ctx, `UPDATE dbo.users SET name = @p2, email = @p3, email_key = @p4, created_at = @p5, updated_at = @p6,
@@ -470,8 +456,15 @@ func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutRe
 	return res, nil
 }
 
+// emailKeyMax is the length of dbo.users.email_key (NVARCHAR(254)).
+const emailKeyMax = 254
+
 func (db *DB) UserByEmail(ctx context.Context, email string) (domain.User, bool, error) {
-	u, err := scanUser(db.db.QueryRowContext(ctx, "SELECT "+userCols+" FROM dbo.users WHERE email_key = @p1 AND deleted_at IS NULL", domain.EmailKey(email)))
+	key := domain.EmailKey(email)
+	if len(utf16.Encode([]rune(key))) > emailKeyMax {
+		return domain.User{}, false, nil // longer than any stored key
+	}
+	u, err := scanUser(db.db.QueryRowContext(ctx, "SELECT "+userCols+" FROM dbo.users WHERE email_key = CAST(@p1 AS NVARCHAR(4000)) AND deleted_at IS NULL", str(key)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, false, nil
 	}

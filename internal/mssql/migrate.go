@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"dualsync/internal/database/sample"
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
 )
@@ -82,8 +81,14 @@ func (db *DB) Migrate(ctx context.Context) error {
 			SELECT @r;`).Scan(&got); err != nil {
 			return err
 		}
+		if got == -3 {
+			return errMigrateLockDeadlock // retried by inTx, as 1205 is
+		}
 		if got < 0 {
 			return domain.Errorf(domain.KindUnavailable, "sqlserver: migration lock not granted (%d)", got)
+		}
+		if err := checkCompatibility(ctx, tx); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL
 			CREATE TABLE dbo.schema_migrations (
@@ -94,7 +99,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 		for _, name := range names {
 			version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 			var done int
-			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM dbo.schema_migrations WHERE version = @p1", version).Scan(&done); err != nil {
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM dbo.schema_migrations WHERE version = CAST(@p1 AS NVARCHAR(4000))", str(version)).Scan(&done); err != nil {
 				return err
 			}
 			if done > 0 {
@@ -116,7 +121,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 					return domain.Wrap(domain.KindInternal, err, "sqlserver: migration "+version+" failed")
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", version); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO dbo.schema_migrations (version) VALUES (@p1)", str(version)); err != nil {
 				return err
 			}
 		}
@@ -166,7 +171,7 @@ func fillEmailKeys(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	for _, r := range todo {
-		if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", r.id, domain.EmailKey(r.email)); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE dbo.users SET email_key = @p2 WHERE id = @p1", r.id, str(domain.EmailKey(r.email))); err != nil {
 			return err
 		}
 	}
@@ -183,7 +188,7 @@ func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
 	for _, seq := range []string{"products_id_seq", "users_id_seq"} {
 		var start, inc int64
 		err := tx.QueryRowContext(ctx, `SELECT CAST(start_value AS BIGINT), CAST(increment AS BIGINT) FROM sys.sequences
-			WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&start, &inc)
+			WHERE name = CAST(@p1 AS NVARCHAR(128)) AND schema_id = SCHEMA_ID(N'dbo')`, str(seq)).Scan(&start, &inc)
 		if err != nil {
 			return err
 		}
@@ -196,52 +201,23 @@ func (db *DB) checkParity(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// Seed inserts the sample rows whose ids are absent (see package sample),
-// skipping a sample user whose email a live user already holds. It writes no
-// outbox rows: every database gets the same rows. The primary's sequences
-// would hand out the sample ids, so they are moved past them, never back.
-func (db *DB) Seed(ctx context.Context) error {
-	return db.inTx(ctx, "seed", func(tx *sql.Tx) error {
-		for _, p := range sample.Products {
-			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.products WITH (UPDLOCK, HOLDLOCK) WHERE id = @p1)
-				INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
-				VALUES (@p1, @p2, @p3, CAST(@p4 AS DECIMAL(10,2)), @p5, @p5, @p5, @p5, @p5)`,
-				p.ID, p.Name, p.Description, p.Price.String(), dt(p.UpdatedAt)); err != nil {
-				return err
-			}
-		}
-		for _, u := range sample.Users {
-			if _, err := tx.ExecContext(ctx, `IF NOT EXISTS (SELECT 1 FROM dbo.users WITH (UPDLOCK, HOLDLOCK)
-					WHERE id = @p1 OR (email_key = @p5 AND deleted_at IS NULL))
-				INSERT INTO dbo.users (id, name, email, email_key, created_at, updated_at, name_at, email_at)
-				VALUES (@p1, @p2, @p3, @p5, @p4, @p4, @p4, @p4)`,
-				u.ID, u.Name, u.Email, dt(u.UpdatedAt), domain.EmailKey(u.Email)); err != nil {
-				return err
-			}
-		}
-		if idStart(db.role)%2 != sample.MaxID%2 {
-			return nil // this role's ids never meet the sample ids
-		}
-		for _, seq := range []string{"products_id_seq", "users_id_seq"} {
-			var cur, inc int64
-			var used bool
-			err := tx.QueryRowContext(ctx, `SELECT CAST(current_value AS BIGINT), CAST(increment AS BIGINT),
-					CAST(CASE WHEN last_used_value IS NULL THEN 0 ELSE 1 END AS BIT)
-				FROM sys.sequences WHERE name = @p1 AND schema_id = SCHEMA_ID(N'dbo')`, seq).Scan(&cur, &inc, &used)
-			if err != nil {
-				return err
-			}
-			next := cur
-			if used {
-				next = cur + inc
-			}
-			if next <= sample.MaxID {
-				// DDL takes no parameters; the value is our constant.
-				if _, err := tx.ExecContext(ctx, "ALTER SEQUENCE dbo."+seq+" RESTART WITH "+strconv.FormatInt(sample.MaxID+2, 10)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+// minCompatibility is the lowest database compatibility level the adapter
+// runs on: OPENJSON, which reads every list it sends, needs 130
+// (https://learn.microsoft.com/sql/t-sql/functions/openjson-transact-sql).
+// Azure SQL Database creates databases at 160 or above.
+const minCompatibility = 130
+
+// checkCompatibility refuses, with a clear message, a database whose
+// compatibility level is too low, rather than fail on the first list.
+func checkCompatibility(ctx context.Context, tx *sql.Tx) error {
+	var level int
+	if err := tx.QueryRowContext(ctx, "SELECT CAST(compatibility_level AS INT) FROM sys.databases WHERE database_id = DB_ID()").Scan(&level); err != nil {
+		return err
+	}
+	if level < minCompatibility {
+		return domain.Errorf(domain.KindInternal,
+			"sqlserver: database compatibility level %d is below %d, which OPENJSON needs: ALTER DATABASE CURRENT SET COMPATIBILITY_LEVEL = %d (or higher)",
+			level, minCompatibility, minCompatibility)
+	}
+	return nil
 }

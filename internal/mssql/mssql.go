@@ -15,10 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/golang-sql/civil"
 	mssqldb "github.com/microsoft/go-mssqldb"
-	"github.com/microsoft/go-mssqldb/azuread"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -29,6 +28,11 @@ type Options struct {
 	ConnectTimeout time.Duration // per connection attempt; default 2s
 	Clock          domain.Clock  // default time.Now
 	MaxConns       int32         // open (and idle) connections; default DefaultMaxConns
+	// TokenTimeout bounds getting an Entra token (fedauth=... URLs) when
+	// none is cached, apart from ConnectTimeout; default DefaultTokenTimeout.
+	TokenTimeout time.Duration
+	// Credential replaces the credential the URL's fedauth names (tests).
+	Credential azcore.TokenCredential
 }
 
 // DefaultConnectTimeout bounds a connection attempt: go-mssqldb otherwise
@@ -62,14 +66,34 @@ func Open(ctx context.Context, rawURL string, role store.Role, o Options) (*DB, 
 	if err != nil {
 		return nil, err
 	}
-	// The azuread connector also handles plain logins; with fedauth= in the
-	// URL (ActiveDirectoryManagedIdentity in Azure, ActiveDirectoryDefault
-	// from a developer's machine) it signs in with an Entra token.
-	conn, err := azuread.NewConnector(dsn)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL")
+	}
+	// With fedauth= in the URL (ActiveDirectoryManagedIdentity in Azure,
+	// ActiveDirectoryDefault from a developer's machine) the login presents
+	// an Entra token from the DB's one cached credential (token.go).
+	cred, err := entraCredential(u)
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil && o.Credential != nil {
+		cred = o.Credential
+	}
+	var (
+		conn   *mssqldb.Connector
+		tokens *tokenSource
+	)
+	if cred != nil {
+		tokens = newTokenSource(cred, entraScope(u.Hostname()), o.TokenTimeout)
+		conn, err = mssqldb.NewConnectorWithAccessTokenProvider(dsn, tokens.Token)
+	} else {
+		conn, err = mssqldb.NewConnector(dsn)
+	}
 	if err != nil {
 		return nil, domain.Errorf(domain.KindInternal, "sqlserver: invalid database URL: %s", redact(err.Error(), rawURL))
 	}
-	db := sql.OpenDB(bound(conn, o.ConnectTimeout))
+	db := sql.OpenDB(bound(conn, o.ConnectTimeout, tokens))
 	maxConns := int(o.MaxConns)
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
@@ -124,17 +148,6 @@ func (db *DB) Ping(ctx context.Context) error {
 
 func (db *DB) clock() time.Time { return domain.Millis(db.now()) }
 
-// dt encodes t as DATETIME2 (a bare time.Time would go as DATETIMEOFFSET).
-func dt(t time.Time) civil.DateTime { return civil.DateTimeOf(domain.Millis(t)) }
-
-// dtPtr is dt for a nullable time.
-func dtPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return dt(*t)
-}
-
 // inTx runs fn in a transaction and commits, once more if SQL Server chose
 // it as a deadlock victim (the server has rolled it back whole, so running it
 // again is safe). fn must be safe to run twice. Failures before COMMIT was
@@ -180,10 +193,18 @@ func retryDeadlock(ctx context.Context, op func() error) error {
 	return err
 }
 
+// isDeadlock reports a transaction SQL Server rolled back to break a
+// deadlock: error 1205, or an application lock request chosen as the victim
+// (sp_getapplock returns -3; our batches raise 51205 for it, and XACT_ABORT
+// rolls the transaction back whole, as 1205 does).
 func isDeadlock(err error) bool {
 	var se mssqldb.Error
-	return errors.As(err, &se) && se.Number == errDeadlock
+	return errors.As(err, &se) && (se.Number == errDeadlock || se.Number == errAppLockDeadlock) ||
+		errors.Is(err, errMigrateLockDeadlock)
 }
+
+// errMigrateLockDeadlock: Migrate's sp_getapplock returned -3.
+var errMigrateLockDeadlock = errors.New("sqlserver: migration lock request chosen as deadlock victim")
 
 // SQL Server error numbers the classification knows.
 const (
@@ -199,6 +220,8 @@ const (
 	errDeadlock         = 1205  // chosen as deadlock victim: the transaction was rolled back
 	errRequestLimit     = 10928 // Azure SQL: the database's request, worker or session limit is reached
 	errResourceLimit    = 10929 // Azure SQL: minimum guarantee not met, limits lowered for now
+	errAppLockTimeout   = 50001 // ours (THROW): an application lock was not granted in time
+	errAppLockDeadlock  = 51205 // ours (THROW): an application lock request was chosen as deadlock victim
 )
 
 // unavailableNumbers are server errors that mean "not now": Azure SQL
@@ -207,6 +230,13 @@ var unavailableNumbers = map[int32]bool{
 	errLogin: true, errOpenDatabase: true, 18452: true, // authentication
 	40613: true, 40197: true, 40501: true, 40540: true, 40544: true, 40549: true, 40550: true,
 	49918: true, 49919: true, 49920: true, 4221: true, 615: true, 926: true,
+	// The session was killed for using too much tempdb, transaction log or
+	// memory (https://learn.microsoft.com/azure/azure-sql/database/troubleshoot-common-errors-issues):
+	// its transaction is rolled back; a retry later may succeed.
+	40551: true, 40552: true, 40553: true,
+	// An application lock not granted in time: the database is too busy for
+	// this now, as PostgreSQL's lock timeout is (503, not 500).
+	errAppLockTimeout: true,
 }
 
 // Classify gives err a domain kind; exported for tests of the mapping.
@@ -276,6 +306,10 @@ func unavailable(err error, unreached bool) error {
 // package returns them unwrapped from the token provider, and the connect
 // returns them as they are).
 func isTokenError(err error) bool {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return true
+	}
 	var failed *azidentity.AuthenticationFailedError
 	var required *azidentity.AuthenticationRequiredError
 	var nonRetriable interface{ NonRetriable() }

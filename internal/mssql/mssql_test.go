@@ -270,6 +270,15 @@ func TestClassify(t *testing.T) {
 		{"azure database paused", mssqldb.Error{Number: 40613}, false, domain.KindUnavailable, false, false},
 		{"azure database paused before sending", mssqldb.Error{Number: 40613}, true, domain.KindUnavailable, true, false},
 		{"deadlock is ours to retry", mssqldb.Error{Number: 1205}, true, domain.KindInternal, false, false},
+		{"app lock deadlock victim is ours to retry", mssqldb.Error{Number: 51205}, true, domain.KindInternal, false, false},
+		// As PostgreSQL answers a lock it cannot get: 503, not 500.
+		{"app lock timeout (THROW 50001)", mssqldb.Error{Number: 50001, Message: "sequence lock not granted in time"}, true, domain.KindUnavailable, true, false},
+		{"app lock timeout at commit", mssqldb.Error{Number: 50001}, false, domain.KindUnavailable, false, false},
+		// Azure SQL killed the session for tempdb, log or memory use: its
+		// transaction was rolled back; unavailable, like PostgreSQL's 53xxx.
+		{"azure session killed: tempdb", mssqldb.Error{Number: 40551}, true, domain.KindUnavailable, true, false},
+		{"azure session killed: log", mssqldb.Error{Number: 40552}, true, domain.KindUnavailable, true, false},
+		{"azure session killed: memory", mssqldb.Error{Number: 40553}, false, domain.KindUnavailable, false, false},
 		{"request limit is busy, not down", mssqldb.Error{Number: 10928, Message: "Resource ID : 1. The request limit for the database is 30 and has been reached."}, true, domain.KindUnavailable, true, true},
 		{"resource limit is busy, not down", mssqldb.Error{Number: 10929}, true, domain.KindUnavailable, true, true},
 		{"busy at commit: may have applied", mssqldb.Error{Number: 10928}, false, domain.KindUnavailable, false, true},

@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	mssqldb "github.com/microsoft/go-mssqldb"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
@@ -56,54 +56,54 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 		ORDER BY seq`, scanOutbox, dt(notSentBefore), dt(resendBefore), limitOf(limit))
 }
 
-// stmtChunk bounds the items one statement names as parameters (one or two
-// each), far below SQL Server's 2,100.
-const stmtChunk = 500
+// marksJSON reads the outbox marks of the JSON array @p2
+// ([{"id":..,"upTo":..}, ...]) as m: one text for any number of marks.
+const marksJSON = `OPENJSON(@p2) WITH (id BIGINT '$.id', up_to BIGINT '$.upTo') AS m`
 
-// overMarks runs stmt once per chunk of marks (ascending ids, so that
-// concurrent statements lock rows in one order). The statement's
-// parameters are the entity (@p1), then lead, then the chunk's ids and
-// counters, which stmt gets as a VALUES list naming them.
-func (db *DB) overMarks(ctx context.Context, what string, e domain.Entity, lead []any, marks []store.OutboxMark, stmt func(values string) string) error {
-	marks = slices.SortedFunc(slices.Values(marks), func(a, b store.OutboxMark) int { return cmp.Compare(a.ID, b.ID) })
-	for chunk := range slices.Chunk(marks, stmtChunk) {
-		var (
-			values strings.Builder
-			args   = append([]any{string(e)}, lead...)
-		)
-		for i, m := range chunk {
-			if i > 0 {
-				values.WriteString(", ")
-			}
-			fmt.Fprintf(&values, "(@p%d, @p%d)", len(args)+1, len(args)+2)
-			args = append(args, m.ID, m.UpTo)
-		}
-		err := retryDeadlock(ctx, func() error {
-			_, err := db.db.ExecContext(ctx, stmt(values.String()), args...)
-			return err
-		})
-		if err != nil {
-			return classify(err, what, false)
-		}
+const markOutboxSentSQL = `UPDATE o SET sent_at = @p3
+FROM dbo.outbox AS o INNER JOIN ` + marksJSON + ` ON o.entity_id = m.id AND o.counter <= m.up_to
+WHERE o.entity = CAST(@p1 AS NVARCHAR(4000))`
+
+const ackOutboxSQL = `DELETE o FROM dbo.outbox AS o INNER JOIN ` + marksJSON + ` ON o.entity_id = m.id AND o.counter <= m.up_to
+WHERE o.entity = CAST(@p1 AS NVARCHAR(4000))`
+
+type markRow struct {
+	ID   int64 `json:"id"`
+	UpTo int64 `json:"upTo"`
+}
+
+// marksParam lists marks by ascending id, so concurrent statements tend to
+// touch the outbox's rows in one order.
+func marksParam(marks []store.OutboxMark) mssqldb.NVarCharMax {
+	sorted := slices.SortedFunc(slices.Values(marks), func(a, b store.OutboxMark) int { return cmp.Compare(a.ID, b.ID) })
+	rows := make([]markRow, len(sorted))
+	for i, m := range sorted {
+		rows[i] = markRow{ID: m.ID, UpTo: m.UpTo}
 	}
-	return nil
+	return jsonParam(rows)
+}
+
+// overMarks runs one marks statement (@p1 entity, @p2 marks, then extra),
+// once more if chosen as a deadlock victim. Whether a failed statement
+// applied is unknown, so errors are not reported as unreached.
+func (db *DB) overMarks(ctx context.Context, what, stmt string, e domain.Entity, marks []store.OutboxMark, extra ...any) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	args := append([]any{str(string(e)), marksParam(marks)}, extra...)
+	err := retryDeadlock(ctx, func() error {
+		_, err := db.db.ExecContext(ctx, stmt, args...)
+		return err
+	})
+	return classify(err, what, false)
 }
 
 func (db *DB) MarkOutboxSent(ctx context.Context, e domain.Entity, marks []store.OutboxMark, at time.Time) error {
-	return db.overMarks(ctx, "mark outbox sent", e, []any{dt(at)}, marks, func(values string) string {
-		return `UPDATE o SET sent_at = @p2
-			FROM dbo.outbox AS o JOIN (VALUES ` + values + `) AS m(id, up_to)
-			ON o.entity_id = m.id AND o.counter <= m.up_to
-			WHERE o.entity = @p1`
-	})
+	return db.overMarks(ctx, "mark outbox sent", markOutboxSentSQL, e, marks, dt(at))
 }
 
 func (db *DB) AckOutbox(ctx context.Context, e domain.Entity, marks []store.OutboxMark) error {
-	return db.overMarks(ctx, "ack outbox", e, nil, marks, func(values string) string {
-		return `DELETE o FROM dbo.outbox AS o JOIN (VALUES ` + values + `) AS m(id, up_to)
-			ON o.entity_id = m.id AND o.counter <= m.up_to
-			WHERE o.entity = @p1`
-	})
+	return db.overMarks(ctx, "ack outbox", ackOutboxSQL, e, marks)
 }
 
 func (db *DB) OutboxDepth(ctx context.Context) (int64, error) {

@@ -1,70 +1,82 @@
 package mssql
 
 import (
-	"regexp"
+	"context"
+	"database/sql/driver"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	mssqldb "github.com/microsoft/go-mssqldb"
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
 )
 
-// SQL Server cannot run here: these pin the purge statements' text, which
-// the contract suite (storetest) runs for real only against PostgreSQL.
+// SQL Server cannot run here: these pin the purge statements, which the
+// contract suite (storetest) runs for real only against PostgreSQL: fixed
+// parameter types, the same text whatever the number of tombstones, the
+// tombstones in one JSON parameter that OPENJSON reads by the same names.
 func TestPurgeSQL(t *testing.T) {
 	before := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
-	ts := []store.Tombstone{{ID: 7, Ver: domain.Vector{P: 3, F: 1}}, {ID: 9, Ver: domain.Vector{P: 0, F: 2}}}
-	lock, del, args := purgeSQL("dbo.products", domain.EntityProduct, ts, before)
-
-	wantArgs := []any{"product", dt(before), int64(7), int64(3), int64(1), int64(9), int64(0), int64(2)}
-	if len(args) != len(wantArgs) {
-		t.Fatalf("args = %v, want %v", args, wantArgs)
-	}
-	for i := range args {
-		if args[i] != wantArgs[i] {
-			t.Errorf("arg @p%d = %#v, want %#v", i+1, args[i], wantArgs[i])
+	c := context.Background()
+	var texts []string
+	for _, n := range []int{1, 2, 700} {
+		db, r := recorded(t, store.RolePrimary, answer{"OUTPUT DELETED.id", cols(1), [][]driver.Value{{int64(7)}}})
+		ts := make([]store.Tombstone, n)
+		for i := range ts {
+			ts[i] = store.Tombstone{ID: int64(2*i + 1), Ver: domain.Vector{P: 3, F: 1}}
 		}
-	}
-	for _, tc := range []struct{ name, sql string }{{"lock", lock}, {"delete", del}} {
-		// Every placeholder names a parameter that is passed, and no value
-		// is spelled into the text.
-		for _, m := range regexp.MustCompile(`@p(\d+)`).FindAllStringSubmatch(tc.sql, -1) {
-			var n int
-			for _, c := range m[1] {
-				n = n*10 + int(c-'0')
+		if _, err := db.PurgeTombstones(c, domain.EntityProduct, ts, before); err != nil {
+			t.Fatal(err)
+		}
+		stmts := r.take()
+		var text []string
+		for _, s := range stmts {
+			if !strings.Contains(s.query, "@p") {
+				continue // SET XACT_ABORT ON and the like
 			}
-			if n < 1 || n > len(args) {
-				t.Errorf("%s names @p%d, only %d parameters", tc.name, n, len(args))
+			for i, a := range s.args {
+				if !fixedType(a) {
+					t.Errorf("parameter @p%d is %T in %q", i+1, a, s.query)
+				}
 			}
+			if len(s.args) != 3 {
+				t.Errorf("%q gets %d parameters, want 3", s.query, len(s.args))
+				continue
+			}
+			js, _ := s.args[2].(mssqldb.NVarCharMax)
+			var rows []tombstoneRow
+			if err := json.Unmarshal([]byte(js), &rows); err != nil || len(rows) == 0 || len(rows) > purgeChunk || rows[0].P != 3 || rows[0].F != 1 {
+				t.Errorf("tombstones parameter %.80q: %d rows, %v", js, len(rows), err)
+			}
+			text = append(text, strings.Join(strings.Fields(s.query), " "))
 		}
-		if regexp.MustCompile(`[=<>(,]\s*\d`).MatchString(tc.sql) {
-			t.Errorf("%s has a literal number: %s", tc.name, tc.sql)
+		texts = append(texts, strings.Join(text[:2], " | "))
+	}
+	for _, s := range texts[1:] {
+		if s != texts[0] {
+			t.Errorf("the statements vary with the number of tombstones:\n%s\n%s", texts[0], s)
 		}
 	}
-	norm := strings.Join(strings.Fields(lock), " ")
-	if norm != "SELECT id FROM dbo.products WITH (UPDLOCK, HOLDLOCK, ROWLOCK) WHERE id IN (@p3, @p6)" {
-		t.Errorf("lock = %q", norm)
-	}
-	norm = strings.Join(strings.Fields(del), " ")
 	for _, want := range []string{
-		"DELETE t OUTPUT DELETED.id FROM dbo.products AS t JOIN (VALUES (@p3, @p4, @p5), (@p6, @p7, @p8)) AS m(id, ver_p, ver_f)",
+		"OPENJSON(@p3) WITH (id BIGINT '$.id', ver_p BIGINT '$.p', ver_f BIGINT '$.f') AS m INNER LOOP JOIN dbo.products AS t WITH (UPDLOCK, HOLDLOCK, FORCESEEK) ON t.id = m.id",
 		"ON t.id = m.id AND t.ver_p = m.ver_p AND t.ver_f = m.ver_f",
 		"WHERE t.deleted_at IS NOT NULL AND t.deleted_at < @p2",
-		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity = @p1 AND o.entity_id = t.id)",
+		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = t.id)",
 	} {
-		if !strings.Contains(norm, want) {
-			t.Errorf("delete lacks %q:\n%s", want, norm)
+		if !strings.Contains(texts[0], want) {
+			t.Errorf("purge statements lack %q:\n%s", want, texts[0])
 		}
 	}
-	// A full chunk stays below SQL Server's 2,100 parameters.
-	_, _, args = purgeSQL("dbo.users", domain.EntityUser, make([]store.Tombstone, stmtChunk), before)
-	if len(args) >= 2100 {
-		t.Errorf("a chunk of %d tombstones takes %d parameters", stmtChunk, len(args))
+	b, _ := json.Marshal(tombstoneRow{ID: 1, P: 2, F: 3})
+	if string(b) != `{"id":1,"p":2,"f":3}` {
+		t.Errorf("tombstone JSON %s does not match the OPENJSON paths", b)
 	}
 	cand := strings.Join(strings.Fields(purgeCandidatesSQL("dbo.users")), " ")
 	if cand != "SELECT TOP (@p4) t.id, t.ver_p, t.ver_f FROM dbo.users AS t WHERE t.id > @p1 AND t.deleted_at IS NOT NULL AND t.deleted_at < @p2 "+
-		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WHERE o.entity = @p3 AND o.entity_id = t.id) ORDER BY t.id" {
+		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WHERE o.entity = CAST(@p3 AS NVARCHAR(4000)) AND o.entity_id = t.id) ORDER BY t.id" {
 		t.Errorf("candidates = %q", cand)
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"dualsync/internal/database/sample"
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
 )
@@ -163,42 +162,4 @@ func (db *DB) checkParity(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	return nil
-}
-
-// Seed inserts the sample rows whose ids are absent (see package sample).
-// It writes no outbox rows: every database gets the same rows. The primary's
-// sequences would hand out the sample ids, so they are moved past them, never
-// backwards.
-func (db *DB) Seed(ctx context.Context) error {
-	return db.inTx(ctx, "seed", func(tx pgx.Tx) error {
-		for _, p := range sample.Products {
-			if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, description, price, created_at, updated_at, name_at, description_at, price_at)
-				VALUES ($1, $2, $3, $4::numeric, $5, $5, $5, $5, $5) ON CONFLICT DO NOTHING`,
-				p.ID, p.Name, p.Description, p.Price.String(), domain.Millis(p.UpdatedAt)); err != nil {
-				return err
-			}
-		}
-		for _, u := range sample.Users {
-			// ON CONFLICT without a target also skips a user whose email a
-			// live user already holds.
-			if _, err := tx.Exec(ctx, `INSERT INTO users (id, name, email, email_key, created_at, updated_at, name_at, email_at)
-				VALUES ($1, $2, $3, $5, $4, $4, $4, $4) ON CONFLICT DO NOTHING`,
-				u.ID, u.Name, u.Email, domain.Millis(u.UpdatedAt), domain.EmailKey(u.Email)); err != nil {
-				return err
-			}
-		}
-		if idStart(db.role)%2 != sample.MaxID%2 {
-			return nil // this role's ids never meet the sample ids
-		}
-		for _, seq := range []string{"products_id_seq", "users_id_seq"} {
-			// The next value is last_value once called, else last_value itself.
-			_, err := tx.Exec(ctx, `SELECT setval($1::regclass, $2::bigint, true)
-				WHERE (SELECT CASE WHEN is_called THEN last_value + 2 ELSE last_value END FROM `+seq+`) <= $2::bigint`,
-				seq, sample.MaxID)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

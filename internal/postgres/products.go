@@ -284,13 +284,13 @@ func (db *DB) PutProducts(ctx context.Context, puts []store.ProductPut) ([]store
 	if len(puts) == 0 {
 		return out, nil
 	}
+	if err := store.CheckProductPuts(puts); err != nil {
+		return nil, err
+	}
 	ids := make([]int64, len(puts))
 	at := make(map[int64]int, len(puts))
 	for i, put := range puts {
 		ids[i] = put.Product.ID
-		if _, dup := at[ids[i]]; dup {
-			return nil, domain.Errorf(domain.KindInvalid, "put products: id %d twice", ids[i])
-		}
 		at[ids[i]] = i
 	}
 	err := db.inTx(ctx, "put products", func(tx pgx.Tx) error {

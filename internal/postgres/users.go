@@ -150,6 +150,9 @@ func (db *DB) PutUser(ctx context.Context, u domain.User, expect *domain.Vector)
 func emailParking(id int64) string { return "#" + strconv.FormatInt(id, 10) }
 
 func (db *DB) PutUsers(ctx context.Context, puts []store.UserPut) ([]store.PutResult, error) {
+	if err := store.CheckUserPuts(puts); err != nil {
+		return nil, err
+	}
 	res := make([]store.PutResult, len(puts))
 	err := db.inTx(ctx, "put user", func(tx pgx.Tx) error {
 		exists := make([]bool, len(puts))

@@ -146,13 +146,13 @@ type DB interface {
 	// LoadProducts is LoadProduct for many ids at once: absent ids are
 	// absent from the map.
 	LoadProducts(ctx context.Context, ids []int64) (map[int64]domain.Product, error)
-	// PutProducts applies PutProduct to each put (ids distinct), with one
-	// round of statements for all of them where the database allows:
-	// real-time sync copies many rows at a time. Each put is a
-	// compare-and-set of its own: one whose row changed is not written and
-	// its result is PutChanged, the others are written. Results are in the
-	// order of puts. After an error some puts may have been written (the
-	// SQL Server adapter writes one transaction per put): merge again.
+	// PutProducts applies PutProduct to each put, with one round of
+	// statements for all of them in one transaction: real-time sync copies
+	// many rows at a time. Each put is a compare-and-set of its own: one
+	// whose row changed is not written and its result is PutChanged, the
+	// others are written. Results are in the order of puts. A batch naming
+	// an id twice is Invalid (CheckProductPuts); after any error nothing was
+	// written.
 	PutProducts(ctx context.Context, puts []ProductPut) ([]PutResult, error)
 	LoadUser(ctx context.Context, id int64) (u domain.User, ok bool, err error)
 	// PutUser is PutProduct for users; an email (by domain.EmailKey) held by
@@ -160,7 +160,8 @@ type DB interface {
 	PutUser(ctx context.Context, u domain.User, expect *domain.Vector) (PutResult, error)
 	// PutUsers applies several PutUser writes in one transaction, all or
 	// none; emails moving among them (a move or a swap) do not conflict
-	// with each other. Results are in the order of puts.
+	// with each other. Results are in the order of puts. A batch naming an
+	// id twice is Invalid (CheckUserPuts) and writes nothing.
 	PutUsers(ctx context.Context, puts []UserPut) ([]PutResult, error)
 	// UserByEmail returns the live user whose email has email's
 	// domain.EmailKey; ok is false if none.
@@ -186,9 +187,6 @@ type DB interface {
 	// Migrate applies the embedded schema migrations; running it again, or
 	// concurrently, is harmless.
 	Migrate(ctx context.Context) error
-	// Seed loads the sample data; running it again creates nothing new.
-	Seed(ctx context.Context) error
-
 	// MaxID returns the highest id of the entity whose parity is parity
 	// (id % 2), tombstones included; 0 if none.
 	MaxID(ctx context.Context, e domain.Entity, parity int64) (int64, error)
