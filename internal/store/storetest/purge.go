@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func testPurgeTombstones(t *testing.T, open Opener) {
 	var marks []store.OutboxMark
 	for _, p := range ps {
 		if p.ID != waiting.ID {
-			marks = append(marks, store.OutboxMark{ID: p.ID, UpTo: 100})
+			marks = append(marks, store.OutboxMark{ID: p.ID, UpTo: math.MaxInt64})
 		}
 	}
 	if err := db.AckOutbox(c, domain.EntityProduct, marks); err != nil {
@@ -98,7 +99,7 @@ func testPurgeTombstones(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.AckOutbox(c, domain.EntityUser, []store.OutboxMark{{ID: u.ID, UpTo: 100}}); err != nil {
+	if err := db.AckOutbox(c, domain.EntityUser, []store.OutboxMark{{ID: u.ID, UpTo: math.MaxInt64}}); err != nil {
 		t.Fatal(err)
 	}
 	uc := must[[]store.Tombstone](t, "user candidates")(db.PurgeCandidates(c, domain.EntityUser, 0, later, 10))
