@@ -195,4 +195,11 @@ type DB interface {
 	Role() Role
 	Driver() string
 	Close()
+
+	// ProductsInRange returns the products with after < id <= upTo,
+	// tombstones included, ascending by id, every column LoadProduct reads:
+	// diff and verify runs compare a range of ids of both databases at once.
+	ProductsInRange(ctx context.Context, after, upTo int64) ([]domain.Product, error)
+	// UsersInRange is ProductsInRange for users.
+	UsersInRange(ctx context.Context, after, upTo int64) ([]domain.User, error)
 }

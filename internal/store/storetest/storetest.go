@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"Seed", testSeed},
 		{"Money", testMoney},
 		{"Times", testTimes},
+		{"Ranges", testRanges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
