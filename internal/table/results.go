@@ -149,6 +149,9 @@ type Progress struct {
 	Done        int64            // sum of Counts
 	Pages       []PlanPage       // ordered by After, without their ids
 	LastUpdated time.Time        // newest Timestamp among these entities
+	// Diff and verify runs (ranges.go): ranges compared, items found in
+	// them, and items counted unchanged in bulk.
+	Ranges, Items, Compared int64
 }
 
 // ErrNoCounters marks a run whose counter shards are missing: one created
@@ -186,7 +189,7 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 		return Progress{}, wrap(pErr, "read plan of run "+runID)
 	}
 	p := Progress{Counts: map[string]int64{}}
-	for _, st := range Statuses() {
+	for _, st := range countedStatuses() {
 		p.Counts[st] = 0
 	}
 	newest := func(e aztables.EDMEntity) {
@@ -199,12 +202,15 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 			return Progress{}, domain.Wrap(domain.KindNotFound, ErrNoCounters, "run "+runID+" has no counters in partition "+parts[i])
 		}
 		for _, e := range set {
-			for _, st := range Statuses() {
+			for _, st := range countedStatuses() {
 				name, _ := statusProperty(st)
 				n := propInt64(e.Properties, name)
 				p.Counts[st] += n
 				p.Done += n
 			}
+			p.Ranges += propInt64(e.Properties, rangesProp)
+			p.Items += propInt64(e.Properties, itemsProp)
+			p.Compared += propInt64(e.Properties, comparedProp)
 			newest(e)
 		}
 	}
