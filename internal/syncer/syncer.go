@@ -63,6 +63,9 @@ type PlanMessage struct {
 	Run    string        `json:"run"`
 	Entity domain.Entity `json:"entity"`
 	After  int64         `json:"after"`
+	// UpTo > 0 makes this a range message of a diff or verify run: compare
+	// the items with ids in (After, UpTo] (diff.go).
+	UpTo int64 `json:"upTo,omitempty"`
 }
 
 // Sender enqueues one message as JSON (internal/queue).
@@ -84,6 +87,9 @@ type Recorder interface {
 	AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error)
 	Progress(ctx context.Context, runID string) (table.Progress, error)
 	Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error)
+	RecordRange(ctx context.Context, runID string, r table.RangeRecord) (bool, error)
+	GetRange(ctx context.Context, runID string, after int64) (table.RangeRecord, bool, error)
+	MarkRangeDone(ctx context.Context, runID string, after int64) error
 }
 
 // Options configure an Engine; zero values take defaults.
@@ -94,6 +100,14 @@ type Options struct {
 	SendWorkers int           // concurrent enqueues while planning (default 32)
 	ResendAfter time.Duration // relay re-sends entries not acknowledged this long after sending (default 60s)
 	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
+	// Diff and verify runs (diff.go).
+	NightlyMode   string // mode of the nightly runs (default diff)
+	RangeSize     int    // ids of the union per compared range (default 2000)
+	RangesPerPage int    // ranges per planner page (default 50)
+	RangeWorkers  int    // ranges compared at once per instance (default 4)
+	// CrashPoint, if set, is called at the named points of a range's
+	// handling (fault-injection for tests; nil in production).
+	CrashPoint func(point string, d Delivery)
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -103,6 +117,7 @@ type Engine struct {
 	items, plans      Sender
 	rec               Recorder
 	o                 Options
+	rangeSlots        chan struct{} // bounds concurrent range comparisons
 }
 
 // New returns an Engine that enqueues item messages on items (product-sync)
@@ -126,7 +141,20 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 2 * time.Second
 	}
-	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o}
+	if o.NightlyMode == "" {
+		o.NightlyMode = ModeDiff
+	}
+	if o.RangeSize <= 0 {
+		o.RangeSize = defaultRangeSize
+	}
+	if o.RangesPerPage <= 0 {
+		o.RangesPerPage = defaultRangesPerPage
+	}
+	if o.RangeWorkers <= 0 {
+		o.RangeWorkers = defaultRangeWorkers
+	}
+	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o,
+		rangeSlots: make(chan struct{}, o.RangeWorkers)}
 }
 
 func (e *Engine) now() time.Time { return domain.Millis(e.o.Clock()) }
