@@ -91,6 +91,9 @@ type stack struct {
 	fallbackProxy     *testenv.Proxy
 	azurite           *testenv.Azurite
 	log               *syncBuffer
+	// Direct URLs of the two databases (not through the proxies), for
+	// tests that change or dump them with SQL.
+	primaryURL, fallbackURL string
 }
 
 // settings a test may override; these defaults make retries and the relay
@@ -117,6 +120,11 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 
 	openDB := func(role store.Role) (store.DB, *testenv.Proxy, string) {
 		raw := testenv.CreateDatabase(t)
+		if role == store.RolePrimary {
+			s.primaryURL = raw
+		} else {
+			s.fallbackURL = raw
+		}
 		u, err := url.Parse(raw)
 		if err != nil {
 			t.Fatal(err)
