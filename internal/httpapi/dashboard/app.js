@@ -185,7 +185,7 @@
       return el('tr', { class: sel ? 'selected' : '' },
         el('td', {}, open),
         el('td', { text: cs.entity }),
-        el('td', { text: cs.trigger === 'timer' ? 'nightly' : cs.trigger }),
+        el('td', {}, cs.trigger === 'timer' ? 'nightly' : cs.trigger, modeTag(cs)),
         el('td', {}, badge(r.runtimeStatus), cs.reason ? el('span', { class: 'warn-mark', title: cs.reason, 'aria-label': 'has a reason: ' + cs.reason, text: ' ⚠' }) : null),
         progressCell(r),
         el('td', { text: duration(elapsed(r)) }),
@@ -223,6 +223,7 @@
       }
       const c = run.customStatus.counts;
       state.filter = c.failed > 0 || !(c.conflict > 0) ? 'failed' : 'conflict';
+      if (run.customStatus.mode === 'verify') state.filter = 'differs';
       history.replaceState(null, '', '#run=' + encodeURIComponent(id));
     }
     renderRuns();
@@ -244,6 +245,7 @@
       ['Run id', [run.instanceId, ' ', el('a', { href: raw, title: 'The run status as the API returns it', text: '(JSON)' })]], ['Status', badge(run.runtimeStatus)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
       ['Name', run.name || '—'], ['Started', localTime(run.createdTime)], ['Last update', localTime(run.lastUpdatedTime)],
       ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
+      ...modeSummary(cs),
     ];
     dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
     const reason = $('#detail-reason');
@@ -254,6 +256,7 @@
       tab.setAttribute('aria-pressed', String(s === state.filter));
       tab.querySelector('.count').textContent = '(' + num(s ? cs.counts[s] : cs.done) + ')';
     }
+    modeTabs(cs);
   }
 
   async function loadItems() {
@@ -303,7 +306,7 @@
       el('td', {}, el('span', { class: 'badge o-' + it.status, text: it.status })),
       el('td', { class: 'reason-cell', text: it.reason || '' }),
       el('td', { text: localTime(it.at) }),
-      el('td', {}, detailView(it.detail)))));
+      el('td', {}, it.status === 'differs' ? driftView(it.detail) : detailView(it.detail)))));
     $('#items-empty').hidden = items.length > 0;
     $('#items-prev').disabled = state.page === 0;
     $('#items-next').disabled = !state.next;
@@ -374,7 +377,7 @@
     say(`Starting a ${entity} run…`);
     try {
       const r = await api('start-product-sync', {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ entity }),
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(startBody(entity, button)),
       });
       if (r.status !== 202) {
         say(`Could not start the ${entity} run: ${problemText(r)}`, 'error');
@@ -392,6 +395,55 @@
       buttons.forEach((b) => { b.disabled = false; });
       button.focus();
     }
+  }
+
+  // ---- run modes (full, diff, verify) and drift reports ----
+  // A run's mode beside its trigger; a verify run's differing items too.
+  function modeTag(cs) {
+    if (!cs.mode) return null;
+    const text = cs.mode === 'verify' ? ` · verify · ${num(cs.differs || 0)} differ` : ` · ${cs.mode}`;
+    return el('span', { class: 'mode m-' + cs.mode, 'data-mode': cs.mode, text });
+  }
+
+  function modeSummary(cs) {
+    if (!cs.mode) return [];
+    const pairs = [['Mode', cs.mode]];
+    if (cs.mode === 'verify') pairs.push(['Differing', num(cs.differs || 0)]);
+    return pairs;
+  }
+
+  // The Differs tab exists for verify runs only.
+  function modeTabs(cs) {
+    const tab = document.querySelector('.tab[data-status="differs"]');
+    if (tab) tab.hidden = cs.mode !== 'verify';
+  }
+
+  function startBody(entity, button) {
+    const body = { entity };
+    if (button && button.dataset.mode) body.mode = button.dataset.mode;
+    return body;
+  }
+
+  // A drift report's item: both databases' rows side by side (a missing
+  // row shown as such), the differing columns marked, and what differs.
+  function driftView(d) {
+    if (!d || typeof d !== 'object') return '';
+    const differences = Array.isArray(d.differences) ? d.differences : [];
+    const marked = new Set(Array.isArray(d.fields) ? d.fields : []);
+    if (differences.includes('vector')) marked.add('version');
+    const sides = ['primary', 'fallback'];
+    const rows = sides.map((k) => (d[k] && typeof d[k] === 'object' ? d[k] : null));
+    const fields = [...new Set(rows.flatMap((r) => (r ? Object.keys(r) : [])))];
+    const show = (v) => (v === undefined ? '—' : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    const wrap = el('details', { class: 'drift' },
+      el('summary', { text: 'Compare primary / fallback: ' + (differences.join(', ') || 'no difference left') }));
+    const table = el('table', { class: 'compare' },
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Field' }), sides.map((k) => el('th', { scope: 'col', text: k })))),
+      el('tbody', {}, fields.map((f) => el('tr', { class: marked.has(f) ? 'differs' : '', 'data-field': f },
+        el('th', { scope: 'row', text: f }),
+        rows.map((r) => el('td', { text: r ? show(r[f]) : '(no row)' }))))));
+    wrap.append(table);
+    return wrap;
   }
 
   function init() {
