@@ -59,6 +59,10 @@ type config struct {
 	AdminURL       string
 	Command        string
 	AppEnv         []string // extra settings for the handler and devhost
+	// The diff section (diff.go).
+	Only             string // "diff": that section alone
+	DiffProducts     int
+	DiffFullProducts int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -83,6 +87,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.Bin, "bin", "bin", "directory holding the built handler and devhost (make build)")
 	fs.StringVar(&c.Storage, "storage", "private", "SyncStorage / AzureWebJobsStorage for the handler, devhost and the queue baseline: \"private\" starts an Azurite of the bench's own; or a connection string, or UseDevelopmentStorage=true (shared: other devhosts may take the bench's messages)")
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
+	fs.StringVar(&c.Only, "only", "", "\"diff\" runs only the diff/verify section (issue 22)")
+	fs.IntVar(&c.DiffProducts, "diff-products", 1_000_000, "products in both databases for the diff and verify runs (0.1% differing); 0 skips the section")
+	fs.IntVar(&c.DiffFullProducts, "diff-full-products", 100_000, "products of the full run measured beside the diff run; 0 skips it")
 	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -174,6 +181,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Method = append(rep.Method, "Storage: the Azurite given by -storage (shared with anything else using it, the direct handler included: its rows then share the CPU with devhost's consumers).")
 	}
 
+	if cfg.Only != "" && cfg.Only != "diff" {
+		return fmt.Errorf("-only %q: the only section that runs alone is diff", cfg.Only)
+	}
+	if err := b.sections(ctx, rep, logPath); err != nil {
+		return err
+	}
+	if cfg.DiffProducts > 0 {
+		if err := b.diffSection(ctx, rep); err != nil {
+			return fmt.Errorf("diff rows: %w (process logs: %s)", err, logPath)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
+	if !cfg.Keep {
+		_ = os.RemoveAll(work)
+	}
+	return nil
+}
+
+// sections runs every section but diff's, unless -only says otherwise.
+func (b *bench) sections(ctx context.Context, rep *report, logPath string) error {
+	cfg, stdout := b.cfg, b.out
+	if cfg.Only == "diff" {
+		return nil
+	}
 	if err := b.apiSection(ctx, rep); err != nil {
 		return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
 	}
@@ -191,16 +228,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	} else {
 		rep.Notes = append(rep.Notes, "Sync, status, real-time and memory rows were skipped (-sync=false).")
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
-	if !cfg.Keep {
-		_ = os.RemoveAll(work)
 	}
 	return nil
 }
