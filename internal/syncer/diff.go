@@ -47,12 +47,14 @@ func modeOf(r table.Run) string {
 // byRange reports whether a run compares ranges (diff and verify).
 func byRange(r table.Run) bool { return r.Mode == ModeDiff || r.Mode == ModeVerify }
 
-// Range sizing defaults (Options): a range of at most 2,000 ids read from
-// each side keeps one comparison to two index range scans and a few hundred
-// KB; 50 ranges per planner page list 100,000 ids of each side per page.
+// Range sizing defaults (Options): a range of at most 4,000 ids read from
+// each side keeps one comparison to two index range scans and about 1-2 MB
+// (RangeWorkers of them at once per instance); 25 ranges per planner page
+// list 100,000 ids of each side per page. 1,000,000 products take 250
+// range messages (BENCHMARKS.md measures 2,000 against 4,000).
 const (
-	defaultRangeSize     = 2000
-	defaultRangesPerPage = 50
+	defaultRangeSize     = 4000
+	defaultRangesPerPage = 25
 	defaultRangeWorkers  = 4
 )
 

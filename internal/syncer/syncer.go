@@ -102,8 +102,8 @@ type Options struct {
 	SendTimeout time.Duration // bound on one after-commit publish (default 2s)
 	// Diff and verify runs (diff.go).
 	NightlyMode   string // mode of the nightly runs (default diff)
-	RangeSize     int    // ids of the union per compared range (default 2000)
-	RangesPerPage int    // ranges per planner page (default 50)
+	RangeSize     int    // ids of the union per compared range (default 4000)
+	RangesPerPage int    // ranges per planner page (default 25)
 	RangeWorkers  int    // ranges compared at once per instance (default 4)
 	// CrashPoint, if set, is called at the named points of a range's
 	// handling (fault-injection for tests; nil in production).
