@@ -33,7 +33,8 @@ const (
 
 // countedStatuses are the statuses whose counters status reads: the
 // outcomes of Statuses and a verify run's "differs". Statuses itself stays
-// as it was, so full and diff runs report the counts they always did.
+// as it was, and Progress reports "differs" only when some item has it, so
+// full and diff runs report the counts they always did.
 func countedStatuses() []string { return append(Statuses(), StatusDiffers) }
 
 // RangeRecord is one compared range of a run: ids in (After, UpTo].

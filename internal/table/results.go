@@ -189,7 +189,7 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 		return Progress{}, wrap(pErr, "read plan of run "+runID)
 	}
 	p := Progress{Counts: map[string]int64{}}
-	for _, st := range countedStatuses() {
+	for _, st := range Statuses() {
 		p.Counts[st] = 0
 	}
 	newest := func(e aztables.EDMEntity) {
@@ -213,6 +213,9 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 			p.Compared += propInt64(e.Properties, comparedProp)
 			newest(e)
 		}
+	}
+	if p.Counts[StatusDiffers] == 0 {
+		delete(p.Counts, StatusDiffers) // only verify runs count it (ranges.go)
 	}
 	for _, e := range pages { // RowKey order is After order (zero-padded)
 		page, err := planFrom(e, false)
