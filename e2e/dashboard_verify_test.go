@@ -63,6 +63,10 @@ func TestDashboardVerifyRun(t *testing.T) {
 	wait("the run completed", `document.querySelector('#runs tbody .s-completed')`)
 	wait("the Differs tab with two items", `(() => { const t = document.querySelector('.tab[data-status="differs"]');
 		return t && !t.hidden && t.getAttribute('aria-pressed') === 'true' && t.textContent.includes('(2)'); })()`)
+	// Open the completed run (items loaded while it ran may predate its results).
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#runs tbody button[data-run]`))); err != nil {
+		t.Fatal(err)
+	}
 	wait("two drift reports", `document.querySelectorAll('#items details.drift').length === 2`)
 	// Product 3: both rows, the name marked as differing; product 1: no fallback row.
 	wait("product 3's rows side by side", `(() => {
