@@ -121,6 +121,11 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 
 	openDB := func(role store.Role) (store.DB, *testenv.Proxy, string, string) {
 		raw := testenv.CreateDatabase(t)
+		if role == store.RolePrimary {
+			s.primaryURL = raw
+		} else {
+			s.fallbackURL = raw
+		}
 		u, err := url.Parse(raw)
 		if err != nil {
 			t.Fatal(err)

@@ -64,7 +64,11 @@ type settings struct {
 	// Connection pool caps per database (open = idle); each instance holds
 	// its own, so in Azure they are derived from the instance cap (infra).
 	PrimaryMaxConns, FallbackMaxConns int32
-	ResultPartitions                  int // Table Storage partitions of a new sync run (docs/scale.md)
+	ResultPartitions                  int    // Table Storage partitions of a new sync run (docs/scale.md)
+	NightlyMode                       string // NightlySyncMode: full, diff (default) or verify
+	// CrashPoint (DUALSYNC_CRASH_POINT, tests only) makes the handler exit
+	// at that point of a range's first delivery (syncer.CrashAfterRangeRecorded).
+	CrashPoint string
 	// Operator event thresholds (internal/event): outbox_stale, db_call_slow, relay_backlog.
 	OutboxStaleAfter  time.Duration
 	DBSlowCall        time.Duration
@@ -170,6 +174,14 @@ func readSettings(getenv func(string) string) (settings, error) {
 	if s.TombstoneRetention, err = retention(getenv, "TOMBSTONE_RETENTION", 0); err != nil {
 		return s, err
 	}
+	s.NightlyMode = syncer.ModeDiff
+	if v := getenv("NightlySyncMode"); v != "" {
+		if !syncer.ValidMode(v) {
+			return s, fmt.Errorf("NightlySyncMode=%q: use full, diff or verify", v)
+		}
+		s.NightlyMode = v
+	}
+	s.CrashPoint = getenv("DUALSYNC_CRASH_POINT")
 	if s.Base64Messages, err = base64Messages(getenv, "host.json"); err != nil {
 		return s, err
 	}
@@ -255,7 +267,8 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 
 	eng := syncer.New(primary, fallback, items, plans, results, syncer.Options{Logger: log, ResendAfter: s.ResendAfter,
 		OutboxStaleAfter: s.OutboxStaleAfter, RelayBacklogItems: s.RelayBacklogItems,
-		RunRetention: s.RunRetention, TombstoneRetention: s.TombstoneRetention})
+		RunRetention: s.RunRetention, TombstoneRetention: s.TombstoneRetention,
+		NightlyMode: s.NightlyMode, CrashPoint: crashPoint(log, s.CrashPoint)})
 	// Writes answer once committed; the publisher enqueues their sync
 	// messages in the background (the outbox relay sends what it cannot).
 	pub := syncer.NewPublisher(syncer.PublisherOptions{Publish: eng.Publish, Workers: s.PublishWorkers, Buffer: s.PublishBuffer, Logger: log})
@@ -373,5 +386,22 @@ func base64Messages(getenv func(string) string, hostJSON string) (bool, error) {
 		return false, nil
 	default:
 		return false, fmt.Errorf("queue messageEncoding %q: use base64 or none", enc)
+	}
+}
+
+// crashPoint returns the fault injection DUALSYNC_CRASH_POINT asks for: the
+// process exits at that point of a range message's first delivery, as if
+// killed, so tests can prove that the redelivery counts nothing twice. Nil
+// (no injection) when the setting is empty, as in every deployment.
+func crashPoint(log *slog.Logger, point string) func(string, syncer.Delivery) {
+	if point == "" {
+		return nil
+	}
+	log.Warn("fault injection on: the handler exits at this point of a first delivery", "point", point)
+	return func(at string, d syncer.Delivery) {
+		if at == point && d.DequeueCount <= 1 {
+			log.Warn("fault injection: exiting", "point", at, "message", d.MessageID)
+			os.Exit(3)
+		}
 	}
 }

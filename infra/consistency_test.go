@@ -556,6 +556,12 @@ var hostProvided = map[string]string{
 	"FUNCTIONS_CUSTOMHANDLER_PORT": "set by the Functions host for the handler",
 }
 
+// testOnly settings are read by the handler for tests and must never be set
+// in Azure: the check below fails if Bicep sets one.
+var testOnly = map[string]string{
+	"DUALSYNC_CRASH_POINT": "fault injection: the handler exits mid-range (e2e TestDiffAndVerifyRunsFindRowsChangedBySQL)",
+}
+
 // getenvCall finds settings read by literal name in the handler's code.
 var getenvCall = regexp.MustCompile(`(?:[Gg]etenv|LookupEnv)\(\s*"([^"]+)"\s*\)`)
 
@@ -639,6 +645,12 @@ func (p *project) checkSettings(c *checker, settings map[string]string, identity
 		if _, ok := connectionOf(name); ok && !strings.HasSuffix(name, "__credential") && !strings.HasSuffix(name, "__clientId") &&
 			!strings.HasSuffix(name, "ServiceUri") && !strings.HasSuffix(name, "__accountName") {
 			c.errorf("setting %s: unknown identity-based connection property", name)
+		}
+		if _, ok := testOnly[name]; ok {
+			if _, set := settings[name]; set {
+				c.errorf("setting %s is for tests only and must not be set in Bicep app settings", name)
+			}
+			continue
 		}
 		if _, ok := settings[name]; !ok {
 			c.errorf("setting %s (read by the handler or host) is not set in Bicep app settings", name)

@@ -65,6 +65,10 @@ type config struct {
 	// section in Out, keeping the rest.
 	RetentionResults int
 	RetentionOnly    bool
+	// The diff section (diff.go).
+	Only             string // "diff": that section alone
+	DiffProducts     int
+	DiffFullProducts int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -92,6 +96,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
 	fs.IntVar(&c.RetentionResults, "retention-results", 100_000, "results of the expired run the retention row deletes; 0 skips it")
 	fs.BoolVar(&c.RetentionOnly, "retention-only", false, "measure only the retention rows, and replace only their section of -out")
+	fs.StringVar(&c.Only, "only", "", "\"diff\" runs only the diff/verify section (issue 22)")
+	fs.IntVar(&c.DiffProducts, "diff-products", 1_000_000, "products in both databases for the diff and verify runs (0.1% differing); 0 skips the section")
+	fs.IntVar(&c.DiffFullProducts, "diff-full-products", 100_000, "products of the full run measured beside the diff run; 0 skips it")
 	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -196,6 +203,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "bench: wrote the Retention section of %s\n", cfg.Out)
 		return nil
 	}
+	if cfg.Only != "" && cfg.Only != "diff" {
+		return fmt.Errorf("-only %q: the only section that runs alone is diff", cfg.Only)
+	}
+	if err := b.sections(ctx, rep, logPath); err != nil {
+		return err
+	}
+	if cfg.DiffProducts > 0 {
+		if err := b.diffSection(ctx, rep); err != nil {
+			return fmt.Errorf("diff rows: %w (process logs: %s)", err, logPath)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
+	if !cfg.Keep {
+		_ = os.RemoveAll(work)
+	}
+	return nil
+}
+
+// sections runs every section but diff's, unless -only says otherwise.
+func (b *bench) sections(ctx context.Context, rep *report, logPath string) error {
+	cfg, stdout := b.cfg, b.out
+	if cfg.Only == "diff" {
+		return nil
+	}
 	if cfg.API {
 		if err := b.apiSection(ctx, rep); err != nil {
 			return fmt.Errorf("API rows: %w (process logs: %s)", err, logPath)
@@ -223,16 +260,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			rep.Notes = append(rep.Notes, "Retention rows not measured: "+err.Error())
 			fmt.Fprintf(stdout, "bench: retention rows skipped: %v\n", err)
 		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
-	if !cfg.Keep {
-		_ = os.RemoveAll(work)
 	}
 	return nil
 }

@@ -51,6 +51,14 @@ param fallbackDatabaseUrl string
 @description('NCRONTAB of NightlyProductSync (app setting NightlySyncSchedule).')
 param nightlySyncSchedule string
 
+@allowed([
+  'full'
+  'diff'
+  'verify'
+])
+@description('App setting NightlySyncMode: how the nightly runs compare (README, Run modes).')
+param nightlySyncMode string = 'diff'
+
 @description('NCRONTAB of OutboxRelay (app setting OutboxRelaySchedule).')
 param outboxRelaySchedule string
 
@@ -550,6 +558,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PRIMARY_DB_MAX_CONNS: string(primaryMaxConns)
     FALLBACK_DB_MAX_CONNS: string(fallbackMaxConns)
     NightlySyncSchedule: nightlySyncSchedule
+    NightlySyncMode: nightlySyncMode
     OutboxRelaySchedule: outboxRelaySchedule
     // Retention, after the nightly runs (README "Retention"): runs kept 30 days, tombstones forever.
     RUN_RETENTION: '30d'

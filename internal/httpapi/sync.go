@@ -46,6 +46,7 @@ type syncRoutes struct {
 // startBody is the optional body of a start request.
 type startBody struct {
 	Entity domain.Entity `json:"entity"`
+	Mode   string        `json:"mode"` // full (the default here), diff or verify
 }
 
 // start creates a run and answers 202 at once; the fan-out runs in the queue.
@@ -67,7 +68,7 @@ func (h syncRoutes) start(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&sb); err != nil {
-			problem.Error(w, r, h.log, &domain.Error{Kind: domain.KindInvalid, Message: "the body must be empty or a JSON object such as {\"entity\":\"user\"}"})
+			problem.Error(w, r, h.log, &domain.Error{Kind: domain.KindInvalid, Message: "the body must be empty or a JSON object such as {\"entity\":\"user\",\"mode\":\"diff\"}"})
 			return
 		}
 		if sb.Entity != "" && !sb.Entity.Valid() {
@@ -75,7 +76,12 @@ func (h syncRoutes) start(w http.ResponseWriter, r *http.Request) {
 				Fields: map[string]string{"entity": "must be product or user"}})
 			return
 		}
-		req.Entity, req.Input = sb.Entity, string(body)
+		if sb.Mode != "" && !syncer.ValidMode(sb.Mode) {
+			problem.Error(w, r, h.log, &domain.Error{Kind: domain.KindInvalid, Message: "invalid fields",
+				Fields: map[string]string{"mode": "must be full, diff or verify"}})
+			return
+		}
+		req.Entity, req.Input, req.Mode = sb.Entity, string(body), sb.Mode
 	}
 	st, err := h.sync.Start(r.Context(), req)
 	if err != nil {

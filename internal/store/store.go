@@ -220,6 +220,12 @@ type DB interface {
 	// locks: a row a write changed meanwhile stays. It returns the ids it
 	// deleted, ascending.
 	PurgeTombstones(ctx context.Context, e domain.Entity, ts []Tombstone, before time.Time) ([]int64, error)
+	// ProductsInRange returns the products with after < id <= upTo,
+	// tombstones included, ascending by id, every column LoadProduct reads:
+	// diff and verify runs compare a range of ids of both databases at once.
+	ProductsInRange(ctx context.Context, after, upTo int64) ([]domain.Product, error)
+	// UsersInRange is ProductsInRange for users.
+	UsersInRange(ctx context.Context, after, upTo int64) ([]domain.User, error)
 }
 
 // Tombstone names a tombstoned row by id and the vector it held when read.

@@ -12,8 +12,9 @@ import (
 
 // TriggerRepair is the trigger of the run sync starts when a database went
 // back in time: the rows and writes it lost have no outbox entry on the
-// other side (they were acknowledged long ago), so only a full run brings
-// them back before something else fails.
+// other side (they were acknowledged long ago), so only a run over every id
+// brings them back before something else fails. It runs in diff mode: it
+// compares every range and syncs only the items that differ.
 const TriggerRepair = "repair"
 
 // repairQuiet is how long after a repair run of an entity no other starts:
@@ -104,7 +105,7 @@ func (e *Engine) repair(ctx context.Context, ent domain.Entity) {
 			return
 		}
 	}
-	st, err := e.Start(ctx, StartRequest{Name: "RepairAfterRegression", Trigger: TriggerRepair, Entity: ent})
+	st, err := e.Start(ctx, StartRequest{Name: "RepairAfterRegression", Trigger: TriggerRepair, Entity: ent, Mode: ModeDiff})
 	if err != nil {
 		e.o.Logger.Error("could not start a repair run", "entity", ent, "err", err)
 		return

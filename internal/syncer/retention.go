@@ -160,7 +160,7 @@ func (e *Engine) expirable(ctx context.Context, r table.ExpiringRun, idleBefore 
 	case err != nil:
 		return "", false, err
 	}
-	if total, planned := chain(prog.Pages); planned && prog.Done >= total {
+	if total, planned := planTotal(r.Run, prog); planned && prog.Done >= total {
 		return azcore.ETagAny, true, nil // complete, only never read since
 	}
 	if last := maxTime(r.LastUpdatedTime, prog.LastUpdated); last.Before(idleBefore) {

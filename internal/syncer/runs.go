@@ -37,6 +37,7 @@ type StartRequest struct {
 	Trigger string        // "http" or "timer"
 	Entity  domain.Entity // product (default) or user
 	Input   string        // raw JSON body, echoed as the status' input
+	Mode    string        // full (default), diff or verify (diff.go)
 }
 
 // RunStatus is a run's status in the shape of the original's Durable
@@ -60,6 +61,8 @@ type CustomStatus struct {
 	Total           int64            `json:"total"`
 	Done            int64            `json:"done"`
 	Counts          map[string]int64 `json:"counts"`
+	Mode            string           `json:"mode"`              // full, diff or verify
+	Differs         *int64           `json:"differs,omitempty"` // verify runs: items found differing
 	Reason          string           `json:"reason,omitempty"`
 	OutputTruncated bool             `json:"outputTruncated,omitempty"`
 	// Retrying counts items whose last attempt failed and that the queue
@@ -112,10 +115,16 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 	if !req.Entity.Valid() {
 		return RunStatus{}, domain.Errorf(domain.KindInvalid, "entity must be product or user")
 	}
+	if req.Mode == "" {
+		req.Mode = ModeFull
+	}
+	if !ValidMode(req.Mode) {
+		return RunStatus{}, domain.Errorf(domain.KindInvalid, "mode must be full, diff or verify")
+	}
 	now := e.now()
 	run := table.Run{
 		ID: newRunID(now), Name: req.Name, Entity: req.Entity, Trigger: req.Trigger, Input: req.Input,
-		Status: RunPending, CreatedTime: now, LastUpdatedTime: now,
+		Status: RunPending, CreatedTime: now, LastUpdatedTime: now, Mode: req.Mode,
 	}
 	if err := e.rec.CreateRun(ctx, run); err != nil {
 		return RunStatus{}, err
@@ -128,7 +137,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 		e.runEnded(ctx, run, "sync run failed")
 		return RunStatus{}, err
 	}
-	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger)
+	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger, "mode", run.Mode)
 	return e.statusOf(run, table.Progress{}, nil), nil
 }
 
@@ -136,7 +145,7 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 func (e *Engine) Nightly(ctx context.Context) error {
 	var errs []error
 	for _, ent := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
-		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: NightlyTrigger, Entity: ent}); err != nil {
+		if _, err := e.Start(ctx, StartRequest{Name: "NightlyProductSync", Trigger: NightlyTrigger, Entity: ent, Mode: e.o.NightlyMode}); err != nil {
 			errs = append(errs, fmt.Errorf("start nightly %s sync: %w", ent, err))
 		}
 	}
@@ -158,6 +167,9 @@ type Delivery struct {
 // message for the page (a duplicate chain message) stops, so a run has one
 // chain of pages. Duplicate item messages record nothing twice.
 func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
+	if pm.UpTo > 0 {
+		return e.compareRange(ctx, pm, d)
+	}
 	run, err := e.rec.GetRun(ctx, pm.Run)
 	if domain.IsKind(err, domain.KindNotFound) {
 		e.o.Logger.Warn("dropping planner message of an unknown run", "run", pm.Run)
@@ -191,7 +203,7 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 		return nil
 	}
 	if !page.Enqueued {
-		if err := e.sendItems(ctx, run, page.IDs); err != nil {
+		if err := e.sendPage(ctx, run, page); err != nil {
 			return err
 		}
 		page.Enqueued = true
@@ -221,7 +233,7 @@ func (e *Engine) Plan(ctx context.Context, pm PlanMessage, d Delivery) error {
 // message owns the page. It sets run's reason when one database could not be
 // listed, so that the caller's later update of run keeps it.
 func (e *Engine) recordPage(ctx context.Context, run *table.Run, after int64, d Delivery) (table.PlanPage, error) {
-	ids, last, missing, err := e.union(ctx, run.Entity, after)
+	ids, last, missing, err := e.planIDs(ctx, *run)(after)
 	if err != nil {
 		return table.PlanPage{}, err
 	}
@@ -267,6 +279,9 @@ func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
 	}
 	run.Status, run.LastUpdatedTime = RunFailed, e.now()
 	run.Reason = fmt.Sprintf("planning the %ss after id %d failed after the queue's retries (a database or the queue was unavailable); start a new run", run.Entity, pm.After)
+	if pm.UpTo > 0 {
+		run.Reason = rangePoisonReason(run, pm)
+	}
 	if err := e.rec.UpdateRun(ctx, run); err != nil {
 		return err
 	}
@@ -279,9 +294,9 @@ func (e *Engine) PlanPoisoned(ctx context.Context, pm PlanMessage) error {
 // unavailable it plans from the other rather than fail the whole run: those
 // items then fail (and say why), and missing names the side whose own ids
 // could not be listed.
-func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) (ids []int64, last bool, missing store.Role, err error) {
-	p, perr := e.primary.IDs(ctx, ent, after, e.o.PageSize)
-	f, ferr := e.fallback.IDs(ctx, ent, after, e.o.PageSize)
+func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64, size int) (ids []int64, last bool, missing store.Role, err error) {
+	p, perr := e.primary.IDs(ctx, ent, after, size)
+	f, ferr := e.fallback.IDs(ctx, ent, after, size)
 	switch {
 	case perr != nil && (ferr != nil || !domain.IsKind(perr, domain.KindUnavailable)):
 		return nil, false, "", perr
@@ -293,9 +308,9 @@ func (e *Engine) union(ctx context.Context, ent domain.Entity, after int64) (ids
 		missing = store.RoleFallback
 	}
 	ids = slices.Compact(slices.Sorted(slices.Values(append(p, f...))))
-	last = len(p) < e.o.PageSize && len(f) < e.o.PageSize
-	if len(ids) > e.o.PageSize {
-		ids, last = ids[:e.o.PageSize], false
+	last = len(p) < size && len(f) < size
+	if len(ids) > size {
+		ids, last = ids[:size], false
 	}
 	return ids, last, missing, nil
 }
@@ -334,9 +349,9 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 		if err != nil {
 			return RunStatus{}, err
 		}
-		total, planned := chain(prog.Pages)
+		total, planned := planTotal(run, prog)
 		if planned && prog.Done >= total && prog.Retried >= run.RetryTotal {
-			run.Status, run.Total, run.Counts = RunCompleted, total, prog.Counts
+			run.Status, run.Total, run.Counts, run.Compared = RunCompleted, total, prog.Counts, prog.Compared
 			run.LastUpdatedTime = maxTime(run.CreatedTime, prog.LastUpdated)
 			if err := e.rec.UpdateRun(ctx, run); err != nil {
 				e.o.Logger.Warn("could not cache the completed run", "run", run.ID, "err", err)
@@ -421,7 +436,7 @@ func chain(pages []table.PlanPage) (total int64, planned bool) {
 }
 
 func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) RunStatus {
-	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}, RetryRound: run.RetryRound}
+	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}, RetryRound: run.RetryRound, Mode: modeOf(run)}
 	for _, s := range Statuses {
 		cs.Counts[s] = 0
 	}
@@ -430,16 +445,22 @@ func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) 
 	case RunCompleted:
 		cs.Planned, cs.Total = true, run.Total
 		maps(cs.Counts, run.Counts)
-		cs.OutputTruncated = out != nil && int64(len(out)) < run.Total
+		cs.OutputTruncated = out != nil && int64(len(out)) < run.Total-run.Compared
 	case RunFailed:
 		maps(cs.Counts, run.Counts)
 	default:
-		cs.Total, cs.Planned = chain(prog.Pages)
+		cs.Total, cs.Planned = planTotal(run, prog)
 		maps(cs.Counts, prog.Counts)
 		cs.RetryPending = max(0, run.RetryTotal-prog.Retried)
 		if status == RunPending && (len(prog.Pages) > 0 || prog.Done > 0) {
 			status = RunRunning
 		}
+	}
+	if run.Mode == ModeVerify {
+		n := cs.Counts[StatusDiffers]
+		cs.Counts[StatusDiffers], cs.Differs = n, &n
+	} else {
+		delete(cs.Counts, StatusDiffers)
 	}
 	for _, n := range cs.Counts {
 		cs.Done += n
@@ -561,9 +582,9 @@ func (e *Engine) Results(ctx context.Context, partition, status string, limit in
 	if !ValidRunID(partition) {
 		return ResultsPage{}, domain.Errorf(domain.KindNotFound, "no sync run %q", partition)
 	}
-	if status != "" && !slices.Contains(Statuses, status) {
+	if status != "" && !slices.Contains(Statuses, status) && status != StatusDiffers {
 		return ResultsPage{}, &domain.Error{Kind: domain.KindInvalid, Message: "invalid status filter",
-			Fields: map[string]string{"status": "must be one of created, updated, deleted, unchanged, conflict, failed"}}
+			Fields: map[string]string{"status": "must be one of created, updated, deleted, unchanged, conflict, failed, differs"}}
 	}
 	if !isRealtime(partition) {
 		if _, err := e.rec.GetRun(ctx, partition); err != nil {

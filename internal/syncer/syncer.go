@@ -73,6 +73,9 @@ type PlanMessage struct {
 	Run    string        `json:"run"`
 	Entity domain.Entity `json:"entity"`
 	After  int64         `json:"after"`
+	// UpTo > 0 makes this a range message of a diff or verify run: compare
+	// the items with ids in (After, UpTo] (diff.go).
+	UpTo int64 `json:"upTo,omitempty"`
 }
 
 // Sender enqueues one message as JSON (internal/queue).
@@ -108,6 +111,9 @@ type Recorder interface {
 	MarkRunDeleting(ctx context.Context, id string, etag azcore.ETag, at time.Time) error
 	DeleteRun(ctx context.Context, id string, parts int) (int64, error)
 	DeleteRealtimeBefore(ctx context.Context, before time.Time) (int64, error)
+	RecordRange(ctx context.Context, runID string, r table.RangeRecord) (bool, error)
+	GetRange(ctx context.Context, runID string, after int64) (table.RangeRecord, bool, error)
+	MarkRangeDone(ctx context.Context, runID string, after int64) error
 }
 
 // Options configure an Engine; zero values take defaults.
@@ -130,6 +136,14 @@ type Options struct {
 	RunRetention       time.Duration
 	TombstoneRetention time.Duration
 	RetentionBudget    time.Duration
+	// Diff and verify runs (diff.go).
+	NightlyMode   string // mode of the nightly runs (default diff)
+	RangeSize     int    // ids of the union per compared range (default 4000)
+	RangesPerPage int    // ranges per planner page (default 25)
+	RangeWorkers  int    // ranges compared at once per instance (default 4)
+	// CrashPoint, if set, is called at the named points of a range's
+	// handling (fault-injection for tests; nil in production).
+	CrashPoint func(point string, d Delivery)
 }
 
 // Engine is the sync engine. Primary and fallback are the raw databases,
@@ -139,6 +153,7 @@ type Engine struct {
 	items, plans      Sender
 	rec               Recorder
 	o                 Options
+	rangeSlots        chan struct{} // bounds concurrent range comparisons
 
 	regMu sync.Mutex
 	// regLogged is when a regression of a database and entity was last
@@ -187,7 +202,20 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	if o.RetentionBudget <= 0 {
 		o.RetentionBudget = DefaultRetentionBudget
 	}
-	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{}}
+	if o.NightlyMode == "" {
+		o.NightlyMode = ModeDiff
+	}
+	if o.RangeSize <= 0 {
+		o.RangeSize = defaultRangeSize
+	}
+	if o.RangesPerPage <= 0 {
+		o.RangesPerPage = defaultRangesPerPage
+	}
+	if o.RangeWorkers <= 0 {
+		o.RangeWorkers = defaultRangeWorkers
+	}
+	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{},
+		rangeSlots: make(chan struct{}, o.RangeWorkers)}
 }
 
 func (e *Engine) now() time.Time { return domain.Millis(e.o.Clock()) }

@@ -167,6 +167,9 @@ type Progress struct {
 	Pages       []PlanPage       // ordered by After, without their ids
 	LastUpdated time.Time        // newest Timestamp among these entities
 	Retried     int64            // outcomes of retry rounds recorded in place of failed ones (retry.go)
+	// Diff and verify runs (ranges.go): ranges compared, items found in
+	// them, and items counted unchanged in bulk.
+	Ranges, Items, Compared int64
 }
 
 // ErrNoCounters marks a run whose counter shards are missing: one created
@@ -217,15 +220,21 @@ func (s *Store) Progress(ctx context.Context, runID string) (Progress, error) {
 			return Progress{}, domain.Wrap(domain.KindNotFound, ErrNoCounters, "run "+runID+" has no counters in partition "+parts[i])
 		}
 		for _, e := range set {
-			for _, st := range Statuses() {
+			for _, st := range countedStatuses() {
 				name, _ := statusProperty(st)
 				n := propInt64(e.Properties, name)
 				p.Counts[st] += n
 				p.Done += n
 			}
 			p.Retried += propInt64(e.Properties, retriedProperty)
+			p.Ranges += propInt64(e.Properties, rangesProp)
+			p.Items += propInt64(e.Properties, itemsProp)
+			p.Compared += propInt64(e.Properties, comparedProp)
 			newest(e)
 		}
+	}
+	if p.Counts[StatusDiffers] == 0 {
+		delete(p.Counts, StatusDiffers) // only verify runs count it (ranges.go)
 	}
 	for _, e := range pages { // RowKey order is After order (zero-padded)
 		page, err := planFrom(e, false)

@@ -42,6 +42,9 @@ const (
 	StatusUnchanged = "unchanged"
 	StatusConflict  = "conflict"
 	StatusFailed    = "failed"
+	// StatusDiffers: a verify run found the item different in the two
+	// databases (and changed nothing); see ranges.go.
+	StatusDiffers = "differs"
 )
 
 // Run statuses.
@@ -67,7 +70,7 @@ func Statuses() []string {
 // Int32 on counter shards, Int64 (prefixed "count") on run entities.
 func statusProperty(status string) (string, bool) {
 	switch status {
-	case StatusCreated, StatusUpdated, StatusDeleted, StatusUnchanged, StatusConflict, StatusFailed:
+	case StatusCreated, StatusUpdated, StatusDeleted, StatusUnchanged, StatusConflict, StatusFailed, StatusDiffers:
 		return strings.ToUpper(status[:1]) + status[1:], true
 	}
 	return "", false
@@ -151,6 +154,12 @@ type Run struct {
 	// many retried outcomes are recorded (Progress.Retried).
 	RetryRound int
 	RetryTotal int64
+	// Mode is how the run compares ("full", "diff", "verify"; "" for runs
+	// from before modes, which were full). Compared is how many items a
+	// diff or verify run counted unchanged in bulk, without a result entity
+	// (cached once complete). See ranges.go.
+	Mode     string
+	Compared int64
 }
 
 // Output is cached in properties output0, output1, ... of at most
@@ -168,7 +177,7 @@ const (
 )
 
 // runListSelect is every run property but the cached output.
-const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions," +
+const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions,mode,compared," +
 	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,retry,retryTotal"
 
 // CreateRun creates the run's counter shards, then the run entity, so that
@@ -338,6 +347,12 @@ func runProperties(r Run, all bool) map[string]any {
 		p["partitions"] = int32(r.Partitions)
 		p["retry"] = int32(r.RetryRound)
 		p["retryTotal"] = aztables.EDMInt64(r.RetryTotal)
+		if r.Mode != "" {
+			p["mode"] = r.Mode
+		}
+	}
+	if r.Compared > 0 {
+		p["compared"] = aztables.EDMInt64(r.Compared)
 	}
 	setTime(p, "lastUpdatedTime", r.LastUpdatedTime)
 	for st, n := range r.Counts {
@@ -386,6 +401,8 @@ func runFrom(e aztables.EDMEntity) Run {
 		Partitions:      max(int(propInt64(p, "partitions")), 1), // absent: a run from before partitions
 		RetryRound:      int(propInt64(p, "retry")),
 		RetryTotal:      propInt64(p, "retryTotal"),
+		Mode:            propString(p, "mode"),
+		Compared:        propInt64(p, "compared"),
 	}
 	var out strings.Builder
 	for i := 0; ; i++ {
@@ -396,7 +413,7 @@ func runFrom(e aztables.EDMEntity) Run {
 		out.WriteString(chunk)
 	}
 	r.Output = out.String()
-	for _, st := range Statuses() {
+	for _, st := range countedStatuses() {
 		name, _ := statusProperty(st)
 		if _, ok := p["count"+name]; ok {
 			if r.Counts == nil {

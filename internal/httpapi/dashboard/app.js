@@ -256,7 +256,7 @@
       return el('tr', { class: sel ? 'selected' : '' },
         el('td', { class: 'started', 'data-label': 'Started' }, open),
         el('td', { 'data-label': 'Entity', text: cs.entity }),
-        el('td', { 'data-label': 'Trigger', text: cs.trigger === 'timer' ? 'nightly' : cs.trigger }),
+        el('td', { 'data-label': 'Trigger' }, cs.trigger === 'timer' ? 'nightly' : cs.trigger, modeTag(cs)),
         el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), cs.reason ? el('span', { class: 'warn-mark', title: cs.reason, 'aria-label': 'has a reason: ' + cs.reason, text: ' ⚠' }) : null),
         progressCell(r),
         el('td', { 'data-label': 'Duration', text: duration(elapsed(r)) }),
@@ -285,6 +285,7 @@
   // The tab a run opens on: the one that has items.
   function pickTab(run) {
     if (run.realtime) return 'failed';
+    if (run.customStatus.mode === 'verify') return 'differs';
     const c = run.customStatus.counts;
     if (c.failed > 0) return 'failed';
     if (c.conflict > 0) return 'conflict';
@@ -353,6 +354,7 @@
         ['Run id', [run.instanceId, ' ', json]], ['Status', runBadge(run)], ['Trigger', cs.trigger === 'timer' ? 'nightly (timer)' : cs.trigger],
         ['Name', run.name || '—'], ['Started', timeEl(run.createdTime)], ['Last update', timeEl(run.lastUpdatedTime)],
         ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
+        ...modeSummary(cs),
       ];
       if (cs.retrying > 0) pairs.push(['Retrying', `${plural(cs.retrying, 'item')} after a failed attempt`]);
       if (cs.retryRound > 0) pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
@@ -377,6 +379,7 @@
       tab.setAttribute('aria-pressed', String(s === state.filter));
       tab.querySelector('.count').textContent = run.realtime ? '' : '(' + num(s ? run.customStatus.counts[s] : run.customStatus.done) + ')';
     }
+    modeTabs(run.customStatus || {});
   }
 
   async function loadItems() {
@@ -471,7 +474,7 @@
       // The detail opens in a row of its own, the table's full width, so a
       // long value never squeezes or clips the comparison.
       const extra = el('tr', { class: 'extra', 'data-for': key, hidden: !state.open.has(key) },
-        el('td', { colspan: '7' }, hasCompare ? compareView(it.detail) : el('p', { class: 'muted small', text: 'Loading…' })));
+        el('td', { colspan: '7' }, hasCompare ? (it.status === 'differs' ? driftView(it.detail) : compareView(it.detail)) : el('p', { class: 'muted small', text: 'Loading…' })));
       const fill = async () => {
         if (hasCompare || extra.dataset.loaded) return;
         extra.dataset.loaded = '1';
@@ -590,7 +593,7 @@
     say(`Starting a ${entity} run…`);
     try {
       const r = await api('start-product-sync', {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ entity }),
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(startBody(entity, button)),
       });
       if (r.status !== 202) {
         say(`Could not start the ${entity} run: ${problemText(r)}`, 'error');
@@ -633,8 +636,57 @@
   }
 
   function openFromHash() {
-    const m = /^#run=([A-Za-z0-9-]{1,64})(?:&status=(failed|conflict|))?$/.exec(location.hash);
+    const m = /^#run=([A-Za-z0-9-]{1,64})(?:&status=(failed|conflict|differs|))?$/.exec(location.hash);
     if (m) select(decodeURIComponent(m[1]), false, m[2]);
+  }
+
+  // ---- run modes (full, diff, verify) and drift reports ----
+  // A run's mode beside its trigger; a verify run's differing items too.
+  function modeTag(cs) {
+    if (!cs.mode) return null;
+    const text = cs.mode === 'verify' ? ` · verify · ${num(cs.differs || 0)} differ` : ` · ${cs.mode}`;
+    return el('span', { class: 'mode m-' + cs.mode, 'data-mode': cs.mode, text });
+  }
+
+  function modeSummary(cs) {
+    if (!cs.mode) return [];
+    const pairs = [['Mode', cs.mode]];
+    if (cs.mode === 'verify') pairs.push(['Differing', num(cs.differs || 0)]);
+    return pairs;
+  }
+
+  // The Differs tab exists for verify runs only.
+  function modeTabs(cs) {
+    const tab = document.querySelector('.tab[data-status="differs"]');
+    if (tab) tab.hidden = cs.mode !== 'verify';
+  }
+
+  function startBody(entity, button) {
+    const body = { entity };
+    if (button && button.dataset.mode) body.mode = button.dataset.mode;
+    return body;
+  }
+
+  // A drift report's item: both databases' rows side by side (a missing
+  // row shown as such), the differing columns marked, and what differs.
+  function driftView(d) {
+    if (!d || typeof d !== 'object') return '';
+    const differences = Array.isArray(d.differences) ? d.differences : [];
+    const marked = new Set(Array.isArray(d.fields) ? d.fields : []);
+    if (differences.includes('vector')) marked.add('version');
+    const sides = ['primary', 'fallback'];
+    const rows = sides.map((k) => (d[k] && typeof d[k] === 'object' ? d[k] : null));
+    const fields = [...new Set(rows.flatMap((r) => (r ? Object.keys(r) : [])))];
+    const show = (v) => (v === undefined ? '—' : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    const wrap = el('details', { class: 'drift' },
+      el('summary', { text: 'Compare primary / fallback: ' + (differences.join(', ') || 'no difference left') }));
+    const table = el('table', { class: 'compare' },
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Field' }), sides.map((k) => el('th', { scope: 'col', text: k })))),
+      el('tbody', {}, fields.map((f) => el('tr', { class: marked.has(f) ? 'differs' : '', 'data-field': f },
+        el('th', { scope: 'row', text: f }),
+        rows.map((r) => el('td', { text: r ? show(r[f]) : '(no row)' }))))));
+    wrap.append(table);
+    return wrap;
   }
 
   function init() {

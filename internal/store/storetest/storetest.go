@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"Money", testMoney},
 		{"Times", testTimes},
 		{"PurgeTombstones", testPurgeTombstones},
+		{"Ranges", testRanges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
