@@ -69,10 +69,10 @@ func TestDashboardVerifyRun(t *testing.T) {
 	}
 	wait("two drift reports", `document.querySelectorAll('#items details.drift').length === 2`)
 	// Product 3: both rows, the name marked as differing; product 1: no fallback row.
+	// Each item's drift report is in the full-width row below it.
 	wait("product 3's rows side by side", `(() => {
-		const rows = [...document.querySelectorAll('#items tbody > tr')];
-		const r3 = rows.find((r) => r.cells[0].textContent === '3');
-		const r1 = rows.find((r) => r.cells[0].textContent === '1');
+		const r3 = document.querySelector('#items tr.extra[data-for="product-3"]');
+		const r1 = document.querySelector('#items tr.extra[data-for="product-1"]');
 		if (!r3 || !r1) return false;
 		const name = r3.querySelector('table.compare tr.differs[data-field="name"]');
 		const price = r3.querySelector('table.compare tr[data-field="price"]');

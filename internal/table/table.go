@@ -178,7 +178,7 @@ const (
 
 // runListSelect is every run property but the cached output.
 const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions,mode,compared," +
-	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,retry,retryTotal"
+	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,countDiffers,retry,retryTotal"
 
 // CreateRun creates the run's counter shards, then the run entity, so that
 // a run that can be read or listed always has all its shards: a transaction

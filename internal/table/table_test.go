@@ -164,6 +164,37 @@ func TestListRunsNewestFirst(t *testing.T) {
 	}
 }
 
+// A listed run carries every cached count and field its status shows,
+// a verify run's differs and mode included (the dashboard reads the list).
+func TestListedRunKeepsEveryCount(t *testing.T) {
+	s := sharedStore(t)
+	c := ctx(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	r := Run{ID: newRunID(), Entity: domain.EntityProduct, Trigger: "http", Mode: "verify", Status: RunPending, CreatedTime: now, LastUpdatedTime: now}
+	if err := s.CreateRun(c, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Status, r.Compared = "Completed", 1
+	r.Counts = map[string]int64{StatusUnchanged: 1, StatusDiffers: 2, StatusCreated: 0, StatusUpdated: 0, StatusDeleted: 0, StatusConflict: 0, StatusFailed: 0}
+	if err := s.UpdateRun(c, r); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.ListRuns(c, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range runs {
+		if got.ID != r.ID {
+			continue
+		}
+		if got.Counts[StatusDiffers] != 2 || got.Counts[StatusUnchanged] != 1 || got.Mode != "verify" || got.Compared != 1 {
+			t.Fatalf("listed run %+v; want differs 2, unchanged 1, mode verify, compared 1", got)
+		}
+		return
+	}
+	t.Fatalf("run %s not listed", r.ID)
+}
+
 func TestRecordRunResultCountsOnce(t *testing.T) {
 	s := sharedStore(t)
 	c := ctx(t)
