@@ -76,49 +76,15 @@ func (s *Store) RecordRange(ctx context.Context, runID string, r RangeRecord) (r
 		return false, err
 	}
 	unchanged, _ := statusProperty(StatusUnchanged)
-	for attempt := 0; ; attempt++ {
-		resp, err := s.results.GetEntity(ctx, part, shard, nil)
-		if err != nil {
-			return false, wrap(err, "read counter shard of run "+runID)
-		}
-		e, err := unmarshal(resp.Value)
-		if err != nil {
-			return false, err
-		}
-		add := func(prop string, n int) int32 { return int32(propInt64(e.Properties, prop) + int64(n)) }
-		counter, err := marshal(shard, part, map[string]any{
+	return s.addCounted(ctx, "range", runID, part, shard, entity, func(sh map[string]any) map[string]any {
+		add := func(prop string, n int) int32 { return int32(propInt64(sh, prop) + int64(n)) }
+		return map[string]any{
 			unchanged:    add(unchanged, r.Equal),
 			comparedProp: add(comparedProp, r.Equal),
 			itemsProp:    add(itemsProp, r.Items),
 			rangesProp:   add(rangesProp, 1),
-		})
-		if err != nil {
-			return false, err
 		}
-		etag := resp.ETag
-		// The Add comes first so that a duplicate fails on it (409).
-		_, err = s.results.SubmitTransaction(ctx, []aztables.TransactionAction{
-			{ActionType: aztables.TransactionTypeAdd, Entity: entity},
-			{ActionType: aztables.TransactionTypeUpdateMerge, Entity: counter, IfMatch: &etag},
-		}, nil)
-		if err == nil {
-			return true, nil
-		}
-		switch status, code := failure(err); {
-		case status == 409 || code == string(aztables.EntityAlreadyExists):
-			return false, nil
-		case status == 412 || code == string(aztables.UpdateConditionNotSatisfied):
-			if attempt+1 >= maxCountAttempts {
-				return false, domain.Errorf(domain.KindUnavailable,
-					"count range of run %s: shard %s stayed contended for %d attempts", runID, shard, maxCountAttempts)
-			}
-			if err := sleep(ctx, backoff(attempt)); err != nil {
-				return false, wrap(err, "count range of run "+runID)
-			}
-		default:
-			return false, wrap(err, "record range of run "+runID)
-		}
-	}
+	})
 }
 
 func rangeProperties(r RangeRecord) (map[string]any, error) {

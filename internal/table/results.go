@@ -63,6 +63,18 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 	if err != nil {
 		return false, err
 	}
+	return s.addCounted(ctx, "result", runID, part, shard, result, func(shard map[string]any) map[string]any {
+		return map[string]any{prop: int32(propInt64(shard, prop) + 1)}
+	})
+}
+
+// addCounted adds entity to partition part together with an update of the
+// counter shard that count computes from the shard as read: one
+// entity-group transaction guarded by the shard's ETag (re-read and retried
+// when another writer got there first). The Add comes first, so a duplicate
+// (a redelivered message) fails on it (409) whatever the shard's ETag, and
+// added is false; a 412 only means a lost counting race.
+func (s *Store) addCounted(ctx context.Context, what, runID, part, shard string, entity []byte, count func(shard map[string]any) map[string]any) (added bool, err error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := s.results.GetEntity(ctx, part, shard, nil)
 		if err != nil {
@@ -72,8 +84,7 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 		if err != nil {
 			return false, err
 		}
-		n := propInt64(e.Properties, prop)
-		counter, err := marshal(shard, part, map[string]any{prop: int32(n + 1)})
+		counter, err := marshal(shard, part, count(e.Properties))
 		if err != nil {
 			return false, err
 		}
@@ -81,10 +92,8 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 		if s.beforeCount != nil {
 			s.beforeCount(attempt)
 		}
-		// The Add comes first so that a duplicate fails on it (409) whatever
-		// the shard's ETag; a 412 then only means a lost counting race.
 		_, err = s.results.SubmitTransaction(ctx, []aztables.TransactionAction{
-			{ActionType: aztables.TransactionTypeAdd, Entity: result},
+			{ActionType: aztables.TransactionTypeAdd, Entity: entity},
 			{ActionType: aztables.TransactionTypeUpdateMerge, Entity: counter, IfMatch: &etag},
 		}, nil)
 		if err == nil {
@@ -96,13 +105,13 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 		case status == 412 || code == string(aztables.UpdateConditionNotSatisfied):
 			if attempt+1 >= maxCountAttempts {
 				return false, domain.Errorf(domain.KindUnavailable,
-					"count result of run %s: shard %s stayed contended for %d attempts", runID, shard, maxCountAttempts)
+					"count %s of run %s: shard %s stayed contended for %d attempts", what, runID, shard, maxCountAttempts)
 			}
 			if err := sleep(ctx, backoff(attempt)); err != nil {
-				return false, wrap(err, "count result of run "+runID)
+				return false, wrap(err, "count "+what+" of run "+runID)
 			}
 		default:
-			return false, wrap(err, "record result of run "+runID)
+			return false, wrap(err, "record "+what+" of run "+runID)
 		}
 	}
 }
