@@ -125,7 +125,7 @@ func (g *Guard) Ensure(ctx context.Context, force bool) error {
 		return nil
 	}
 	if g.open {
-		return err // past the ceiling already; Run tries again
+		return err // past the ceiling already: creates stay open
 	}
 	// The other database does not answer: nothing says which ids it
 	// holds, so new ids come from past every id this one has handed out.
@@ -154,9 +154,9 @@ func (g *Guard) refused(cause error) error {
 		fmt.Sprintf("the %s database cannot take new rows until its ids are checked", g.Role()))
 }
 
-// Run checks at once and then every interval until the check against the
-// other database succeeds or ctx ends, so that creates open without waiting
-// for the first one (past the ceiling if the other does not answer).
+// Run checks at once, and then every interval while neither the check nor
+// the move past the ceiling could run (this database down too), until
+// creates are open or ctx ends: creates need not wait for the first one.
 func (g *Guard) Run(ctx context.Context, interval time.Duration) {
 	for {
 		c, cancel := context.WithTimeout(ctx, interval)
