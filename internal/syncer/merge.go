@@ -229,9 +229,10 @@ type regression uint8
 const (
 	regPrimary  regression = 1 << iota // the primary lacks primary writes the fallback holds
 	regFallback                        // and the other way round
-	// regEqual: equal vectors over different rows, which no history
-	// without a regression produces (past the 0/0 rows of an upgrade);
-	// which side lost what cannot be told.
+	// regEqual: equal vectors over different rows, which no history of
+	// API writes and syncs produces (past the 0/0 rows of an upgrade): a
+	// regression, or a row changed by SQL outside the API; which side
+	// changed cannot be told.
 	regEqual
 )
 
@@ -252,7 +253,7 @@ func (r regression) reason(how string) string {
 	var what string
 	switch {
 	case r&regEqual != 0:
-		what = "both databases hold the same version vector over different rows: one went back in time (restored or rebuilt)"
+		what = "both databases hold the same version vector over different rows: one went back in time (restored or rebuilt), or a row was changed outside the API"
 	case r == regPrimary|regFallback:
 		what = "both databases went back in time (restored or rebuilt): each lacks writes of its own that the other had synced"
 	case r&regPrimary != 0:
