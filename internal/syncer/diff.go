@@ -227,13 +227,13 @@ func (e *Engine) compare(ctx context.Context, ent domain.Entity, after, upTo int
 }
 
 // ranger adapts an entity to range comparison: the merge's kind (whose
-// vector and same decide equality, so "equal" here is exactly what the
-// merge calls equal) and what only a report needs.
+// vector and differ decide equality, so "equal" here is exactly what the
+// merge calls equal, and a report names the same columns) and how to read
+// a range.
 type ranger[T any] struct {
-	k      kind[T]
-	read   func(ctx context.Context, db store.DB, after, upTo int64) ([]T, error)
-	id     func(T) int64
-	fields func(a, b T) []string // names of the differing columns, vector aside
+	k    kind[T]
+	read func(ctx context.Context, db store.DB, after, upTo int64) ([]T, error)
+	id   func(T) int64
 }
 
 var productRanger = ranger[domain.Product]{
@@ -242,19 +242,6 @@ var productRanger = ranger[domain.Product]{
 		return db.ProductsInRange(ctx, a, b)
 	},
 	id: func(p domain.Product) int64 { return p.ID },
-	fields: func(a, b domain.Product) []string {
-		return names(
-			field{"name", a.Name == b.Name},
-			field{"description", a.Description == b.Description},
-			field{"price", a.Price == b.Price},
-			field{"createdAt", a.CreatedAt.Equal(b.CreatedAt)},
-			field{"updatedAt", a.UpdatedAt.Equal(b.UpdatedAt)},
-			field{"deletedAt", sameTime(a.DeletedAt, b.DeletedAt)},
-			field{"nameAt", a.NameAt.Equal(b.NameAt)},
-			field{"descriptionAt", a.DescriptionAt.Equal(b.DescriptionAt)},
-			field{"priceAt", a.PriceAt.Equal(b.PriceAt)},
-		)
-	},
 }
 
 var userRanger = ranger[domain.User]{
@@ -263,32 +250,6 @@ var userRanger = ranger[domain.User]{
 		return db.UsersInRange(ctx, a, b)
 	},
 	id: func(u domain.User) int64 { return u.ID },
-	fields: func(a, b domain.User) []string {
-		return names(
-			field{"name", a.Name == b.Name},
-			field{"email", a.Email == b.Email},
-			field{"createdAt", a.CreatedAt.Equal(b.CreatedAt)},
-			field{"updatedAt", a.UpdatedAt.Equal(b.UpdatedAt)},
-			field{"deletedAt", sameTime(a.DeletedAt, b.DeletedAt)},
-			field{"nameAt", a.NameAt.Equal(b.NameAt)},
-			field{"emailAt", a.EmailAt.Equal(b.EmailAt)},
-		)
-	},
-}
-
-type field struct {
-	name string
-	same bool
-}
-
-func names(fs ...field) []string {
-	var out []string
-	for _, f := range fs {
-		if !f.same {
-			out = append(out, f.name)
-		}
-	}
-	return out
 }
 
 func compareIn[T any](ctx context.Context, r ranger[T], primary, fallback store.DB, after, upTo int64) (comparison, error) {
@@ -340,7 +301,7 @@ func diffRows[T any](r ranger[T], p, f *T) differ {
 		if r.k.deleted(*p) != r.k.deleted(*f) {
 			d.differences = append(d.differences, "tombstone")
 		}
-		d.fields = r.fields(*p, *f)
+		d.fields = r.k.differ(*p, *f)
 		if slices.ContainsFunc(d.fields, func(n string) bool { return n != "deletedAt" }) ||
 			(slices.Contains(d.fields, "deletedAt") && r.k.deleted(*p) == r.k.deleted(*f)) {
 			d.differences = append(d.differences, "content")

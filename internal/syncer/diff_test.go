@@ -49,7 +49,7 @@ func TestRangerFieldsAgreeWithSame(t *testing.T) {
 		"descriptionAt": func(p *domain.Product) { p.DescriptionAt = later },
 		"priceAt":       func(p *domain.Product) { p.PriceAt = later },
 	}
-	if f := productRanger.fields(base, base); len(f) != 0 || !productKind.same(base, base) {
+	if f := productKind.differ(base, base); len(f) != 0 || !productKind.same(base, base) {
 		t.Fatalf("identical rows: fields %v", f)
 	}
 	for name, mutate := range mutations {
@@ -58,7 +58,7 @@ func TestRangerFieldsAgreeWithSame(t *testing.T) {
 		if productKind.same(base, p) {
 			t.Errorf("%s: the merge calls the rows the same", name)
 		}
-		if f := productRanger.fields(base, p); !slices.Equal(f, []string{name}) {
+		if f := productKind.differ(base, p); !slices.Equal(f, []string{name}) {
 			t.Errorf("%s changed: fields %v", name, f)
 		}
 	}
@@ -75,8 +75,8 @@ func TestRangerFieldsAgreeWithSame(t *testing.T) {
 	for name, mutate := range userMutations {
 		x := u
 		mutate(&x)
-		if userKind.same(u, x) || !slices.Equal(userRanger.fields(u, x), []string{name}) {
-			t.Errorf("user %s changed: same %v, fields %v", name, userKind.same(u, x), userRanger.fields(u, x))
+		if userKind.same(u, x) || !slices.Equal(userKind.differ(u, x), []string{name}) {
+			t.Errorf("user %s changed: same %v, fields %v", name, userKind.same(u, x), userKind.differ(u, x))
 		}
 	}
 	// What a report says differs.

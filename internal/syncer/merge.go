@@ -41,9 +41,9 @@ type kind[T any] struct {
 	jump    func(T) domain.Jump // the loading database's own entry's last jump
 	version func(T) time.Time   // updatedAt, reported only
 	deleted func(T) bool
-	same    func(a, b T) bool // every column but the vector
-	merge   func(p, f T) T    // field by field, for concurrent rows
-	detail  func(T) any       // JSON form for a conflict's detail
+	differ  func(a, b T) []string // the columns whose values differ (the vector aside)
+	merge   func(p, f T) T        // field by field, for concurrent rows
+	detail  func(T) any           // JSON form for a conflict's detail
 }
 
 var productKind = kind[domain.Product]{
@@ -57,10 +57,18 @@ var productKind = kind[domain.Product]{
 	jump:    func(p domain.Product) domain.Jump { return p.Jump },
 	version: func(p domain.Product) time.Time { return p.UpdatedAt },
 	deleted: domain.Product.Deleted,
-	same: func(a, b domain.Product) bool {
-		return a.Name == b.Name && a.Description == b.Description && a.Price == b.Price &&
-			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt) &&
-			a.NameAt.Equal(b.NameAt) && a.DescriptionAt.Equal(b.DescriptionAt) && a.PriceAt.Equal(b.PriceAt)
+	differ: func(a, b domain.Product) []string {
+		return names(
+			field{"name", a.Name == b.Name},
+			field{"description", a.Description == b.Description},
+			field{"price", a.Price == b.Price},
+			field{"createdAt", a.CreatedAt.Equal(b.CreatedAt)},
+			field{"updatedAt", a.UpdatedAt.Equal(b.UpdatedAt)},
+			field{"deletedAt", sameTime(a.DeletedAt, b.DeletedAt)},
+			field{"nameAt", a.NameAt.Equal(b.NameAt)},
+			field{"descriptionAt", a.DescriptionAt.Equal(b.DescriptionAt)},
+			field{"priceAt", a.PriceAt.Equal(b.PriceAt)},
+		)
 	},
 	merge:  mergeProducts,
 	detail: productDetail,
@@ -75,13 +83,40 @@ var userKind = kind[domain.User]{
 	jump:    func(u domain.User) domain.Jump { return u.Jump },
 	version: func(u domain.User) time.Time { return u.UpdatedAt },
 	deleted: domain.User.Deleted,
-	same: func(a, b domain.User) bool {
-		return a.Name == b.Name && a.Email == b.Email &&
-			a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && sameTime(a.DeletedAt, b.DeletedAt) &&
-			a.NameAt.Equal(b.NameAt) && a.EmailAt.Equal(b.EmailAt)
+	differ: func(a, b domain.User) []string {
+		return names(
+			field{"name", a.Name == b.Name},
+			field{"email", a.Email == b.Email},
+			field{"createdAt", a.CreatedAt.Equal(b.CreatedAt)},
+			field{"updatedAt", a.UpdatedAt.Equal(b.UpdatedAt)},
+			field{"deletedAt", sameTime(a.DeletedAt, b.DeletedAt)},
+			field{"nameAt", a.NameAt.Equal(b.NameAt)},
+			field{"emailAt", a.EmailAt.Equal(b.EmailAt)},
+		)
 	},
 	merge:  mergeUsers,
 	detail: userDetail,
+}
+
+// same reports whether a and b hold the same value in every column but the
+// vector: what sync, diff runs and verify reports all call equal.
+func (k kind[T]) same(a, b T) bool { return len(k.differ(a, b)) == 0 }
+
+// field is one column of a comparison: its name and whether it is equal.
+type field struct {
+	name string
+	same bool
+}
+
+// names lists the columns that differ, in the order given.
+func names(fs ...field) []string {
+	var out []string
+	for _, f := range fs {
+		if !f.same {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 func sameTime(a, b *time.Time) bool {
