@@ -226,7 +226,57 @@ type DB interface {
 	ProductsInRange(ctx context.Context, after, upTo int64) ([]domain.Product, error)
 	// UsersInRange is ProductsInRange for users.
 	UsersInRange(ctx context.Context, after, upTo int64) ([]domain.User, error)
+
+	// Restore detection (docs/merge.md, "Databases that go back in time").
+	//
+	// AddMark commits a new mark of this database's history and returns it:
+	// its N is above every mark this history added before. Old marks are
+	// pruned, all but the latest MarksKept.
+	AddMark(ctx context.Context) (Mark, error)
+	// HasMark reports whether this database holds mark m.
+	HasMark(ctx context.Context, m Mark) (bool, error)
+	// Peer returns what this database holds about the database in role of;
+	// the zero Peer if nothing.
+	Peer(ctx context.Context, of Role) (Peer, error)
+	// SetPeer replaces what this database holds about the database in role
+	// of with p, if it still holds old (compare and set; the zero Peer
+	// means nothing held). It reports whether it wrote.
+	SetPeer(ctx context.Context, of Role, old, p Peer) (bool, error)
 }
+
+// Mark names one point of a database's history. A restore from a backup
+// taken before the mark was added, or a rebuild, loses it: what a database
+// lacks of the marks the other one saw tells that it went back in time,
+// whatever it did afterwards (its N may be handed out again; its Token, 128
+// random bits, never is).
+type Mark struct {
+	N     int64
+	Token string
+}
+
+// IsZero reports whether m names no mark.
+func (m Mark) IsZero() bool { return m == Mark{} }
+
+// MarksKept is how many of its latest marks a database keeps: only the
+// latest one the other database recorded is ever looked up, and each mark
+// is recorded there right after it is added.
+const MarksKept = 1000
+
+// Peer is what one database holds about the other: the latest mark of the
+// other's history that sync saw before copying the other's rows into this
+// one, and since when the other is known to have gone back in time (zero:
+// not known; cleared once a repair run has compared every row).
+type Peer struct {
+	Seen        Mark
+	RegressedAt time.Time
+}
+
+// Regressed reports whether the other database went back in time and no
+// repair has finished since.
+func (p Peer) Regressed() bool { return !p.RegressedAt.IsZero() }
+
+// Equal reports whether p and q hold the same (times compared as instants).
+func (p Peer) Equal(q Peer) bool { return p.Seen == q.Seen && p.RegressedAt.Equal(q.RegressedAt) }
 
 // Tombstone names a tombstoned row by id and the vector it held when read.
 type Tombstone struct {

@@ -54,6 +54,8 @@ func Run(t *testing.T, open Opener) {
 		{"Times", testTimes},
 		{"PurgeTombstones", testPurgeTombstones},
 		{"Ranges", testRanges},
+		{"Marks", testMarks},
+		{"Peer", testPeer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
