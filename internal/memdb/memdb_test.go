@@ -3,6 +3,7 @@ package memdb_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,57 @@ func TestSnapshotRestore(t *testing.T) {
 	d.Restore(other.Snapshot())
 	if err := db.Migrate(ctx); !domain.IsKind(err, domain.KindInternal) {
 		t.Fatalf("Migrate over the other role's sequences: %v", err)
+	}
+}
+
+// TestPostgresDetails pins behaviours of PostgreSQL that the suite does not:
+// varchar cuts excess trailing spaces, a failed insert still spends its id,
+// and a joint put may chain email moves but not take a non-member's email.
+func TestPostgresDetails(t *testing.T) {
+	ctx := context.Background()
+	d := memdb.New(store.RolePrimary)
+	db := d.Open(clock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)))
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("n", 255)
+	p, err := db.CreateProduct(ctx, change(long+"   "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetProduct(ctx, p.ID); got.Name != long {
+		t.Fatalf("stored name has %d characters, want the 255 before the spaces", len(got.Name))
+	}
+	if _, err := db.CreateProduct(ctx, change(long+"x")); !domain.IsKind(err, domain.KindInvalid) {
+		t.Fatalf("create with a name too long: %v", err)
+	}
+	if q, _ := db.CreateProduct(ctx, change("q")); q.ID != p.ID+4 {
+		t.Fatalf("id after a failed create = %d, want %d (the failed one spent %d)", q.ID, p.ID+4, p.ID+2)
+	}
+
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	user := func(id int64, email string) domain.User {
+		return domain.User{ID: id, Name: "u", Email: email, CreatedAt: t0, UpdatedAt: t0, NameAt: t0, EmailAt: t0}
+	}
+	for _, u := range []domain.User{user(10, "a@x"), user(12, "b@x"), user(14, "c@x")} {
+		if _, err := db.PutUser(ctx, u, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := domain.Vector{}
+	// 10 takes 12's email (12 moves on to a new one), 14 takes 10's old one.
+	res, err := db.PutUsers(ctx, []store.UserPut{{User: user(10, "B@x"), Expect: &v}, {User: user(12, "d@x"), Expect: &v}, {User: user(14, "a@x"), Expect: &v}})
+	if err != nil || len(res) != 3 {
+		t.Fatalf("chained moves: %v %v", res, err)
+	}
+	// 10 cannot take 14's email while 14, outside the batch, keeps it.
+	_, err = db.PutUsers(ctx, []store.UserPut{{User: user(10, "a@x"), Expect: &v}, {User: user(12, "e@x"), Expect: &v}})
+	if !domain.IsKind(err, domain.KindConflict) {
+		t.Fatalf("taking a non-member's email: %v, want Conflict", err)
+	}
+	for id, want := range map[int64]string{10: "B@x", 12: "d@x", 14: "a@x"} {
+		if u, _, _ := db.LoadUser(ctx, id); u.Email != want {
+			t.Fatalf("user %d has %q, want %q", id, u.Email, want)
+		}
 	}
 }
