@@ -140,9 +140,9 @@ func (v Vector) Next(primary bool, floor int64, j Jump) (Vector, Jump) {
 	}
 	next := *own + 1
 	if floor > next {
-		if *own > 0 {
-			j = Jump{From: *own, To: floor}
-		}
+		// From 0 too: a row whose entry is 0 here may have had writes here
+		// that a restore took away, and the other database may hold them.
+		j = Jump{From: *own, To: floor}
 		next = floor
 	}
 	*own = next

@@ -58,8 +58,11 @@ func TestVectorNext(t *testing.T) {
 		wantV     Vector
 		wantJumps Jump
 	}{
-		{"a create starts at the floor, no jump", Vector{}, Jump{}, true, Vector{P: floor}, Jump{}},
-		{"a create on the fallback", Vector{}, Jump{}, false, Vector{F: floor}, Jump{}},
+		// From 0 too: no write of the row here ever had a value below the
+		// floor, so one the other database holds there was lost here.
+		{"a create starts at the floor", Vector{}, Jump{}, true, Vector{P: floor}, Jump{0, floor}},
+		{"a create on the fallback", Vector{}, Jump{}, false, Vector{F: floor}, Jump{0, floor}},
+		{"a first write here of a row created there", Vector{F: 5}, Jump{}, true, Vector{P: floor, F: 5}, Jump{0, floor}},
 		{"first write after a restart jumps", Vector{P: 7, F: 3}, Jump{}, true, Vector{P: floor, F: 3}, Jump{7, floor}},
 		{"the fallback's first write after a restart", Vector{P: 7, F: 3}, Jump{}, false, Vector{P: 7, F: floor}, Jump{3, floor}},
 		{"a later write counts on", Vector{P: floor + 4, F: 3}, Jump{7, floor}, true, Vector{P: floor + 5, F: 3}, Jump{7, floor}},

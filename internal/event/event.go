@@ -25,11 +25,15 @@ const (
 	// recorded for a person to review (entity, id, runId, reason).
 	ConflictRecorded = "conflict_recorded"
 	// DatabaseRegressed: a database went back in time (restored from a
-	// backup, rebuilt): it lacks writes of its own the other had synced.
-	// Emitted by the merge (entity, id, database, runId) and by the
-	// start-up comparison of the databases (entity, database, id 0), once
-	// an hour per database and entity; a repair run follows.
+	// backup, rebuilt): it lacks a point of its history (a mark) the other
+	// had seen, or a row lacks writes of its own the other had synced.
+	// Logged once per finding (database; entity, id and runId when a row
+	// found it); repair runs follow, and database_repaired when they end.
 	DatabaseRegressed = "database_regressed"
+	// DatabaseRepaired: the repair runs that followed a database_regressed
+	// completed: every row was compared (database, regressedAt, the runs
+	// and their counts).
+	DatabaseRepaired = "database_repaired"
 	// BreakerOpened: the primary stopped answering; the API serves from the
 	// fallback (database, reason).
 	BreakerOpened = "breaker_opened"
@@ -65,7 +69,7 @@ const (
 
 // All lists every event name, for tests and documentation.
 func All() []string {
-	return []string{ItemFailed, ConflictRecorded, DatabaseRegressed, BreakerOpened, FailbackDone,
+	return []string{ItemFailed, ConflictRecorded, DatabaseRegressed, DatabaseRepaired, BreakerOpened, FailbackDone,
 		RunFailed, RunPlannedOneSide, NightlyRunFinished, OutboxStale, RelayBacklog, DBCallSlow, ClockAhead}
 }
 

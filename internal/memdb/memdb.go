@@ -40,6 +40,10 @@ type Data struct {
 	// Both hooks run under the mutex: they must not call into this Data.
 	// Set them before the Data is shared, or with SetFaults.
 	FailAfter func(op string) error
+
+	// tokens counts the marks' tokens handed out: outside the state, so a
+	// restore never hands one out again (as 128 random bits never repeat).
+	tokens int64
 }
 
 // New returns an empty database in role, as a freshly created PostgreSQL

@@ -25,6 +25,9 @@ type state struct {
 	emails    map[string]int64
 	outbox    []store.OutboxEntry // by Seq
 	outboxSeq int64               // the outbox's bigserial: last value handed out
+	marks     map[int64]string    // sync_marks: number -> token
+	markSeq   int64               // sync_marks' identity: last value handed out
+	peers     map[store.Role]store.Peer
 }
 
 func newState() state {
@@ -33,6 +36,8 @@ func newState() state {
 		products: newTable[domain.Product](),
 		users:    newTable[domain.User](),
 		emails:   map[string]int64{},
+		marks:    map[int64]string{},
+		peers:    map[store.Role]store.Peer{},
 	}
 }
 
@@ -42,6 +47,7 @@ func (s *state) clone() state {
 	c.products, c.users = s.products.clone(), s.users.clone()
 	c.emails = maps.Clone(s.emails)
 	c.outbox = slices.Clone(s.outbox)
+	c.marks, c.peers = maps.Clone(s.marks), maps.Clone(s.peers)
 	return c
 }
 

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"dualsync/internal/domain"
@@ -31,12 +32,13 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 	done = make(map[int64]table.Result, len(ids))
 	agreed := make(map[int64]domain.Vector, len(ids))
 	var toPrimary, toFallback []store.ProductPut
+	known := e.distrust()
 	for _, id := range ids {
 		p, pok := ps[id]
 		f, fok := fs[id]
-		d := decide(productKind, p, pok, f, fok)
-		if d.reg != 0 {
-			rest = append(rest, id) // a database went back in time: merged one by one, as a conflict
+		d := decide(productKind, p, pok, f, fok, known)
+		if d.reg != 0 || d.distrusted != 0 || d.drift {
+			rest = append(rest, id) // a database went back in time, or SQL changed a row: merged one by one
 			continue
 		}
 		switch d.act {
@@ -55,8 +57,20 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 	}
 	for _, w := range []struct {
 		target store.DB
+		source regression
 		puts   []store.ProductPut
-	}{{e.fallback, toFallback}, {e.primary, toPrimary}} {
+	}{{e.fallback, regPrimary, toFallback}, {e.primary, regFallback, toPrimary}} {
+		if len(w.puts) == 0 {
+			continue
+		}
+		if err := e.vouch(ctx, known, w.source); errors.Is(err, errDistrusted) {
+			for _, put := range w.puts {
+				rest = append(rest, put.Product.ID) // its source went back in time: merged one by one
+			}
+			continue
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("sync products: %w", err)
+		}
 		res, err := w.target.PutProducts(ctx, w.puts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("sync products: %w", err)

@@ -264,20 +264,15 @@ type regression uint8
 const (
 	regPrimary  regression = 1 << iota // the primary lacks primary writes the fallback holds
 	regFallback                        // and the other way round
-	// regEqual: equal vectors over different rows, which no history of
-	// API writes and syncs produces (past the 0/0 rows of an upgrade): a
-	// regression, or a row changed by SQL outside the API; which side
-	// changed cannot be told.
-	regEqual
 )
 
 // databases names the regressed databases, for reasons and logs.
 func (r regression) databases() []store.Role {
 	var out []store.Role
-	if r&(regPrimary|regEqual) != 0 {
+	if r&regPrimary != 0 {
 		out = append(out, store.RolePrimary)
 	}
-	if r&(regFallback|regEqual) != 0 {
+	if r&regFallback != 0 {
 		out = append(out, store.RoleFallback)
 	}
 	return out
@@ -287,8 +282,6 @@ func (r regression) databases() []store.Role {
 func (r regression) reason(how string) string {
 	var what string
 	switch {
-	case r&regEqual != 0:
-		what = "both databases hold the same version vector over different rows: one went back in time (restored or rebuilt), or a row was changed outside the API"
 	case r == regPrimary|regFallback:
 		what = "both databases went back in time (restored or rebuilt): each lacks writes of its own that the other had synced"
 	case r&regPrimary != 0:
@@ -299,11 +292,33 @@ func (r regression) reason(how string) string {
 	return what + "; " + how
 }
 
-// verdict is what merging one item must write, and whether a database
-// regressed for it.
+// repairing explains a merge of a row of a database known to have gone
+// back in time, whose repair has not finished.
+func (r regression) repairing() string {
+	what := "the fallback database"
+	switch r {
+	case regPrimary | regFallback:
+		what = "both databases"
+	case regPrimary:
+		what = "the primary database"
+	}
+	return what + " went back in time (restored or rebuilt) and a repair run has not yet compared every row: " +
+		"its version vectors are not trusted; merged field by field, so that the writes each still has survive"
+}
+
+// driftReason explains equal vectors over different rows: no history of
+// API writes and syncs produces them (past the 0/0 rows of an upgrade).
+const driftReason = "changed outside the API: both databases hold the same version vector over different rows " +
+	"(a row edited by SQL behind the API); merged field by field"
+
+// verdict is what merging one item must write, and why.
 type verdict struct {
 	act action
-	reg regression
+	reg regression // the databases this item shows went back in time
+	// distrusted: the databases known to have gone back in time whose row
+	// would otherwise have dominated; merged field by field instead.
+	distrusted regression
+	drift      bool // equal vectors over different rows: changed outside the API
 }
 
 // decide compares the two rows by their version vectors, never by time.
@@ -316,21 +331,25 @@ type verdict struct {
 // field, unless the other side's row dominates and the regressed side has
 // not written the row since (it is behind, an ancestor of the other's
 // row): that row is copied over it. Either way the outcome is a conflict
-// whose reason says which database regressed. A row absent from a
-// database whose entry the other holds above zero was lost there too.
-func decide[T any](k kind[T], p T, pok bool, f T, fok bool) verdict {
+// whose reason says which database regressed. A live row absent from a
+// database whose entry the other holds above zero was lost there too (a
+// tombstone may be absent there because retention purged it).
+//
+// distrust names the databases known, as a whole, to have gone back in
+// time (history.go): their rows never dominate until repaired.
+func decide[T any](k kind[T], p T, pok bool, f T, fok bool, distrust regression) verdict {
 	switch {
 	case !pok && !fok:
 		return verdict{act: actNeitherSides}
 	case !fok:
 		v := verdict{act: actToFallback}
-		if k.ver(p).F > 0 {
+		if k.ver(p).F > 0 && !k.deleted(p) {
 			v.reg = regFallback
 		}
 		return v
 	case !pok:
 		v := verdict{act: actToPrimary}
-		if k.ver(f).P > 0 {
+		if k.ver(f).P > 0 && !k.deleted(f) {
 			v.reg = regPrimary
 		}
 		return v
@@ -351,20 +370,49 @@ func decide[T any](k kind[T], p T, pok bool, f T, fok bool) verdict {
 		// Rows from before version vectors (0/0 after the upgrade) that
 		// differ: merged like concurrent edits.
 		return verdict{act: actMergeBoth}
+	case reg == 0 && pv == fv && distrust != 0:
+		return verdict{act: actMergeBoth, distrusted: distrust}
 	case reg == 0 && pv == fv:
-		return verdict{act: actMergeBoth, reg: regEqual}
+		return verdict{act: actMergeBoth, drift: true}
 	case reg == regPrimary && fv.Dominates(pv) && fv.P > pv.P:
 		return verdict{act: actToPrimary, reg: reg} // behind: the fallback's row has seen all the primary has
 	case reg == regFallback && pv.Dominates(fv) && pv.F > fv.F:
 		return verdict{act: actToFallback, reg: reg}
 	case reg != 0:
 		return verdict{act: actMergeBoth, reg: reg}
+	case pv.Dominates(fv) && distrust&regPrimary != 0:
+		return verdict{act: actMergeBoth, distrusted: regPrimary}
+	case fv.Dominates(pv) && distrust&regFallback != 0:
+		return verdict{act: actMergeBoth, distrusted: regFallback}
 	case pv.Dominates(fv):
 		return verdict{act: actToFallback}
 	case fv.Dominates(pv):
 		return verdict{act: actToPrimary}
 	}
 	return verdict{act: actMergeBoth}
+}
+
+// sources names the databases whose rows an action copies into the other.
+func (a action) sources() regression {
+	switch a {
+	case actToFallback:
+		return regPrimary
+	case actToPrimary:
+		return regFallback
+	case actMergeBoth:
+		return regPrimary | regFallback
+	}
+	return 0
+}
+
+// trust is what a merge asks about the databases' histories (history.go).
+type trust interface {
+	// distrust names the databases known to have gone back in time.
+	distrust() regression
+	// vouch records a mark of each source's history in the other database
+	// before their rows are copied; errDistrusted if a source turns out
+	// to have gone back in time though known said otherwise.
+	vouch(ctx context.Context, known, srcs regression) error
 }
 
 // merged is the result of merging one item.
@@ -384,11 +432,11 @@ type merged struct {
 // this merge read. before, if set, is called with the outcome a merge is
 // about to write, before it writes either database; its error stops the
 // merge with nothing written.
-func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, e domain.Entity, before func(merged) error) (merged, error) {
+func merge[T any](ctx context.Context, k kind[T], primary, fallback store.DB, t trust, id int64, e domain.Entity, before func(merged) error) (merged, error) {
 	var err error
 	for range casAttempts {
 		var m merged
-		m, err = mergeOnce(ctx, k, primary, fallback, id, before)
+		m, err = mergeOnce(ctx, k, primary, fallback, t, id, before)
 		if errors.Is(err, store.ErrChanged) {
 			continue // someone wrote the row meanwhile: read both again
 		}
@@ -416,7 +464,7 @@ func ack(ctx context.Context, primary, fallback store.DB, e domain.Entity, id in
 	return fallback.AckOutbox(ctx, e, []store.OutboxMark{{ID: id, UpTo: agreed.F}})
 }
 
-func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, id int64, before func(merged) error) (merged, error) {
+func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB, t trust, id int64, before func(merged) error) (merged, error) {
 	p, pok, err := k.load(ctx, primary, id)
 	if err != nil {
 		return merged{}, err
@@ -439,7 +487,23 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 	if fok {
 		expectF = &fv
 	}
-	d := decide(k, p, pok, f, fok)
+	known := t.distrust()
+	d := decide(k, p, pok, f, fok, known)
+	m := k.merge(p, f)
+	if d.distrusted != 0 && d.reg == 0 {
+		// A row of a database under repair that would have dominated:
+		// if the field-by-field merge takes nothing from the other side,
+		// it is the plain copy it looked like (a write made since).
+		switch {
+		case k.same(m, p) && k.ver(m) == pv:
+			d = verdict{act: actToFallback}
+		case k.same(m, f) && k.ver(m) == fv:
+			d = verdict{act: actToPrimary}
+		}
+	}
+	if err := t.vouch(ctx, known, d.act.sources()); err != nil {
+		return merged{}, err
+	}
 	// regressed describes a copy over a database that went back in time:
 	// a conflict, so that it can be found, with all three rows.
 	regressed := func(m merged, row T) merged {
@@ -499,10 +563,14 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		}
 		return regressed(merged{status: status(res, f), version: k.version(f), agreed: fv}, f), nil
 	}
-	m := k.merge(p, f)
 	reason := "changed in both databases since they last agreed; merged field by field"
-	if d.reg != 0 {
+	switch {
+	case d.reg != 0:
 		reason = d.reg.reason("merged field by field, so that the writes each still has survive")
+	case d.distrusted != 0:
+		reason = d.distrusted.repairing()
+	case d.drift:
+		reason = driftReason
 	}
 	out := merged{
 		status:  StatusConflict,

@@ -180,8 +180,8 @@ func TestScenarioRestoredPrimary(t *testing.T) {
 		t.Fatalf("C is new, not a regression: %+v", rs)
 	}
 	recs := logs.records(t, event.DatabaseRegressed)
-	if len(recs) != 1 || recs[0]["database"] != "primary" || recs[0]["entity"] != "product" || recs[0]["level"] != "ERROR" {
-		t.Fatalf("regression log records %v; want one for the primary's products", recs)
+	if len(recs) != 1 || recs[0]["database"] != "primary" || recs[0]["level"] != "ERROR" {
+		t.Fatalf("regression log records %v; want one for the primary", recs)
 	}
 }
 
@@ -510,8 +510,8 @@ func TestCheckDatabasesStartsARepairRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs, err := e.rec.ListRuns(ctx, 10)
-	if err != nil || len(runs) != 1 || runs[0].Trigger != TriggerRepair || runs[0].Entity != domain.EntityProduct {
-		t.Fatalf("runs %+v (%v); want one product repair run\n%s", runs, err, logs.String())
+	if err != nil || len(runs) != 2 || runs[0].Trigger != TriggerRepair || runs[1].Trigger != TriggerRepair || runs[0].Entity == runs[1].Entity {
+		t.Fatalf("runs %+v (%v); want a repair run of each entity\n%s", runs, err, logs.String())
 	}
 	if recs := logs.records(t, event.DatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
 		t.Fatalf("regression records %v", recs)
@@ -524,11 +524,20 @@ func TestCheckDatabasesStartsARepairRun(t *testing.T) {
 	if p, _ := bothProducts(t, e, b.ID); p.Name != "B" {
 		t.Fatalf("B = %+v", p)
 	}
-	// A second check (another instance starting) starts no second run.
-	if err := e.eng.CheckDatabases(ctx); err != nil {
-		t.Fatal(err)
+	// A second check (another instance starting) starts no second run;
+	// the repair runs having completed, it ends the regression, once.
+	for range 2 {
+		if err := e.eng.CheckDatabases(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if runs, _ := e.rec.ListRuns(ctx, 10); len(runs) != 1 {
-		t.Fatalf("runs %+v; want still one", runs)
+	if runs, _ := e.rec.ListRuns(ctx, 10); len(runs) != 2 {
+		t.Fatalf("runs %+v; want still two", runs)
+	}
+	if recs := logs.records(t, event.DatabaseRepaired); len(recs) != 1 || recs[0]["database"] != "primary" {
+		t.Fatalf("repaired records %v\n%s", recs, logs.String())
+	}
+	if p, err := e.fallback.Peer(ctx, store.RolePrimary); err != nil || p.Regressed() {
+		t.Fatalf("the fallback's record of the primary: %+v (%v); want the regression ended", p, err)
 	}
 }

@@ -155,18 +155,10 @@ type Engine struct {
 	o                 Options
 	rangeSlots        chan struct{} // bounds concurrent range comparisons
 
-	regMu sync.Mutex
-	// regLogged is when a regression of a database and entity was last
-	// logged: once an hour at most, so that a restore's thousands of items
-	// raise one alert, not thousands.
-	regLogged   map[regKey]time.Time
+	regMu       sync.Mutex
 	clockLogged time.Time  // when a clock ahead was last logged
 	watch       watchState // what the operator events have said already
-}
-
-type regKey struct {
-	db store.Role
-	e  domain.Entity
+	hist        []*history // each database's history, as recorded in the other (history.go)
 }
 
 // New returns an Engine that enqueues item messages on items (product-sync)
@@ -214,8 +206,10 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	if o.RangeWorkers <= 0 {
 		o.RangeWorkers = defaultRangeWorkers
 	}
-	return &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o, regLogged: map[regKey]time.Time{},
+	e := &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o,
 		rangeSlots: make(chan struct{}, o.RangeWorkers)}
+	e.hist = []*history{newHistory(primary, fallback, regPrimary, e.regressionFound), newHistory(fallback, primary, regFallback, e.regressionFound)}
+	return e
 }
 
 func (e *Engine) now() time.Time { return domain.Millis(e.o.Clock()) }
@@ -313,9 +307,9 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 	}
 	switch m.Entity {
 	case domain.EntityProduct:
-		res, err = merge(ctx, productKind, e.primary, e.fallback, id, m.Entity, before)
+		res, err = merge(ctx, productKind, e.primary, e.fallback, e, id, m.Entity, before)
 	case domain.EntityUser:
-		res, err = merge(ctx, userKind, e.primary, e.fallback, id, m.Entity, before)
+		res, err = merge(ctx, userKind, e.primary, e.fallback, e, id, m.Entity, before)
 	}
 	if err != nil {
 		a := table.Attempt{At: e.now(), Reason: reasonOf(err), Retry: m.Retry}
@@ -378,38 +372,27 @@ func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.R
 	return in, nil
 }
 
-// logRegression logs that a database went back in time, once an hour per
-// database and entity (the first item found names it, id 0: the databases
-// compared as wholes; every item is recorded as a conflict with the
-// reason), and then starts a repair run of the entity: what the database
-// lost on items nobody writes has nothing else to bring it back.
+// logRegression records that a database went back in time, found by a
+// row (the second line of detection, behind the marks of history.go): the
+// database's rows stop dominating, and, unless it was known already, the
+// regression is logged with the row that showed it and repair runs start.
 func (e *Engine) logRegression(ctx context.Context, m Message, id int64, reg regression) {
-	if reg == 0 {
-		return
-	}
-	now := time.Now()
-	var logged bool
-	for _, db := range reg.databases() {
-		k := regKey{db, m.Entity}
-		e.regMu.Lock()
-		last, seen := e.regLogged[k]
-		due := !seen || now.Sub(last) >= time.Hour
-		if due {
-			e.regLogged[k] = now
+	for _, h := range e.hist {
+		if reg&h.bit == 0 {
+			continue
 		}
-		e.regMu.Unlock()
-		if due {
-			event.Log(ctx, e.o.Logger, slog.LevelError, event.DatabaseRegressed,
-				"a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
-					"sync merges each such item and records it as a conflict",
-				"database", string(db), "entity", m.Entity, "id", id, "runId", m.Run)
-			logged = true
+		newly, err := h.flag(ctx)
+		if err != nil {
+			e.o.Logger.Warn("could not record that a database went back in time; the next check will", "database", h.own.Role(), "err", err)
 		}
-	}
-	if logged {
-		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		e.repair(c, m.Entity)
+		if !newly {
+			continue
+		}
+		event.Log(ctx, e.o.Logger, slog.LevelError, event.DatabaseRegressed,
+			"a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
+				"its rows are merged field by field until a repair run has compared every row",
+			"database", string(h.own.Role()), "entity", m.Entity, "id", id, "runId", m.Run)
+		e.repairAll(ctx)
 	}
 }
 

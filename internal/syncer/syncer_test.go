@@ -70,7 +70,7 @@ func wantVerdict(t *testing.T, pp, fp *domain.Product, want verdict) {
 	if fp != nil {
 		f = *fp
 	}
-	if got := decide(productKind, p, pp != nil, f, fp != nil); got != want {
+	if got := decide(productKind, p, pp != nil, f, fp != nil, 0); got != want {
 		t.Errorf("decide = %+v, want %+v", got, want)
 	}
 }
@@ -102,8 +102,18 @@ func TestDecideRegression(t *testing.T) {
 			verdict{act: actToFallback, reg: regFallback}},
 		{"both regressed", ptr(at(product(1, "p", t0, false), 1, 5)), ptr(at(product(1, "f", t0, false), 3, 4)),
 			verdict{act: actMergeBoth, reg: regPrimary | regFallback}},
+		// Drift, not a restore: a row edited by SQL behind the API.
 		{"equal vectors, different rows", ptr(at(product(1, "p", t0, false), 3, 1)), ptr(at(product(1, "f", t0, false), 3, 1)),
-			verdict{act: actMergeBoth, reg: regEqual}},
+			verdict{act: actMergeBoth, drift: true}},
+		// Y was created on the fallback (primary entry 0), its price
+		// PATCHed on the primary (entry floor-500) and synced; the primary
+		// was restored to before that, then PATCHed after a restart: its
+		// entry jumped from 0 over the lost write.
+		{"primary restored where its entry was 0", ptr(jumped(at(product(2, "y-name", t0, false), floor, 1), 0, floor)), ptr(at(product(2, "y-price", t0, false), floor-500, 1)),
+			verdict{act: actMergeBoth, reg: regPrimary}},
+		// Retention purged the tombstone from the fallback only (a pass
+		// stopped half-way): not a restore.
+		{"tombstone absent on the other side", ptr(at(product(2, "b", t0, true), 3, 2)), nil, verdict{act: actToFallback}},
 		// The rebuilt fallback lost its row: the primary holds its entry 2.
 		{"absent where its entry is known", ptr(at(product(2, "b", t0, false), 0, 2)), nil, verdict{act: actToFallback, reg: regFallback}},
 		{"absent on the primary", nil, ptr(at(product(1, "b", t0, false), 4, 0)), verdict{act: actToPrimary, reg: regPrimary}},
@@ -115,6 +125,34 @@ func TestDecideRegression(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantVerdict(t, tt.p, tt.f, tt.want) })
+	}
+}
+
+// TestDecideDistrusted: while a database is known to have gone back in
+// time, its rows never dominate; the other's still do.
+func TestDecideDistrusted(t *testing.T) {
+	tests := []struct {
+		name     string
+		p, f     domain.Product
+		distrust regression
+		want     verdict
+	}{
+		{"primary dominates, primary trusted", at(product(1, "b", t0, false), 2, 1), at(product(1, "a", t0, false), 1, 1), regFallback, verdict{act: actToFallback}},
+		{"primary dominates, primary distrusted", at(product(1, "b", t0, false), 2, 1), at(product(1, "a", t0, false), 1, 1), regPrimary,
+			verdict{act: actMergeBoth, distrusted: regPrimary}},
+		{"fallback dominates, primary distrusted", at(product(1, "a", t0, false), 1, 1), at(product(1, "b", t0, false), 1, 2), regPrimary, verdict{act: actToPrimary}},
+		{"fallback dominates, fallback distrusted", at(product(1, "a", t0, false), 1, 1), at(product(1, "b", t0, false), 1, 2), regFallback,
+			verdict{act: actMergeBoth, distrusted: regFallback}},
+		{"equal rows, distrusted", at(product(1, "a", t0, false), 1, 1), at(product(1, "a", t0, false), 1, 1), regPrimary, verdict{act: actNone}},
+		{"equal vectors, different rows, distrusted", at(product(1, "a", t0, false), 1, 1), at(product(1, "b", t0, false), 1, 1), regPrimary,
+			verdict{act: actMergeBoth, distrusted: regPrimary}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decide(productKind, tt.p, true, tt.f, true, tt.distrust); got != tt.want {
+				t.Errorf("decide = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 
