@@ -279,9 +279,10 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	guardF := ids.NewGuard(fallback, primary, ids.Options{Logger: log})
 	go guardP.Run(ctx, 5*time.Second)
 	go guardF.Run(ctx, 5*time.Second)
-	// A database that went back in time since either was last seen gets a
-	// repair run: what it lost has no outbox entry to bring it back.
-	go eng.WatchDatabases(ctx, 10*time.Second)
+	// Each database's history is checked against the latest mark of it the
+	// other holds, now and every minute: one that went back in time gets
+	// repair runs (what it lost has no outbox entry to bring it back).
+	go eng.WatchDatabases(ctx, syncer.CheckEvery)
 	fo := failover.New(guardP, guardF, failover.Options{
 		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: pub.OnChange,
 	})

@@ -451,6 +451,47 @@ func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
 			t.Fatalf("outcomes %+v; want the conflict with its detail", rs)
 		}
 	})
+	// Issue 28 finding 3: before the redelivery, a later write of the item
+	// synced in real time: both databases hold a descendant of the vector
+	// the conflict was merged at. The run still counts the conflict.
+	t.Run("run, a later write synced before the redelivery", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		x := concurrentEdit(t, e)
+		flaky := &flakyRecorder{Store: e.rec, runFails: 1}
+		e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
+		for _, msg := range receive[Message](t, e.items) {
+			deleteDelivered(t, e.items, msg)
+		}
+		st, err := e.eng.Start(ctx, StartRequest{Trigger: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drainPlans(t, e)
+		msgs := receive[Message](t, e.items)
+		if len(msgs) != 1 {
+			t.Fatalf("run messages %+v, want 1", msgs)
+		}
+		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 1}); err == nil {
+			t.Fatal("the first attempt's record did not fail")
+		}
+		if _, err := e.primary.UpdateProduct(ctx, x.ID, domain.ProductChange{Description: ptr("later")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.eng.SyncItem(ctx, Message{Entity: domain.EntityProduct, ID: x.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		deleteDelivered(t, e.items, msgs[0])
+		got, err := e.eng.Status(ctx, st.InstanceID)
+		if err != nil || got.RuntimeStatus != RunCompleted {
+			t.Fatalf("run %+v, %v", got, err)
+		}
+		if c := got.CustomStatus.Counts; c[StatusConflict] != 1 || c[StatusUnchanged] != 0 {
+			t.Fatalf("counts %v; want the one conflict", c)
+		}
+	})
 	t.Run("real time", func(t *testing.T) {
 		e := newEnv(t, Options{})
 		x := concurrentEdit(t, e)

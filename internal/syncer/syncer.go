@@ -355,8 +355,11 @@ func outcome(ent domain.Entity, id int64, r merged) table.Result {
 
 // recall replaces the outcome of a redelivered item that is not a
 // conflict with the intent its earlier attempt recorded, when that intent
-// is what both databases now hold (the same vector) and says more than
-// "unchanged".
+// says more than "unchanged" and both databases now hold its vector or,
+// for a run's item, a descendant of it: a later write may have been synced
+// in real time before the redelivery, and a run's item has no other
+// message whose intent it could take. (A real-time intent needs the same
+// vector: the day's partition holds the item's intents of other messages.)
 func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.Result, error) {
 	if r.Status == StatusConflict || r.Ver == (domain.Vector{}) {
 		return r, nil
@@ -365,7 +368,8 @@ func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.R
 	if err != nil {
 		return r, fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", r.Entity, r.ID, err)
 	}
-	if !ok || in.Ver != r.Ver || in.Status == "" || in.Status == StatusUnchanged || in.Status == r.Status {
+	same := in.Ver == r.Ver || m.Run != "" && r.Ver.Dominates(in.Ver)
+	if !ok || !same || in.Status == "" || in.Status == StatusUnchanged || in.Status == r.Status {
 		return r, nil
 	}
 	e.o.Logger.Info("a redelivered item takes the outcome its earlier attempt wrote", "entity", r.Entity, "id", r.ID, "run", m.Run, "status", in.Status)
