@@ -73,30 +73,3 @@ func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) 
 	})
 }
 
-// MaxEntry returns the highest value of role r's vector entry over every
-// row, tombstones included.
-func (db *DB) MaxEntry(ctx context.Context, e domain.Entity, r store.Role) (int64, error) {
-	if err := checkEntity(e); err != nil {
-		return 0, err
-	}
-	var top int64
-	entry := func(v domain.Vector) int64 {
-		if r == store.RoleFallback {
-			return v.F
-		}
-		return v.P
-	}
-	err := db.do(ctx, "MaxEntry", func(s *state) error {
-		if e == domain.EntityUser {
-			for _, u := range s.users.rows {
-				top = max(top, entry(u.Ver))
-			}
-		} else {
-			for _, p := range s.products.rows {
-				top = max(top, entry(p.Ver))
-			}
-		}
-		return nil
-	})
-	return top, err
-}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 
 	"dualsync/internal/domain"
-	"dualsync/internal/store"
 )
 
 // MaxID returns the highest id of the given parity: a backward scan of the
@@ -33,20 +32,3 @@ func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) 
 	})
 }
 
-// MaxEntry returns the highest value of role r's vector entry (a scan:
-// called once per process start, never on a request).
-func (db *DB) MaxEntry(ctx context.Context, e domain.Entity, r store.Role) (int64, error) {
-	t, err := table(e)
-	if err != nil {
-		return 0, err
-	}
-	col := "ver_p" // our constants, never input
-	if r == store.RoleFallback {
-		col = "ver_f"
-	}
-	var top int64
-	if err := db.db.QueryRowContext(ctx, "SELECT COALESCE(MAX("+col+"), 0) FROM "+t).Scan(&top); err != nil {
-		return 0, classify(err, "max vector entry", true)
-	}
-	return top, nil
-}

@@ -219,8 +219,20 @@ func TestStatementParameters(t *testing.T) {
 		{"OutboxDepth", nil, func(db *DB) error { _, err := db.OutboxDepth(c); return err }},
 		{"MaxID", []answer{{"SELECT MAX(id)", cols(1), [][]driver.Value{{int64(41)}}}},
 			func(db *DB) error { _, err := db.MaxID(c, domain.EntityProduct, 1); return err }},
-		{"MaxEntry", []answer{{"COALESCE(MAX(ver_f), 0)", cols(1), [][]driver.Value{{int64(9)}}}},
-			func(db *DB) error { _, err := db.MaxEntry(c, domain.EntityUser, store.RoleFallback); return err }},
+		{"AddMark", []answer{{"OUTPUT INSERTED.n", cols(1), [][]driver.Value{{int64(100)}}}},
+			func(db *DB) error { _, err := db.AddMark(c); return err }},
+		{"HasMark", []answer{{"FROM dbo.sync_marks WHERE", cols(1), [][]driver.Value{{int64(1)}}}},
+			func(db *DB) error { _, err := db.HasMark(c, store.Mark{N: 3, Token: "t"}); return err }},
+		{"Peer", []answer{{"FROM dbo.sync_peer WHERE", cols(3), [][]driver.Value{{int64(3), "t", nil}}}},
+			func(db *DB) error { _, err := db.Peer(c, store.RolePrimary); return err }},
+		{"SetPeer (insert)", nil, func(db *DB) error {
+			_, err := db.SetPeer(c, store.RolePrimary, store.Peer{}, store.Peer{Seen: store.Mark{N: 3, Token: "t"}, RegressedAt: t0})
+			return err
+		}},
+		{"SetPeer (update)", nil, func(db *DB) error {
+			_, err := db.SetPeer(c, store.RolePrimary, store.Peer{Seen: store.Mark{N: 3, Token: "t"}}, store.Peer{Seen: store.Mark{N: 4, Token: "u"}})
+			return err
+		}},
 		{"AdvanceSequence", nil, func(db *DB) error { return db.AdvanceSequence(c, domain.EntityProduct, 41) }},
 		{"PurgeCandidates", nil, func(db *DB) error {
 			_, err := db.PurgeCandidates(c, domain.EntityProduct, 0, t0, 10)

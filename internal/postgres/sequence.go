@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"dualsync/internal/domain"
-	"dualsync/internal/store"
 )
 
 // seqLockBase + entity offset: advisory lock keys that serialise moves of
@@ -92,20 +91,3 @@ func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) 
 	})
 }
 
-// MaxEntry returns the highest value of role r's vector entry (a scan:
-// called once per process start, never on a request).
-func (db *DB) MaxEntry(ctx context.Context, e domain.Entity, r store.Role) (int64, error) {
-	t, err := table(e)
-	if err != nil {
-		return 0, err
-	}
-	col := "ver_p"
-	if r == store.RoleFallback {
-		col = "ver_f"
-	}
-	var top int64
-	if err := db.pool.QueryRow(ctx, "SELECT coalesce(max("+col+"), 0) FROM "+t).Scan(&top); err != nil {
-		return 0, classify(err, "max vector entry", true)
-	}
-	return top, nil
-}

@@ -190,12 +190,6 @@ type DB interface {
 	// MaxID returns the highest id of the entity whose parity is parity
 	// (id % 2), tombstones included; 0 if none.
 	MaxID(ctx context.Context, e domain.Entity, parity int64) (int64, error)
-	// MaxEntry returns the highest value of the entity's vector entry that
-	// counts writes on the database in role r (ver_p for the primary,
-	// ver_f for the fallback), over every row, tombstones included; 0 if
-	// none. A database's own entries are never behind the other's copies
-	// of them unless it went back in time.
-	MaxEntry(ctx context.Context, e domain.Entity, r Role) (int64, error)
 	// AdvanceSequence moves this database's id sequence of the entity so
 	// that the next id it hands out is above past (an id of its own parity
 	// the other database holds); never backwards.

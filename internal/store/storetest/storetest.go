@@ -411,14 +411,6 @@ func testMaxIDAndAdvance(t *testing.T, open Opener) {
 			if odd, even := must[int64](t, "max")(db.MaxID(c, domain.EntityProduct, 1)), must[int64](t, "max")(db.MaxID(c, domain.EntityProduct, 0)); odd != 13 || even != 10 {
 				t.Fatalf("max ids odd %d even %d, want 13 and 10", odd, even)
 			}
-			// The highest of each vector entry, tombstones included.
-			if mp, mf := must[int64](t, "max entry")(db.MaxEntry(c, domain.EntityProduct, store.RolePrimary)),
-				must[int64](t, "max entry")(db.MaxEntry(c, domain.EntityProduct, store.RoleFallback)); mp != 13 || mf != 16 {
-				t.Fatalf("max entries primary %d fallback %d, want 13 and 16", mp, mf)
-			}
-			if mu := must[int64](t, "max entry")(db.MaxEntry(c, domain.EntityUser, store.RolePrimary)); mu != 0 {
-				t.Fatalf("max entry of no users = %d", mu)
-			}
 			// The other database holds an own-parity id far ahead; and one of
 			// the other parity, which must change nothing.
 			own := map[store.Role]int64{store.RolePrimary: 41, store.RoleFallback: 40}[role]
