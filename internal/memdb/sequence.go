@@ -72,4 +72,3 @@ func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) 
 		return nil
 	})
 }
-

@@ -90,4 +90,3 @@ func (db *DB) AdvanceSequence(ctx context.Context, e domain.Entity, past int64) 
 		return classify(db.advanceSequence(ctx, tx, e, past), "advance sequence", true)
 	})
 }
-
