@@ -476,3 +476,91 @@ func TestSequenceSQL(t *testing.T) {
 		t.Error("unknown entity accepted")
 	}
 }
+
+// Every statement that writes or locks rows listed in a JSON parameter is
+// driven from the JSON: OPENJSON first, then each table sought by key
+// (INNER LOOP JOIN, FORCESEEK). A scan plan would take update locks on every
+// row read and deadlock two batches, or a purge and API writes.
+func TestJSONDrivenWritesSeek(t *testing.T) {
+	c := context.Background()
+	p := domain.Product{ID: 7, Name: "n", Price: 1, CreatedAt: t0, UpdatedAt: t0, NameAt: t0, DescriptionAt: t0, PriceAt: t0}
+	q := p
+	q.ID = 9
+	marks := []store.OutboxMark{{ID: 3, UpTo: 2}}
+	calls := []struct {
+		name    string
+		answers []answer
+		call    func(db *DB) error
+		want    int // JSON-driven writing or locking statements expected
+	}{
+		{"PutProducts", []answer{{"INNER LOOP JOIN dbo.products", cols(4), [][]driver.Value{{int64(7), int64(1), int64(0), true}}}},
+			func(db *DB) error {
+				_, err := db.PutProducts(c, []store.ProductPut{{Product: p, Expect: &domain.Vector{P: 1}}, {Product: q}})
+				return err
+			}, 2}, // the lock read and the UPDATE (the INSERT reads no table)
+		{"PurgeTombstones", nil, func(db *DB) error {
+			_, err := db.PurgeTombstones(c, domain.EntityProduct, []store.Tombstone{{ID: 3, Ver: domain.Vector{P: 1}}}, t0)
+			return err
+		}, 2},
+		{"MarkOutboxSent", nil, func(db *DB) error { return db.MarkOutboxSent(c, domain.EntityProduct, marks, t0) }, 1},
+		{"AckOutbox", nil, func(db *DB) error { return db.AckOutbox(c, domain.EntityUser, marks) }, 1},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			db, r := recorded(t, store.RolePrimary, tc.answers...)
+			if err := tc.call(db); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, s := range r.take() {
+				q := strings.Join(strings.Fields(s.query), " ")
+				writes := strings.HasPrefix(q, "UPDATE ") || strings.HasPrefix(q, "DELETE ") || strings.Contains(q, "UPDLOCK")
+				if !writes || !strings.Contains(q, "OPENJSON(") {
+					continue
+				}
+				n++
+				for _, p := range seekProblems(q) {
+					t.Errorf("%s\n%s", p, q)
+				}
+			}
+			if n != tc.want {
+				t.Errorf("%d JSON-driven writing statements, want %d", n, tc.want)
+			}
+		})
+	}
+	// The rule itself catches the forms it exists for.
+	for _, bad := range []string{
+		"UPDATE t SET a = j.a FROM dbo.products AS t INNER JOIN OPENJSON(@p1) WITH (id BIGINT '$.id') AS j ON t.id = j.id",
+		"DELETE t FROM OPENJSON(@p1) WITH (id BIGINT '$.id') AS j INNER LOOP JOIN dbo.products AS t ON t.id = j.id",
+		"DELETE t FROM OPENJSON(@p1) WITH (id BIGINT '$.id') AS j INNER LOOP JOIN dbo.products AS t WITH (FORCESEEK) ON t.id = j.id WHERE NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity_id = t.id)",
+	} {
+		if len(seekProblems(bad)) == 0 {
+			t.Errorf("seekProblems accepts %q", bad)
+		}
+	}
+}
+
+var tableRef = regexp.MustCompile(`dbo\.\w+ AS \w+( WITH \(([^)]*)\))?`)
+
+// seekProblems lists what keeps q (whitespace collapsed) from being driven
+// from its JSON with every table sought.
+func seekProblems(q string) []string {
+	var out []string
+	refs := tableRef.FindAllStringSubmatchIndex(q, -1)
+	if len(refs) == 0 {
+		return []string{"no table reference"}
+	}
+	if j := strings.Index(q, "OPENJSON("); j < 0 || j > refs[0][0] {
+		out = append(out, "a table comes before OPENJSON")
+	}
+	if strings.Contains(q, " INNER JOIN ") || strings.Contains(q, " JOIN dbo.") && !strings.Contains(q, "INNER LOOP JOIN dbo.") {
+		out = append(out, "a join without LOOP: the JSON does not drive it")
+	}
+	for _, m := range refs {
+		ref := q[m[0]:m[1]]
+		if m[4] < 0 || !strings.Contains(q[m[4]:m[5]], "FORCESEEK") {
+			out = append(out, ref+" is not FORCESEEK")
+		}
+	}
+	return out
+}
