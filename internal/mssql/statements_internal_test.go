@@ -438,8 +438,11 @@ func TestPutBatchesRefuseDuplicateIDsBeforeSending(t *testing.T) {
 	}
 }
 
-// The sequence mover's batch: built from constants, it keeps the
-// documented-only reasoning of sequenceSQL.
+// The sequence mover's batch: built from constants, it only consumes
+// values (NEXT VALUE FOR, then sp_sequence_get_range up to the id), never
+// restarts the sequence, and reads last_used_value (SQL Server 2017+) only
+// through dynamic SQL guarded by the column existing, so SQL Server 2016
+// compiles it.
 func TestSequenceSQL(t *testing.T) {
 	for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
 		q, err := sequenceSQL(e)
@@ -448,22 +451,30 @@ func TestSequenceSQL(t *testing.T) {
 		}
 		seq := "dbo." + string(e) + "s_id_seq"
 		for _, want := range []string{
-			"NEXT VALUE FOR " + seq + ";",                 // the real next value, drawn under the lock
-			"IF @next <= @want",                           // restart only forward, past what was drawn
-			"RESTART WITH ' + CAST(@want + 2 AS NVARCHAR", // after the highest own id
+			"NEXT VALUE FOR " + seq + ";", // the real next value, drawn under the lock
+			"IF @next < @want",            // consume only forward, up to the id
+			"EXEC sp_sequence_get_range @sequence_name = N'" + seq + "', @range_size = @size,",
+			"@range_size = @size,",
+			"@size BIGINT = (@want - @next + 1) / 2", // increment 2: the values from @next+2 through @want
+			"AND @want < CAST(current_value AS BIGINT)",
 			"@LockOwner = N'Transaction'",
 			"IF @r = -3 THROW 51205",
 			"IF @r < 0 THROW 50001",
-			"WITH (READCOMMITTEDLOCK)",
+			"WHERE object_id = OBJECT_ID(N'sys.sequences') AND name = N'last_used_value'",
 		} {
 			if !strings.Contains(q, want) {
 				t.Errorf("%s: the mover lacks %q", e, want)
 			}
 		}
-		// The old assumption (last_used_value NULL after RESTART) is gone:
-		// last_used_value only ever proves there is nothing to do.
-		if strings.Contains(q, "last_used_value IS NULL") {
-			t.Errorf("%s: the mover relies on last_used_value being NULL after RESTART", e)
+		for _, banned := range []string{"ALTER SEQUENCE", "RESTART", "READCOMMITTEDLOCK"} {
+			if strings.Contains(q, banned) {
+				t.Errorf("%s: the mover uses %s", e, banned)
+			}
+		}
+		// last_used_value appears only inside the dynamic SQL and the guard.
+		static := regexp.MustCompile(`(?s)EXEC sp_executesql N'.*?',`).ReplaceAllString(q, "")
+		if strings.Count(static, "last_used_value") != 1 {
+			t.Errorf("%s: last_used_value outside the guarded dynamic SQL:\n%s", e, static)
 		}
 		if strings.Count(q, "BEGIN") != strings.Count(q, "END")-strings.Count(q, "END;") || strings.Count(q, "NEXT VALUE FOR") != 1 {
 			t.Errorf("%s: unbalanced batch or more than one draw:\n%s", e, q)
@@ -471,9 +482,27 @@ func TestSequenceSQL(t *testing.T) {
 		if i, j := strings.Index(q, "sp_getapplock"), strings.Index(q, "NEXT VALUE FOR"); i < 0 || j < i {
 			t.Errorf("%s: the value is drawn outside the application lock", e)
 		}
+		if i, j := strings.Index(q, "NEXT VALUE FOR"), strings.Index(q, "sp_sequence_get_range"); j < i {
+			t.Errorf("%s: the range is consumed before the next value is known", e)
+		}
 	}
 	if _, err := sequenceSQL(domain.Entity("order")); err == nil {
 		t.Error("unknown entity accepted")
+	}
+}
+
+// The mover's arithmetic, as the batch computes it: after drawing next and
+// consuming size more values (increment 2), the sequence's next value is
+// above want, and no more than one step beyond it.
+func TestSequenceRangeSize(t *testing.T) {
+	for _, tc := range []struct{ next, want int64 }{
+		{1, 3}, {1, 101}, {3, 5}, {2, 4}, {2, 1_100_000_000_002}, {7, 9},
+	} {
+		size := (tc.want - tc.next + 1) / 2 // as in sequenceSQL
+		after := tc.next + 2*size + 2        // the value a create gets next
+		if after <= tc.want || after > tc.want+2 {
+			t.Errorf("next %d, want %d: size %d leaves the sequence at %d", tc.next, tc.want, size, after)
+		}
 	}
 }
 
