@@ -499,7 +499,7 @@ func TestSequenceRangeSize(t *testing.T) {
 		{1, 3}, {1, 101}, {3, 5}, {2, 4}, {2, 1_100_000_000_002}, {7, 9},
 	} {
 		size := (tc.want - tc.next + 1) / 2 // as in sequenceSQL
-		after := tc.next + 2*size + 2        // the value a create gets next
+		after := tc.next + 2*size + 2       // the value a create gets next
 		if after <= tc.want || after > tc.want+2 {
 			t.Errorf("next %d, want %d: size %d leaves the sequence at %d", tc.next, tc.want, size, after)
 		}
