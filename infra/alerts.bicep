@@ -11,6 +11,13 @@
 // functions-custom-handlers#trace-logging). The handler writes one JSON object per line (log/slog),
 // so the rules parse the message with parse_json; severityLevel is the host's guess from words in
 // the line, so the rules never rely on it for the handler's records.
+//
+// Every rule sets skipQueryValidation: ARM validates a rule's query against its Application
+// Insights component, which this same deployment may have created seconds earlier and whose
+// tables may not answer yet; the queries are checked as text by infra/alerts_test.go instead.
+//
+// The number of rules, their frequencies and the monthly cost in docs/deploy.md are compared with
+// this file by infra/alerts_test.go (TestAlertCountAndCostMatchDocs).
 
 @description('Azure region of the alert rules.')
 param location string
@@ -43,6 +50,7 @@ var defaults = {
   relayBacklogCount: 2
   dbSlowCalls: 50
   hostErrorCount: 5
+  invocationFailureCount: 10
   http5xxCount: 10
   nightlyMissingHours: 26
   // Most rules run every 15 minutes (the cheapest frequency); the three that mean an outage or a
@@ -221,6 +229,7 @@ resource eventAlerts 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for 
     description: r.description
     severity: r.severity
     enabled: true
+    skipQueryValidation: true
     scopes: [
       applicationInsightsId
     ]
@@ -251,6 +260,11 @@ resource eventAlerts 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for 
 }]
 
 // No nightly run has finished for a day and more: the timer did not fire, or the run is stuck.
+// A new environment has had no nightly run yet: while the app's first trace in the window (P2D,
+// longer than nightlyMissingHours) is younger than nightlyMissingHours, appYoung adds one row and
+// the rule stays quiet. An app that logs nothing at all gets no row from it, so it still fires.
+var appYoung = 'traces | summarize firstSeen = min(timestamp) | where firstSeen > ago(${t.nightlyMissingHours}h)'
+
 resource nightlyMissing 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-dualsync-nightly-missing-${resourceToken}'
   location: location
@@ -261,6 +275,7 @@ resource nightlyMissing 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     description: 'No nightly run has finished in the last ${t.nightlyMissingHours} hours.'
     severity: 2
     enabled: true
+    skipQueryValidation: true
     scopes: [
       applicationInsightsId
     ]
@@ -269,7 +284,7 @@ resource nightlyMissing 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: '${handlerEvents} | where event == "nightly_run_finished" | where timestamp > ago(${t.nightlyMissingHours}h)'
+          query: 'union (${handlerEvents} | where event == "nightly_run_finished" | where timestamp > ago(${t.nightlyMissingHours}h)), (${appYoung})'
           timeAggregation: 'Count'
           operator: 'LessThan'
           threshold: 1
@@ -289,8 +304,12 @@ resource nightlyMissing 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
-// The Functions host's own errors (a handler that does not start or exits, a binding that fails,
-// an invocation that throws) and exceptions; the handler's records are left to the rules above.
+// The Functions host's own errors (a handler that does not start or exits, a binding or listener
+// that fails) and exceptions; the handler's records are left to the rules above, and a function's
+// failed invocations (category Function.<Name>: a queue message that will be retried, a timer run)
+// to invocation-failures below: their outcomes that need a person already page (item-failed,
+// run-failed, outbox-stale, nightly-missing, http-5xx).
+var hostCategory = 'extend category = tostring(customDimensions.Category)'
 resource hostErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-dualsync-host-errors-${resourceToken}'
   location: location
@@ -298,9 +317,10 @@ resource hostErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'dualsync: host-errors'
-    description: 'The Functions host logged errors or exceptions of its own (handler start-up or exit, bindings, invocations).'
+    description: 'The Functions host logged errors or exceptions of its own (handler start-up or exit, bindings, listeners).'
     severity: 1
     enabled: true
+    skipQueryValidation: true
     scopes: [
       applicationInsightsId
     ]
@@ -309,7 +329,7 @@ resource hostErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'union (traces | where severityLevel >= 3), exceptions | where tostring(customDimensions.Category) != "Host.Function.Console"'
+          query: 'union (traces | where severityLevel >= 3), exceptions | ${hostCategory} | where category != "Host.Function.Console" and not(category startswith "Function.")'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: t.hostErrorCount
@@ -329,7 +349,52 @@ resource hostErrors 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
-// HTTP answers 500 and above (503: neither database, or storage, answers; 500: a bug).
+// Failed invocations of the queue and timer functions (requests without a URL; the HTTP ones are
+// http-5xx). A failed queue message is retried and usually succeeds: a few are normal, so this is
+// informational with a threshold; one that spends its retries is item-failed.
+resource invocationFailures 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-dualsync-invocation-failures-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dualsync: invocation-failures'
+    description: 'Queue or timer invocations failed more often than the threshold (each is retried; the ones that need a person page as item-failed or run-failed).'
+    severity: 3
+    enabled: true
+    skipQueryValidation: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: t.frequency
+    windowSize: t.window
+    criteria: {
+      allOf: [
+        {
+          query: 'requests | where isempty(url) and success == false | extend invocations = toint(itemCount)'
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'invocations'
+          operator: 'GreaterThan'
+          threshold: t.invocationFailureCount
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// HTTP answers 500 and above (503: neither database, or storage, answers; 500: a bug). Requests
+// stay under adaptive sampling (host.json excludes only traces and exceptions): each kept row
+// stands for itemCount requests, so the rule sums itemCount instead of counting rows.
 resource http5xx 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-dualsync-http-5xx-${resourceToken}'
   location: location
@@ -340,6 +405,7 @@ resource http5xx 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     description: 'The API answered 5xx more often than the threshold.'
     severity: 2
     enabled: true
+    skipQueryValidation: true
     scopes: [
       applicationInsightsId
     ]
@@ -348,8 +414,9 @@ resource http5xx 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'requests | where isnotempty(url) and toint(resultCode) >= 500'
-          timeAggregation: 'Count'
+          query: 'requests | where isnotempty(url) and toint(resultCode) >= 500 | extend requestCount = toint(itemCount)'
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'requestCount'
           operator: 'GreaterThan'
           threshold: t.http5xxCount
           failingPeriods: {
@@ -369,4 +436,4 @@ resource http5xx 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 }
 
 output actionGroupName string = actionGroup.name
-output alertRuleCount int = length(eventRules) + 3
+output alertRuleCount int = length(eventRules) + 4

@@ -8,7 +8,9 @@
 # local.settings.json is never packaged: it holds local development values only.
 #
 # The zip is written by a few lines of Go (the one tool every builder of this repo has),
-# so the execute bit is stored explicitly and no zip/python is needed.
+# so the execute bit is stored explicitly and no zip/python is needed. The handler gets mode
+# 0755 by name, not from the file system: on Windows (Git Bash) chmod does nothing and Go
+# reports no execute bits, and a handler without them cannot start on Linux.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,7 +35,8 @@ done
 
 cat > "$tool/zipdir.go" <<'GO'
 // zipdir writes every file under a directory into a zip, with paths relative to that directory,
-// sorted, fixed timestamps, mode 0755 for executables and 0644 otherwise.
+// sorted, fixed timestamps, mode 0755 for the entries named as EXECUTABLE and 0644 for the rest,
+// whatever the file system says (Windows has no execute bits).
 package main
 
 import (
@@ -47,10 +50,14 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		log.Fatal("usage: zipdir SRC_DIR OUT_ZIP")
+	if len(os.Args) < 3 {
+		log.Fatal("usage: zipdir SRC_DIR OUT_ZIP [EXECUTABLE...]")
 	}
 	src, dst := os.Args[1], os.Args[2]
+	executable := map[string]bool{}
+	for _, name := range os.Args[3:] {
+		executable[name] = true
+	}
 	f, err := os.Create(dst)
 	if err != nil {
 		log.Fatal(err)
@@ -61,17 +68,13 @@ func main() {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
 		rel, err := filepath.Rel(src, path)
 		if err != nil {
 			return err
 		}
 		h := &zip.FileHeader{Name: filepath.ToSlash(rel), Method: zip.Deflate, Modified: stamp}
 		mode := fs.FileMode(0o644)
-		if info.Mode()&0o111 != 0 {
+		if executable[h.Name] {
 			mode = 0o755
 		}
 		h.SetMode(mode) // also marks the entry as made on Unix, so the mode is honoured when extracted
@@ -102,5 +105,5 @@ GO
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 # GOFLAGS cleared so a -mod setting meant for the repo does not apply to this single file.
-(cd "$tool" && env -u GOOS -u GOARCH GOFLAGS= go run zipdir.go "$stage" "$out")
+(cd "$tool" && env -u GOOS -u GOARCH GOFLAGS= go run zipdir.go "$stage" "$out" handler)
 echo "package: wrote $out"

@@ -29,12 +29,18 @@ const productRowsJSON = `OPENJSON(@p1) WITH (id BIGINT '$.id', name NVARCHAR(MAX
 	price NVARCHAR(40) '$.price', created_at NVARCHAR(30) '$.createdAt', updated_at NVARCHAR(30) '$.updatedAt', deleted_at NVARCHAR(30) '$.deletedAt',
 	ver_p BIGINT '$.verP', ver_f BIGINT '$.verF', name_at NVARCHAR(30) '$.nameAt', description_at NVARCHAR(30) '$.descriptionAt', price_at NVARCHAR(30) '$.priceAt') AS j`
 
+// putProductsUpdateSQL is driven from the JSON like the lock read before it:
+// OPENJSON outer, each row sought by key (INNER LOOP JOIN, FORCESEEK). With a
+// scan plan (a small table, stale statistics) the UPDATE would take update
+// locks on every row it reads, and two concurrent batches, or a batch and an
+// API write, would deadlock on rows neither writes.
 const putProductsUpdateSQL = `UPDATE t SET name = j.name, description = j.description, price = CAST(j.price AS DECIMAL(10,2)),
 	created_at = CONVERT(DATETIME2(3), j.created_at, 126), updated_at = CONVERT(DATETIME2(3), j.updated_at, 126),
 	deleted_at = CONVERT(DATETIME2(3), j.deleted_at, 126), ver_p = j.ver_p, ver_f = j.ver_f,
 	name_at = CONVERT(DATETIME2(3), j.name_at, 126), description_at = CONVERT(DATETIME2(3), j.description_at, 126),
 	price_at = CONVERT(DATETIME2(3), j.price_at, 126)
-FROM dbo.products AS t INNER JOIN ` + productRowsJSON + ` ON t.id = j.id`
+FROM ` + productRowsJSON + `
+INNER LOOP JOIN dbo.products AS t WITH (FORCESEEK) ON t.id = j.id`
 
 const putProductsInsertSQL = `INSERT INTO dbo.products (id, name, description, price, created_at, updated_at, deleted_at, ver_p, ver_f, name_at, description_at, price_at)
 SELECT j.id, j.name, j.description, CAST(j.price AS DECIMAL(10,2)),

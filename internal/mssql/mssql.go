@@ -224,11 +224,28 @@ const (
 	errAppLockDeadlock  = 51205 // ours (THROW): an application lock request was chosen as deadlock victim
 )
 
+// busyNumbers are server errors of a server that answers but is at its
+// limits: the call is served by the other database, the breaker stays
+// closed (store.ErrBusy). From Microsoft.Data.SqlClient's transient list
+// and https://learn.microsoft.com/azure/azure-sql/database/troubleshoot-common-errors-issues.
+var busyNumbers = map[int32]bool{
+	errRequestLimit: true, errResourceLimit: true,
+	40501: true, // the service is busy: throttling, not an outage
+	1204:  true, // no lock resources left
+	701:   true, // not enough memory to run the query
+	802:   true, // not enough memory in the buffer pool
+	8645:  true, // timed out waiting for memory to run the query
+	8651:  true, // the memory grant was not available
+	9002:  true, // the transaction log is full until it is backed up or grows
+}
+
 // unavailableNumbers are server errors that mean "not now": Azure SQL
-// transient errors (database paused, resuming, busy, failing over).
+// transient errors (database paused, resuming, failing over).
 var unavailableNumbers = map[int32]bool{
 	errLogin: true, errOpenDatabase: true, 18452: true, // authentication
-	40613: true, 40197: true, 40501: true, 40540: true, 40544: true, 40549: true, 40550: true,
+	40613: true, 40197: true, 40540: true, 40544: true, 40549: true, 40550: true,
+	40143: true, // the connection could not be initialised: retry
+
 	49918: true, 49919: true, 49920: true, 4221: true, 615: true, 926: true,
 	// The session was killed for using too much tempdb, transaction log or
 	// memory (https://learn.microsoft.com/azure/azure-sql/database/troubleshoot-common-errors-issues):
@@ -273,9 +290,9 @@ func classify(err error, what string, unreached bool) error {
 				return domain.Wrap(domain.KindConflict, err, "a user with this email already exists")
 			}
 			return domain.Wrap(domain.KindConflict, err, "the row conflicts with an existing one")
-		case n == errRequestLimit || n == errResourceLimit:
+		case busyNumbers[n]:
 			// The server is up but at its limits: busy, not down (see
-			// store.ErrBusy); the request was refused, not run.
+			// store.ErrBusy); the statement was refused or rolled back.
 			return unavailable(fmt.Errorf("%w: %w", store.ErrBusy, err), unreached)
 		case n == errNotNull, n == errCheck, n == errOverflow, n == errTruncated, n == errTruncatedNew:
 			// Something a client sent: never a 500.

@@ -282,6 +282,19 @@ func TestClassify(t *testing.T) {
 		{"request limit is busy, not down", mssqldb.Error{Number: 10928, Message: "Resource ID : 1. The request limit for the database is 30 and has been reached."}, true, domain.KindUnavailable, true, true},
 		{"resource limit is busy, not down", mssqldb.Error{Number: 10929}, true, domain.KindUnavailable, true, true},
 		{"busy at commit: may have applied", mssqldb.Error{Number: 10928}, false, domain.KindUnavailable, false, true},
+		// Throttling is busy, not an outage: it must not open the breaker.
+		{"service busy (40501) is busy", mssqldb.Error{Number: 40501, Message: "The service is currently busy."}, true, domain.KindUnavailable, true, true},
+		// Microsoft.Data.SqlClient's transient errors of a server at its
+		// limits: busy (503, the other database serves the call), never 500.
+		{"no lock resources (1204)", mssqldb.Error{Number: 1204}, true, domain.KindUnavailable, true, true},
+		{"out of memory (701)", mssqldb.Error{Number: 701}, true, domain.KindUnavailable, true, true},
+		{"buffer pool memory (802)", mssqldb.Error{Number: 802}, false, domain.KindUnavailable, false, true},
+		{"memory wait timeout (8645)", mssqldb.Error{Number: 8645}, true, domain.KindUnavailable, true, true},
+		{"memory grant unavailable (8651)", mssqldb.Error{Number: 8651}, true, domain.KindUnavailable, true, true},
+		{"transaction log full (9002)", mssqldb.Error{Number: 9002}, false, domain.KindUnavailable, false, true},
+		// Connection not initialised: unavailable like a failover (40613).
+		{"connection not initialised (40143)", mssqldb.Error{Number: 40143}, true, domain.KindUnavailable, true, false},
+		{"connection not initialised at commit", mssqldb.Error{Number: 40143}, false, domain.KindUnavailable, false, false},
 		// Entra token failures, as go-mssqldb's azuread token provider
 		// returns them from the connect: the identity endpoint is down or
 		// the identity cannot sign in, so the database is unusable.

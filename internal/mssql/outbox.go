@@ -60,12 +60,15 @@ func (db *DB) PendingOutbox(ctx context.Context, notSentBefore, resendBefore tim
 // ([{"id":..,"upTo":..}, ...]) as m: one text for any number of marks.
 const marksJSON = `OPENJSON(@p2) WITH (id BIGINT '$.id', up_to BIGINT '$.upTo') AS m`
 
+// The marks statements seek outbox_entity (entity, entity_id, counter) per
+// mark, OPENJSON outer, as the batch writes do: a scan plan would lock every
+// outbox row it reads and deadlock with another instance's marks.
 const markOutboxSentSQL = `UPDATE o SET sent_at = @p3
-FROM dbo.outbox AS o INNER JOIN ` + marksJSON + ` ON o.entity_id = m.id AND o.counter <= m.up_to
-WHERE o.entity = CAST(@p1 AS NVARCHAR(4000))`
+FROM ` + marksJSON + `
+INNER LOOP JOIN dbo.outbox AS o WITH (FORCESEEK) ON o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = m.id AND o.counter <= m.up_to`
 
-const ackOutboxSQL = `DELETE o FROM dbo.outbox AS o INNER JOIN ` + marksJSON + ` ON o.entity_id = m.id AND o.counter <= m.up_to
-WHERE o.entity = CAST(@p1 AS NVARCHAR(4000))`
+const ackOutboxSQL = `DELETE o FROM ` + marksJSON + `
+INNER LOOP JOIN dbo.outbox AS o WITH (FORCESEEK) ON o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = m.id AND o.counter <= m.up_to`
 
 type markRow struct {
 	ID   int64 `json:"id"`

@@ -101,10 +101,14 @@ func purgeSQL(t string) (lock, del string) {
 	const rows = `OPENJSON(@p3) WITH (id BIGINT '$.id', ver_p BIGINT '$.p', ver_f BIGINT '$.f') AS m`
 	lock = `SELECT t.id FROM ` + rows + `
 		INNER LOOP JOIN ` + t + ` AS t WITH (UPDLOCK, HOLDLOCK, FORCESEEK) ON t.id = m.id`
+	// The DELETE is driven from the JSON with a forced seek too, and so is
+	// its outbox check: a scan would take update (and, under HOLDLOCK,
+	// range) locks on every row it reads, deadlock with API writes and
+	// possibly escalate to a table lock.
 	del = `DELETE t OUTPUT DELETED.id
-		FROM ` + t + ` AS t INNER JOIN ` + rows + `
-		ON t.id = m.id AND t.ver_p = m.ver_p AND t.ver_f = m.ver_f
+		FROM ` + rows + `
+		INNER LOOP JOIN ` + t + ` AS t WITH (FORCESEEK) ON t.id = m.id AND t.ver_p = m.ver_p AND t.ver_f = m.ver_f
 		WHERE t.deleted_at IS NOT NULL AND t.deleted_at < @p2
-		AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = t.id)`
+		AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK, FORCESEEK) WHERE o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = t.id)`
 	return lock, del
 }

@@ -62,9 +62,10 @@ func TestPurgeSQL(t *testing.T) {
 	}
 	for _, want := range []string{
 		"OPENJSON(@p3) WITH (id BIGINT '$.id', ver_p BIGINT '$.p', ver_f BIGINT '$.f') AS m INNER LOOP JOIN dbo.products AS t WITH (UPDLOCK, HOLDLOCK, FORCESEEK) ON t.id = m.id",
-		"ON t.id = m.id AND t.ver_p = m.ver_p AND t.ver_f = m.ver_f",
+		"DELETE t OUTPUT DELETED.id FROM OPENJSON(@p3) WITH (id BIGINT '$.id', ver_p BIGINT '$.p', ver_f BIGINT '$.f') AS m " +
+			"INNER LOOP JOIN dbo.products AS t WITH (FORCESEEK) ON t.id = m.id AND t.ver_p = m.ver_p AND t.ver_f = m.ver_f",
 		"WHERE t.deleted_at IS NOT NULL AND t.deleted_at < @p2",
-		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = t.id)",
+		"AND NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK, FORCESEEK) WHERE o.entity = CAST(@p1 AS NVARCHAR(4000)) AND o.entity_id = t.id)",
 	} {
 		if !strings.Contains(texts[0], want) {
 			t.Errorf("purge statements lack %q:\n%s", want, texts[0])

@@ -3,6 +3,7 @@ package mssql
 import (
 	"context"
 	"database/sql"
+	"strings"
 
 	"dualsync/internal/domain"
 )
@@ -26,65 +27,78 @@ func (db *DB) advanceSequence(ctx context.Context, tx *sql.Tx, e domain.Entity, 
 }
 
 // sequenceSQL is the one batch that moves the entity's sequence (@p1 the id
-// being written or 0, @p2 this side's parity). Its correctness rests only on
-// what Microsoft Learn documents:
+// being written or 0, @p2 this side's parity). It only ever consumes values,
+// as creates do, and never restarts the sequence: a RESTART could move it
+// backwards past a value a create drew meanwhile (handed out twice), and its
+// schema lock, held to commit, could deadlock with creates. Its correctness
+// rests only on what Microsoft Learn documents:
 //
 //   - NEXT VALUE FOR returns the sequence's next value and consumes it
 //     (https://learn.microsoft.com/sql/t-sql/functions/next-value-for-transact-sql);
-//   - ALTER SEQUENCE ... RESTART WITH n makes n the next value returned
-//     (https://learn.microsoft.com/sql/t-sql/statements/alter-sequence-transact-sql);
-//   - sys.sequences.current_value is the last value handed out, or the start
-//     value if none was, and last_used_value the last value NEXT VALUE FOR
-//     generated (https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-sequences-transact-sql).
+//   - sp_sequence_get_range consumes a range of values atomically, forward
+//     only, with the UPDATE permission creates already need, no ALTER
+//     (https://learn.microsoft.com/sql/relational-databases/system-stored-procedures/sp-sequence-get-range-transact-sql);
+//   - sys.sequences.current_value is the last value handed out (by either),
+//     or the start value if none was; last_used_value (SQL Server 2017 and
+//     later, Azure SQL) the last value NEXT VALUE FOR generated
+//     (https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-sequences-transact-sql).
 //
-// It does not rely on what current_value or last_used_value show after a
-// RESTART (not documented). It uses one invariant of this adapter instead:
-// the sequence only ever moves forward (NO CYCLE, and this batch restarts it
-// only to a value above the one it has just drawn). Hence the next value is
-// at least current_value, and above last_used_value: the quick test "want <
-// current_value or want <= last_used_value" proves there is nothing to do,
-// without a lock. Otherwise, under an application lock held to the end of
-// the transaction (two movers never interleave), it draws the real next
-// value and restarts the sequence after the highest own id if the drawn
-// value is not above it. A drawn value that was already past it is left
-// unused: a one-id gap, as a rolled-back create leaves.
-//
-// The highest own id is read with READCOMMITTEDLOCK: under READ COMMITTED
-// SNAPSHOT (Azure SQL Database's default) a plain read would not see a
-// create still in flight, and would not wait for it.
+// Hence the next value is at least current_value, and above last_used_value:
+// "want < current_value or want <= last_used_value" proves there is nothing
+// to do, without a lock. last_used_value is read only where it exists (as
+// dynamic SQL: a missing column fails the whole batch's compile), so SQL
+// Server 2016 runs the same batch with the current_value test alone, which
+// may cost one unused id, never a reused one. Otherwise, under an application
+// lock held to the end of the transaction (two movers never both consume a
+// gap), it draws the real next value and, if that is not above want,
+// consumes the values up to want with sp_sequence_get_range. A drawn value
+// already past want is left unused: a one-id gap, as a rolled-back create
+// leaves.
 //
 // The application lock timing out raises 50001 (unavailable, as PostgreSQL
 // answers a lock it cannot get); the lock request being chosen as a
 // deadlock victim (sp_getapplock returns -3) raises 51205, which inTx retries
-// as it retries 1205. ALTER SEQUENCE takes no parameters: the statement is
-// built inside the server from a BIGINT it computed and our constant name.
+// as it retries 1205.
 func sequenceSQL(e domain.Entity) (string, error) {
 	t, err := table(e)
 	if err != nil {
 		return "", err
 	}
 	seq := t + "_id_seq" // dbo.products_id_seq or dbo.users_id_seq: our constants
-	return `DECLARE @want BIGINT;
+	// settled sets @done when the next value is certainly above @want.
+	settled := `SET @done = 0;
+	SELECT @done = 1 FROM sys.sequences WHERE object_id = OBJECT_ID(N'SEQ') AND @want < CAST(current_value AS BIGINT);
+	IF @done = 0 AND @has_last = 1
+		EXEC sp_executesql N'SELECT @d = 1 FROM sys.sequences WHERE object_id = OBJECT_ID(N''SEQ'') AND @w <= CAST(ISNULL(last_used_value, 0) AS BIGINT)',
+			N'@w BIGINT, @d BIT OUTPUT', @w = @want, @d = @done OUTPUT;`
+	settled = strings.ReplaceAll(settled, "SEQ", seq)
+	return `DECLARE @want BIGINT, @done BIT = 0, @has_last BIT = 0;
 SET @want = @p1;
 IF @p1 = 0
 	SET @want = ISNULL((SELECT TOP (1) id FROM ` + t + ` WHERE id % 2 = @p2 ORDER BY id DESC), 0);
-IF @want > 0 AND NOT EXISTS (SELECT 1 FROM sys.sequences WHERE object_id = OBJECT_ID(N'` + seq + `')
-	AND (@want < CAST(current_value AS BIGINT) OR @want <= CAST(ISNULL(last_used_value, 0) AS BIGINT)))
+IF EXISTS (SELECT 1 FROM sys.all_columns WHERE object_id = OBJECT_ID(N'sys.sequences') AND name = N'last_used_value')
+	SET @has_last = 1;
+IF @want > 0
+BEGIN
+	` + settled + `
+END
+IF @want > 0 AND @done = 0
 BEGIN
 	DECLARE @r INT;
 	EXEC @r = sp_getapplock @Resource = N'dualsync:` + seq + `', @LockMode = N'Exclusive', @LockOwner = N'Transaction', @LockTimeout = 10000;
 	IF @r = -3 THROW 51205, N'sequence lock: chosen as deadlock victim', 1;
 	IF @r < 0 THROW 50001, N'sequence lock not granted in time', 1;
-	DECLARE @top BIGINT = (SELECT TOP (1) id FROM ` + t + ` WITH (READCOMMITTEDLOCK) WHERE id % 2 = @p2 ORDER BY id DESC);
+	DECLARE @top BIGINT = (SELECT TOP (1) id FROM ` + t + ` WHERE id % 2 = @p2 ORDER BY id DESC);
 	IF @top > @want SET @want = @top;
-	IF NOT EXISTS (SELECT 1 FROM sys.sequences WHERE object_id = OBJECT_ID(N'` + seq + `')
-		AND (@want < CAST(current_value AS BIGINT) OR @want <= CAST(ISNULL(last_used_value, 0) AS BIGINT)))
+	` + settled + `
+	IF @done = 0
 	BEGIN
 		DECLARE @next BIGINT = NEXT VALUE FOR ` + seq + `;
-		IF @next <= @want
+		IF @next < @want
 		BEGIN
-			DECLARE @sql NVARCHAR(200) = N'ALTER SEQUENCE ` + seq + ` RESTART WITH ' + CAST(@want + 2 AS NVARCHAR(20));
-			EXEC (@sql);
+			DECLARE @size BIGINT = (@want - @next + 1) / 2, @first SQL_VARIANT, @last SQL_VARIANT;
+			EXEC sp_sequence_get_range @sequence_name = N'` + seq + `', @range_size = @size,
+				@range_first_value = @first OUTPUT, @range_last_value = @last OUTPUT;
 		END
 	END
 END`, nil

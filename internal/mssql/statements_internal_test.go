@@ -450,8 +450,11 @@ func TestPutBatchesRefuseDuplicateIDsBeforeSending(t *testing.T) {
 	}
 }
 
-// The sequence mover's batch: built from constants, it keeps the
-// documented-only reasoning of sequenceSQL.
+// The sequence mover's batch: built from constants, it only consumes
+// values (NEXT VALUE FOR, then sp_sequence_get_range up to the id), never
+// restarts the sequence, and reads last_used_value (SQL Server 2017+) only
+// through dynamic SQL guarded by the column existing, so SQL Server 2016
+// compiles it.
 func TestSequenceSQL(t *testing.T) {
 	for _, e := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
 		q, err := sequenceSQL(e)
@@ -460,22 +463,30 @@ func TestSequenceSQL(t *testing.T) {
 		}
 		seq := "dbo." + string(e) + "s_id_seq"
 		for _, want := range []string{
-			"NEXT VALUE FOR " + seq + ";",                 // the real next value, drawn under the lock
-			"IF @next <= @want",                           // restart only forward, past what was drawn
-			"RESTART WITH ' + CAST(@want + 2 AS NVARCHAR", // after the highest own id
+			"NEXT VALUE FOR " + seq + ";", // the real next value, drawn under the lock
+			"IF @next < @want",            // consume only forward, up to the id
+			"EXEC sp_sequence_get_range @sequence_name = N'" + seq + "', @range_size = @size,",
+			"@range_size = @size,",
+			"@size BIGINT = (@want - @next + 1) / 2", // increment 2: the values from @next+2 through @want
+			"AND @want < CAST(current_value AS BIGINT)",
 			"@LockOwner = N'Transaction'",
 			"IF @r = -3 THROW 51205",
 			"IF @r < 0 THROW 50001",
-			"WITH (READCOMMITTEDLOCK)",
+			"WHERE object_id = OBJECT_ID(N'sys.sequences') AND name = N'last_used_value'",
 		} {
 			if !strings.Contains(q, want) {
 				t.Errorf("%s: the mover lacks %q", e, want)
 			}
 		}
-		// The old assumption (last_used_value NULL after RESTART) is gone:
-		// last_used_value only ever proves there is nothing to do.
-		if strings.Contains(q, "last_used_value IS NULL") {
-			t.Errorf("%s: the mover relies on last_used_value being NULL after RESTART", e)
+		for _, banned := range []string{"ALTER SEQUENCE", "RESTART", "READCOMMITTEDLOCK"} {
+			if strings.Contains(q, banned) {
+				t.Errorf("%s: the mover uses %s", e, banned)
+			}
+		}
+		// last_used_value appears only inside the dynamic SQL and the guard.
+		static := regexp.MustCompile(`(?s)EXEC sp_executesql N'.*?',`).ReplaceAllString(q, "")
+		if strings.Count(static, "last_used_value") != 1 {
+			t.Errorf("%s: last_used_value outside the guarded dynamic SQL:\n%s", e, static)
 		}
 		if strings.Count(q, "BEGIN") != strings.Count(q, "END")-strings.Count(q, "END;") || strings.Count(q, "NEXT VALUE FOR") != 1 {
 			t.Errorf("%s: unbalanced batch or more than one draw:\n%s", e, q)
@@ -483,8 +494,114 @@ func TestSequenceSQL(t *testing.T) {
 		if i, j := strings.Index(q, "sp_getapplock"), strings.Index(q, "NEXT VALUE FOR"); i < 0 || j < i {
 			t.Errorf("%s: the value is drawn outside the application lock", e)
 		}
+		if i, j := strings.Index(q, "NEXT VALUE FOR"), strings.Index(q, "sp_sequence_get_range"); j < i {
+			t.Errorf("%s: the range is consumed before the next value is known", e)
+		}
 	}
 	if _, err := sequenceSQL(domain.Entity("order")); err == nil {
 		t.Error("unknown entity accepted")
 	}
+}
+
+// The mover's arithmetic, as the batch computes it: after drawing next and
+// consuming size more values (increment 2), the sequence's next value is
+// above want, and no more than one step beyond it.
+func TestSequenceRangeSize(t *testing.T) {
+	for _, tc := range []struct{ next, want int64 }{
+		{1, 3}, {1, 101}, {3, 5}, {2, 4}, {2, 1_100_000_000_002}, {7, 9},
+	} {
+		size := (tc.want - tc.next + 1) / 2 // as in sequenceSQL
+		after := tc.next + 2*size + 2       // the value a create gets next
+		if after <= tc.want || after > tc.want+2 {
+			t.Errorf("next %d, want %d: size %d leaves the sequence at %d", tc.next, tc.want, size, after)
+		}
+	}
+}
+
+// Every statement that writes or locks rows listed in a JSON parameter is
+// driven from the JSON: OPENJSON first, then each table sought by key
+// (INNER LOOP JOIN, FORCESEEK). A scan plan would take update locks on every
+// row read and deadlock two batches, or a purge and API writes.
+func TestJSONDrivenWritesSeek(t *testing.T) {
+	c := context.Background()
+	p := domain.Product{ID: 7, Name: "n", Price: 1, CreatedAt: t0, UpdatedAt: t0, NameAt: t0, DescriptionAt: t0, PriceAt: t0}
+	q := p
+	q.ID = 9
+	marks := []store.OutboxMark{{ID: 3, UpTo: 2}}
+	calls := []struct {
+		name    string
+		answers []answer
+		call    func(db *DB) error
+		want    int // JSON-driven writing or locking statements expected
+	}{
+		{"PutProducts", []answer{{"INNER LOOP JOIN dbo.products", cols(4), [][]driver.Value{{int64(7), int64(1), int64(0), true}}}},
+			func(db *DB) error {
+				_, err := db.PutProducts(c, []store.ProductPut{{Product: p, Expect: &domain.Vector{P: 1}}, {Product: q}})
+				return err
+			}, 2}, // the lock read and the UPDATE (the INSERT reads no table)
+		{"PurgeTombstones", nil, func(db *DB) error {
+			_, err := db.PurgeTombstones(c, domain.EntityProduct, []store.Tombstone{{ID: 3, Ver: domain.Vector{P: 1}}}, t0)
+			return err
+		}, 2},
+		{"MarkOutboxSent", nil, func(db *DB) error { return db.MarkOutboxSent(c, domain.EntityProduct, marks, t0) }, 1},
+		{"AckOutbox", nil, func(db *DB) error { return db.AckOutbox(c, domain.EntityUser, marks) }, 1},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			db, r := recorded(t, store.RolePrimary, tc.answers...)
+			if err := tc.call(db); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, s := range r.take() {
+				q := strings.Join(strings.Fields(s.query), " ")
+				writes := strings.HasPrefix(q, "UPDATE ") || strings.HasPrefix(q, "DELETE ") || strings.Contains(q, "UPDLOCK")
+				if !writes || !strings.Contains(q, "OPENJSON(") {
+					continue
+				}
+				n++
+				for _, p := range seekProblems(q) {
+					t.Errorf("%s\n%s", p, q)
+				}
+			}
+			if n != tc.want {
+				t.Errorf("%d JSON-driven writing statements, want %d", n, tc.want)
+			}
+		})
+	}
+	// The rule itself catches the forms it exists for.
+	for _, bad := range []string{
+		"UPDATE t SET a = j.a FROM dbo.products AS t INNER JOIN OPENJSON(@p1) WITH (id BIGINT '$.id') AS j ON t.id = j.id",
+		"DELETE t FROM OPENJSON(@p1) WITH (id BIGINT '$.id') AS j INNER LOOP JOIN dbo.products AS t ON t.id = j.id",
+		"DELETE t FROM OPENJSON(@p1) WITH (id BIGINT '$.id') AS j INNER LOOP JOIN dbo.products AS t WITH (FORCESEEK) ON t.id = j.id WHERE NOT EXISTS (SELECT 1 FROM dbo.outbox AS o WITH (UPDLOCK, HOLDLOCK) WHERE o.entity_id = t.id)",
+	} {
+		if len(seekProblems(bad)) == 0 {
+			t.Errorf("seekProblems accepts %q", bad)
+		}
+	}
+}
+
+var tableRef = regexp.MustCompile(`dbo\.\w+ AS \w+( WITH \(([^)]*)\))?`)
+
+// seekProblems lists what keeps q (whitespace collapsed) from being driven
+// from its JSON with every table sought.
+func seekProblems(q string) []string {
+	var out []string
+	refs := tableRef.FindAllStringSubmatchIndex(q, -1)
+	if len(refs) == 0 {
+		return []string{"no table reference"}
+	}
+	if j := strings.Index(q, "OPENJSON("); j < 0 || j > refs[0][0] {
+		out = append(out, "a table comes before OPENJSON")
+	}
+	if strings.Contains(q, " INNER JOIN ") || strings.Contains(q, " JOIN dbo.") && !strings.Contains(q, "INNER LOOP JOIN dbo.") {
+		out = append(out, "a join without LOOP: the JSON does not drive it")
+	}
+	for _, m := range refs {
+		ref := q[m[0]:m[1]]
+		if m[4] < 0 || !strings.Contains(q[m[4]:m[5]], "FORCESEEK") {
+			out = append(out, ref+" is not FORCESEEK")
+		}
+	}
+	return out
 }

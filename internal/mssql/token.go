@@ -40,6 +40,16 @@ const DefaultTokenTimeout = 30 * time.Second
 // so a login never presents a token that expires during the handshake.
 const tokenRefreshMargin = 5 * time.Minute
 
+// tokenMinLife: a cached token past its refresh margin still signs a login in
+// while it has this much life left, while it is refreshed in the background
+// and when that refresh fails (the identity endpoint briefly down); a token
+// is checked at login only, so the session outlives it.
+const tokenMinLife = time.Minute
+
+// tokenRetryAfter: after a failed background refresh, the next one waits
+// this long, so an endpoint that is down is not asked on every connect.
+const tokenRetryAfter = 10 * time.Second
+
 // tokenSource is the one credential of a DB and the token it last got.
 type tokenSource struct {
 	cred   azcore.TokenCredential
@@ -47,9 +57,10 @@ type tokenSource struct {
 	budget time.Duration
 	now    func() time.Time
 
-	sem chan struct{} // one acquisition at a time; the others wait and reuse it
-	mu  sync.Mutex
-	tok azcore.AccessToken
+	sem     chan struct{} // one acquisition at a time; the others wait and reuse it
+	mu      sync.Mutex
+	tok     azcore.AccessToken
+	retryAt time.Time // no refresh before this, while tok is usable (after a failure)
 }
 
 func newTokenSource(cred azcore.TokenCredential, scope string, budget time.Duration) *tokenSource {
@@ -59,18 +70,27 @@ func newTokenSource(cred azcore.TokenCredential, scope string, budget time.Durat
 	return &tokenSource{cred: cred, scope: scope, budget: budget, now: time.Now, sem: make(chan struct{}, 1)}
 }
 
-func (s *tokenSource) cached() (string, bool) {
+// cached returns the token if it has at least left of its life to go.
+func (s *tokenSource) cached(left time.Duration) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tok.Token != "" && s.now().Add(tokenRefreshMargin).Before(s.tok.ExpiresOn) {
+	if s.tok.Token != "" && s.now().Add(left).Before(s.tok.ExpiresOn) {
 		return s.tok.Token, true
 	}
 	return "", false
 }
 
 // Token returns the cached token, or gets one within the budget (and ctx).
+// Past the refresh margin, a token that is still usable (tokenMinLife) signs
+// the login in at once while one refresh runs in the background: a refresh
+// that fails (the identity endpoint briefly down) or is slow then costs no
+// connection anything, and is tried again after tokenRetryAfter.
 func (s *tokenSource) Token(ctx context.Context) (string, error) {
-	if t, ok := s.cached(); ok {
+	if t, ok := s.cached(tokenRefreshMargin); ok {
+		return t, nil
+	}
+	if t, ok := s.cached(tokenMinLife); ok {
+		s.refreshSoon()
 		return t, nil
 	}
 	select {
@@ -79,7 +99,7 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 		return "", &tokenError{err: ctx.Err()}
 	}
 	defer func() { <-s.sem }()
-	if t, ok := s.cached(); ok { // another connection got it meanwhile
+	if t, ok := s.cached(tokenRefreshMargin); ok { // another connection got it meanwhile
 		return t, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.budget)
@@ -89,9 +109,41 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 		return "", &tokenError{err: err}
 	}
 	s.mu.Lock()
-	s.tok = tk
+	s.tok, s.retryAt = tk, time.Time{}
 	s.mu.Unlock()
 	return tk.Token, nil
+}
+
+// refreshSoon starts one background refresh, unless an acquisition is under
+// way or one failed less than tokenRetryAfter ago. It ends within the budget.
+func (s *tokenSource) refreshSoon() {
+	s.mu.Lock()
+	wait := s.now().Before(s.retryAt)
+	s.mu.Unlock()
+	if wait {
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-s.sem }()
+		if _, ok := s.cached(tokenRefreshMargin); ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.budget)
+		defer cancel()
+		tk, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.retryAt = s.now().Add(tokenRetryAfter)
+			return
+		}
+		s.tok, s.retryAt = tk, time.Time{}
+	}()
 }
 
 // tokenError is a failure to get an Entra token: the login was never sent,

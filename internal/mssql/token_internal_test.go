@@ -31,6 +31,7 @@ type fakeCred struct {
 	mu       sync.Mutex
 	scopes   []string
 	deadline time.Time
+	now      func() time.Time // the clock ExpiresOn counts from; nil: time.Now
 }
 
 func (f *fakeCred) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
@@ -47,14 +48,21 @@ func (f *fakeCred) GetToken(ctx context.Context, o policy.TokenRequestOptions) (
 	if e := f.fail.Load(); e != nil {
 		return azcore.AccessToken{}, *e
 	}
-	return azcore.AccessToken{Token: "token-" + string(rune('0'+n)), ExpiresOn: time.Now().Add(f.life)}, nil
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
+	return azcore.AccessToken{Token: "token-" + string(rune('0'+n)), ExpiresOn: now().Add(f.life)}, nil
 }
 
 func TestTokenSourceCachesOneTokenForAllConnections(t *testing.T) {
 	cred := &fakeCred{delay: 20 * time.Millisecond, life: time.Hour}
 	s := newTokenSource(cred, "https://database.windows.net/.default", time.Second)
+	var mu sync.Mutex
 	now := time.Now()
-	s.now = func() time.Time { return now }
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s.now, cred.now = clock, clock
 	// Many connections opening at once: one acquisition, one token for all.
 	var wg sync.WaitGroup
 	got := make([]string, 20)
@@ -77,17 +85,21 @@ func TestTokenSourceCachesOneTokenForAllConnections(t *testing.T) {
 		}
 	}
 	// Later connections reuse it until shortly before it expires.
-	now = now.Add(time.Hour - tokenRefreshMargin - time.Minute)
+	advance(time.Hour - tokenRefreshMargin - time.Minute)
 	if _, err := s.Token(context.Background()); err != nil || cred.calls.Load() != 1 {
 		t.Fatalf("reused token: err %v, calls %d", err, cred.calls.Load())
 	}
-	now = now.Add(2 * time.Minute) // within the refresh margin
+	advance(2 * time.Minute) // within the refresh margin: the old token at once, a refresh behind it
+	if tok, err := s.Token(context.Background()); err != nil || tok != got[0] {
+		t.Fatalf("near expiry: token %q err %v, want the cached one at once", tok, err)
+	}
+	waitCalls(t, s, cred, 2)
 	tok, err := s.Token(context.Background())
-	if err != nil || cred.calls.Load() != 2 || tok == got[0] {
-		t.Fatalf("refresh near expiry: token %q err %v calls %d", tok, err, cred.calls.Load())
+	if err != nil || tok == got[0] {
+		t.Fatalf("after the background refresh: token %q err %v", tok, err)
 	}
 	// A failure is not cached: the next connection asks again.
-	now = now.Add(2 * time.Hour)
+	advance(2 * time.Hour)
 	boom := errors.New("identity endpoint down")
 	cred.fail.Store(&boom)
 	if _, err := s.Token(context.Background()); !errors.Is(err, boom) {
@@ -99,6 +111,95 @@ func TestTokenSourceCachesOneTokenForAllConnections(t *testing.T) {
 	}
 	if cred.scopes[0] != "https://database.windows.net/.default" {
 		t.Fatalf("scope %v", cred.scopes)
+	}
+}
+
+// waitCalls waits until cred has been asked n times and the acquisition (a
+// background refresh) has ended.
+func waitCalls(t *testing.T, s *tokenSource, cred *fakeCred, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); cred.calls.Load() < n || len(s.sem) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GetToken called %d times, want %d (acquisition under way: %v)", cred.calls.Load(), n, len(s.sem) > 0)
+		}
+	}
+}
+
+// A refresh that fails while the cached token still has minutes left costs
+// no connection anything: the login uses the cached token, and the refresh
+// is tried again only after tokenRetryAfter. A token with less than
+// tokenMinLife left is not used: the acquisition must succeed.
+func TestTokenRefreshFailureUsesTheCachedToken(t *testing.T) {
+	boom := errors.New("identity endpoint down")
+	tests := []struct {
+		name      string
+		left      time.Duration // the cached token's remaining life
+		fail      bool
+		delay     time.Duration
+		wantToken string // "" : an error
+		wantCalls int32  // GetToken calls once settled
+	}{
+		{"fresh: no refresh", time.Hour, true, 0, "cached", 0},
+		{"in the margin, refresh fails: cached token", 4 * time.Minute, true, 0, "cached", 1},
+		{"in the margin, refresh slow: cached token at once", 4 * time.Minute, false, 200 * time.Millisecond, "cached", 1},
+		{"in the margin, refresh works: cached now, new next", 4 * time.Minute, false, 0, "cached", 1},
+		{"nearly expired, refresh fails: error", 30 * time.Second, true, 0, "", 1},
+		{"nearly expired, refresh works: the new token", 30 * time.Second, false, 0, "token-1", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cred := &fakeCred{life: time.Hour, delay: tc.delay}
+			if tc.fail {
+				cred.fail.Store(&boom)
+			}
+			s := newTokenSource(cred, "scope", time.Second)
+			now := time.Now()
+			s.now = func() time.Time { return now }
+			s.tok = azcore.AccessToken{Token: "cached", ExpiresOn: now.Add(tc.left)}
+			start := time.Now()
+			tok, err := s.Token(context.Background())
+			if tc.wantToken == "" {
+				if err == nil || !errors.Is(err, boom) {
+					t.Fatalf("token %q err %v, want %v", tok, err, boom)
+				}
+			} else if err != nil || tok != tc.wantToken {
+				t.Fatalf("token %q err %v, want %q", tok, err, tc.wantToken)
+			}
+			if tc.delay > 0 && time.Since(start) >= tc.delay {
+				t.Fatalf("the connect waited %v for a refresh while a usable token was cached", time.Since(start))
+			}
+			if tc.wantCalls > 0 {
+				waitCalls(t, s, cred, tc.wantCalls)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := cred.calls.Load(); n != tc.wantCalls {
+				t.Fatalf("GetToken called %d times, want %d", n, tc.wantCalls)
+			}
+			if tc.wantToken != "cached" || tc.left == time.Hour {
+				return
+			}
+			// Next connect: a failed refresh is not retried within tokenRetryAfter; a
+			// successful one is in use.
+			tok, err = s.Token(context.Background())
+			switch {
+			case tc.fail && (err != nil || tok != "cached"):
+				t.Fatalf("after a failed refresh: token %q err %v, want the cached one", tok, err)
+			case !tc.fail && (err != nil || tok != "token-1"):
+				t.Fatalf("after the refresh: token %q err %v, want token-1", tok, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			if n := cred.calls.Load(); n != tc.wantCalls {
+				t.Fatalf("GetToken called %d times on the next connect, want still %d", n, tc.wantCalls)
+			}
+			if tc.fail {
+				now = now.Add(tokenRetryAfter + time.Second) // the retry is due; the token still usable
+				if tok, err := s.Token(context.Background()); err != nil || tok != "cached" {
+					t.Fatalf("retry due: token %q err %v", tok, err)
+				}
+				waitCalls(t, s, cred, tc.wantCalls+1)
+			}
+		})
 	}
 }
 
