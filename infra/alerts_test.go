@@ -20,6 +20,8 @@ import (
 // notAlerted are events no rule watches, with the reason.
 var notAlerted = map[string]string{
 	event.FailbackDone: "the all-clear of breaker_opened: informational, shown in the runbook's queries and /api/health/details",
+	event.DatabaseRepaired: "the all-clear of database_regressed: informational, with the repair runs' counts; " +
+		"the runbook's restore section says to wait for it",
 }
 
 type alertSources struct {

@@ -12,8 +12,8 @@ import (
 // parity, the very next Create gets exactly the id after it (the value the
 // sequence was moved to), the one after that the next again, and neither a
 // second Migrate nor a lower own id moves it back or skips a step. SQL
-// Server's mover must not be off by one step after ALTER SEQUENCE ...
-// RESTART, whatever sys.sequences shows once restarted.
+// Server's mover (which consumes the gap with sp_sequence_get_range) must
+// not be off by one step.
 func testSequenceRestart(t *testing.T, open Opener) {
 	for _, role := range roles {
 		t.Run(string(role), func(t *testing.T) {
