@@ -25,6 +25,15 @@ func (db *DB) HasMark(ctx context.Context, m store.Mark) (bool, error) {
 	err := db.do(ctx, "HasMark", func(s *state) error {
 		tok, found := s.marks[m.N]
 		ok = found && tok == m.Token
+		if !ok && len(s.marks) > 0 {
+			oldest := int64(-1)
+			for n := range s.marks {
+				if oldest < 0 || n < oldest {
+					oldest = n
+				}
+			}
+			ok = m.N < oldest // pruned: no evidence
+		}
 		return nil
 	})
 	return ok, err

@@ -16,7 +16,8 @@ import (
 const (
 	addMarkSQL   = `INSERT INTO dbo.sync_marks (token) OUTPUT INSERTED.n VALUES (@p1)`
 	pruneMarkSQL = `DELETE FROM dbo.sync_marks WHERE n <= @p1`
-	hasMarkSQL   = `SELECT COUNT_BIG(*) FROM dbo.sync_marks WHERE n = @p1 AND token = CAST(@p2 AS NVARCHAR(36))`
+	hasMarkSQL   = `SELECT CASE WHEN EXISTS (SELECT 1 FROM dbo.sync_marks WHERE n = @p1 AND token = CAST(@p2 AS NVARCHAR(36)))
+OR @p1 < (SELECT MIN(n) FROM dbo.sync_marks) THEN 1 ELSE 0 END`
 	peerSQL      = `SELECT seen_n, seen_token, regressed_at FROM dbo.sync_peer WHERE role = CAST(@p1 AS NVARCHAR(16))`
 	// The lock hints make "insert unless present" one atomic step: two
 	// instances inserting at once serialise on the key range.
@@ -47,7 +48,7 @@ func (db *DB) AddMark(ctx context.Context) (store.Mark, error) {
 	return m, nil
 }
 
-// HasMark is a primary-key lookup.
+// HasMark is two primary-key lookups (the mark, the oldest mark).
 func (db *DB) HasMark(ctx context.Context, m store.Mark) (bool, error) {
 	var n int64
 	if err := db.db.QueryRowContext(ctx, hasMarkSQL, m.N, str(m.Token)).Scan(&n); err != nil {

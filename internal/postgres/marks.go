@@ -31,10 +31,11 @@ func (db *DB) AddMark(ctx context.Context) (store.Mark, error) {
 	return m, nil
 }
 
-// HasMark is a primary-key lookup.
+// HasMark is two primary-key lookups (the mark, the oldest mark).
 func (db *DB) HasMark(ctx context.Context, m store.Mark) (bool, error) {
 	var ok bool
-	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sync_marks WHERE n = $1 AND token = $2)`, m.N, m.Token).Scan(&ok)
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sync_marks WHERE n = $1 AND token = $2)
+		OR coalesce($1 < (SELECT min(n) FROM sync_marks), false)`, m.N, m.Token).Scan(&ok)
 	if err != nil {
 		return false, classify(err, "look up mark", true)
 	}

@@ -227,7 +227,10 @@ type DB interface {
 	// its N is above every mark this history added before. Old marks are
 	// pruned, all but the latest MarksKept.
 	AddMark(ctx context.Context) (Mark, error)
-	// HasMark reports whether this database holds mark m.
+	// HasMark reports whether this database holds mark m, or m is older
+	// than every mark it keeps (pruned: no evidence of a loss; the other
+	// database's record of it is then stale, e.g. that database was itself
+	// restored). A database with no marks holds none.
 	HasMark(ctx context.Context, m Mark) (bool, error)
 	// Peer returns what this database holds about the database in role of;
 	// the zero Peer if nothing.
@@ -252,8 +255,8 @@ type Mark struct {
 func (m Mark) IsZero() bool { return m == Mark{} }
 
 // MarksKept is how many of its latest marks a database keeps: only the
-// latest one the other database recorded is ever looked up, and each mark
-// is recorded there right after it is added.
+// latest one the other database recorded is looked up, and each mark is
+// recorded there right after it is added.
 const MarksKept = 1000
 
 // Peer is what one database holds about the other: the latest mark of the

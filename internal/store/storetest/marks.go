@@ -8,10 +8,14 @@ import (
 )
 
 // testMarks: marks grow, are found by number and token together, and old
-// ones are pruned while the latest store.MarksKept stay.
+// ones are pruned while the latest store.MarksKept stay; a mark older than
+// every kept one is no evidence of a loss.
 func testMarks(t *testing.T, open Opener) {
 	db := migrated(t, open, store.RolePrimary)
 	c := ctx(t)
+	if must[bool](t, "has mark")(db.HasMark(c, store.Mark{N: 1, Token: "x"})) {
+		t.Fatal("a database without marks holds one")
+	}
 	first := must[store.Mark](t, "add mark")(db.AddMark(c))
 	if first.N <= 0 || len(first.Token) < 20 {
 		t.Fatalf("first mark %+v: want a positive number and a random token", first)
@@ -35,7 +39,8 @@ func testMarks(t *testing.T, open Opener) {
 		{"the last kept", store.Mark{N: prev.N - store.MarksKept + 1, Token: ""}, false}, // token must match too
 		{"the latest with another token", store.Mark{N: prev.N, Token: first.Token}, false},
 		{"a number never handed out", store.Mark{N: prev.N + 1, Token: prev.Token}, false},
-		{"the first, pruned", first, false},
+		{"the first, pruned: no evidence of a loss", first, true},
+		{"a forged one older than any kept", store.Mark{N: first.N, Token: "forged"}, true},
 	}
 	for _, tc := range tests {
 		if got := must[bool](t, "has mark")(db.HasMark(c, tc.m)); got != tc.want {
