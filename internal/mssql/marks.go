@@ -18,7 +18,7 @@ const (
 	pruneMarkSQL = `DELETE FROM dbo.sync_marks WHERE n <= @p1`
 	hasMarkSQL   = `SELECT CASE WHEN EXISTS (SELECT 1 FROM dbo.sync_marks WHERE n = @p1 AND token = CAST(@p2 AS NVARCHAR(36)))
 OR @p1 < (SELECT MIN(n) FROM dbo.sync_marks) THEN 1 ELSE 0 END`
-	peerSQL      = `SELECT seen_n, seen_token, regressed_at FROM dbo.sync_peer WHERE role = CAST(@p1 AS NVARCHAR(16))`
+	peerSQL = `SELECT seen_n, seen_token, regressed_at FROM dbo.sync_peer WHERE role = CAST(@p1 AS NVARCHAR(16))`
 	// The lock hints make "insert unless present" one atomic step: two
 	// instances inserting at once serialise on the key range.
 	insertPeerSQL = `INSERT INTO dbo.sync_peer (role, seen_n, seen_token, regressed_at)
