@@ -36,7 +36,9 @@ const casAttempts = 5
 // kind adapts one entity type to the generic merge.
 type kind[T any] struct {
 	load    func(context.Context, store.DB, int64) (T, bool, error)
-	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector) (store.PutResult, error)
+	// put writes row to target; vouch covers what it reads from source
+	// beyond row (a user holding the email) before that is copied too.
+	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector, vouch func(context.Context) error) (store.PutResult, error)
 	ver     func(T) domain.Vector
 	jump    func(T) domain.Jump // the loading database's own entry's last jump
 	version func(T) time.Time   // updatedAt, reported only
@@ -50,7 +52,7 @@ var productKind = kind[domain.Product]{
 	load: func(ctx context.Context, db store.DB, id int64) (domain.Product, bool, error) {
 		return db.LoadProduct(ctx, id)
 	},
-	put: func(ctx context.Context, db, _ store.DB, p domain.Product, expect *domain.Vector) (store.PutResult, error) {
+	put: func(ctx context.Context, db, _ store.DB, p domain.Product, expect *domain.Vector, _ func(context.Context) error) (store.PutResult, error) {
 		return db.PutProduct(ctx, p, expect)
 	},
 	ver:     func(p domain.Product) domain.Vector { return p.Ver },
@@ -504,6 +506,10 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 	if err := t.vouch(ctx, known, d.act.sources()); err != nil {
 		return merged{}, err
 	}
+	// again vouches for a source read again by a put (putUser).
+	again := func(src regression) func(context.Context) error {
+		return func(ctx context.Context) error { return t.vouch(ctx, known, src) }
+	}
 	// regressed describes a copy over a database that went back in time:
 	// a conflict, so that it can be found, with all three rows.
 	regressed := func(m merged, row T) merged {
@@ -548,7 +554,7 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		if err := announce(regressed(merged{status: predicted(f, fok, p), version: k.version(p), agreed: pv}, p)); err != nil {
 			return merged{}, err
 		}
-		res, err := k.put(ctx, fallback, primary, p, expectF)
+		res, err := k.put(ctx, fallback, primary, p, expectF, again(regPrimary))
 		if err != nil {
 			return merged{}, err
 		}
@@ -557,7 +563,7 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 		if err := announce(regressed(merged{status: predicted(p, pok, f), version: k.version(f), agreed: fv}, f)); err != nil {
 			return merged{}, err
 		}
-		res, err := k.put(ctx, primary, fallback, f, expectP)
+		res, err := k.put(ctx, primary, fallback, f, expectP, again(regFallback))
 		if err != nil {
 			return merged{}, err
 		}
@@ -583,10 +589,10 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 	if err := announce(out); err != nil {
 		return merged{}, err
 	}
-	if _, err := k.put(ctx, primary, fallback, m, expectP); err != nil {
+	if _, err := k.put(ctx, primary, fallback, m, expectP, again(regFallback)); err != nil {
 		return merged{}, err
 	}
-	if _, err := k.put(ctx, fallback, primary, m, expectF); err != nil {
+	if _, err := k.put(ctx, fallback, primary, m, expectF, again(regPrimary)); err != nil {
 		// The primary holds the merged row already; the retry finds it
 		// dominating (or concurrent with a newer write) and goes on from
 		// there; the intent announced above keeps the outcome a conflict.
@@ -602,7 +608,7 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 // email clash is returned as a Conflict error: the caller fails the message
 // so that the queue retries it later (the holder's own message may free the
 // email meanwhile); see Engine.ItemPoisoned for when the retries are spent.
-func putUser(ctx context.Context, target, source store.DB, u domain.User, expect *domain.Vector) (store.PutResult, error) {
+func putUser(ctx context.Context, target, source store.DB, u domain.User, expect *domain.Vector, vouch func(context.Context) error) (store.PutResult, error) {
 	res, err := target.PutUser(ctx, u, expect)
 	if !domain.IsKind(err, domain.KindConflict) || u.Deleted() {
 		return res, err
@@ -621,6 +627,9 @@ func putUser(ctx context.Context, target, source store.DB, u domain.User, expect
 	stale := ok && newer.Ver != holder.Ver && newer.Ver.Dominates(holder.Ver)
 	if !stale || (!newer.Deleted() && domain.EmailKey(newer.Email) == domain.EmailKey(u.Email)) {
 		return "", emailTaken(err, holder.ID)
+	}
+	if err := vouch(ctx); err != nil {
+		return "", err // newer was read after the merge's mark: it needs one of its own
 	}
 	out, jerr := target.PutUsers(ctx, []store.UserPut{{User: u, Expect: expect}, {User: newer, Expect: &holder.Ver}})
 	if jerr != nil {
