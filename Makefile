@@ -94,7 +94,7 @@ bench: services build ## benchmarks into BENCHMARKS.md (BENCH_FLAGS=...)
 # during a full run, PATCHes and a diff run. Each ends with "rows
 # differing: N" (N must be 0).
 chaos: services ## fault drills; end with rows differing: 0
-	go test -tags chaos -count=1 -timeout 25m -run '^Test(Storage)?Chaos$$' ./e2e -v $(CHAOS_FLAGS) | grep -v '^\s*\['
+	go test -tags chaos -count=1 -timeout 75m -run '^Test(Storage)?Chaos$$' ./e2e -v $(CHAOS_FLAGS) | grep -v '^\s*\['
 
 # Restore drill: the same writers while one database is restored from a
 # backup taken mid-load and the other rebuilt empty; ends with
