@@ -296,7 +296,7 @@ func (l *queueListener) process(m *azqueue.DequeuedMessage) {
 	defer cancel()
 	switch {
 	case err == nil:
-		if _, err := l.q.DeleteMessage(opCtx, msg.id, msg.pop, nil); err != nil {
+		if _, err := l.q.DeleteMessage(opCtx, msg.id, msg.pop, nil); err != nil && !goneAlready(err) {
 			h.log.printf("%s: delete message %s: %v", fn.Name, msg.id, err)
 		}
 	case l.poison == "":
@@ -320,9 +320,18 @@ func (l *queueListener) toPoison(ctx context.Context, msg *leased) {
 		l.h.log.printf("%s: copy message %s to %s: %v", l.fn.Name, msg.id, l.poison, err)
 		return
 	}
-	if _, err := l.q.DeleteMessage(ctx, msg.id, msg.pop, nil); err != nil {
+	if _, err := l.q.DeleteMessage(ctx, msg.id, msg.pop, nil); err != nil && !goneAlready(err) {
 		l.h.log.printf("%s: delete message %s: %v", l.fn.Name, msg.id, err)
 	}
+}
+
+// goneAlready reports a delete that met no message: the SDK retried a
+// delete that was carried out with its answer lost (or a lost renewal
+// changed the pop receipt, and the message comes back once its lease ends,
+// to be handled again: delivery is at least once). Either way there is
+// nothing left to delete, so it is done, not an error to report.
+func goneAlready(err error) bool {
+	return queueerror.HasCode(err, queueerror.MessageNotFound, queueerror.PopReceiptMismatch)
 }
 
 // renew keeps the message invisible while it is processed, extending its

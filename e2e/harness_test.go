@@ -115,9 +115,20 @@ func defaultSettings() map[string]string {
 
 func startStack(t *testing.T, overrides map[string]string) *stack {
 	t.Helper()
+	return startStackVia(t, overrides, nil)
+}
+
+// startStackVia is startStack with the app's storage connection string
+// passed through via (e.g. to put a fault proxy in front of Azurite).
+func startStackVia(t *testing.T, overrides map[string]string, via func(conn string) string) *stack {
+	t.Helper()
 	ctx := context.Background()
 	s := &stack{t: t, log: &syncBuffer{}}
 	s.azurite = testenv.StartAzurite(t)
+	storage := s.azurite.ConnString()
+	if via != nil {
+		storage = via(storage)
+	}
 
 	openDB := func(role store.Role) (store.DB, *testenv.Proxy, string, string) {
 		raw := testenv.CreateDatabase(t)
@@ -151,8 +162,8 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 	set := defaultSettings()
 	set["PRIMARY_DATABASE_URL"] = primaryURL
 	set["FALLBACK_DATABASE_URL"] = fallbackURL
-	set["SyncStorage"] = s.azurite.ConnString()
-	set["AzureWebJobsStorage"] = s.azurite.ConnString()
+	set["SyncStorage"] = storage
+	set["AzureWebJobsStorage"] = storage
 	for k, v := range overrides {
 		set[k] = v
 	}

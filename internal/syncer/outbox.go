@@ -79,6 +79,8 @@ func (e *Engine) Relay(ctx context.Context) error {
 	// The timer that relays also notices nightly runs ending (no one may
 	// read their status before morning).
 	e.watchNightly(ctx)
+	// ... and resumes runs whose first planner message was lost (stalled.go).
+	e.resumeStalled(ctx)
 	return errors.Join(errs...)
 }
 

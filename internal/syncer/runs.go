@@ -55,16 +55,18 @@ type RunStatus struct {
 
 // CustomStatus is the progress of a run.
 type CustomStatus struct {
-	Entity          domain.Entity    `json:"entity"`
-	Trigger         string           `json:"trigger"`
-	Planned         bool             `json:"planned"` // every planner page is done, so Total is final
-	Total           int64            `json:"total"`
-	Done            int64            `json:"done"`
-	Counts          map[string]int64 `json:"counts"`
-	Mode            string           `json:"mode"`              // full, diff or verify
-	Differs         *int64           `json:"differs,omitempty"` // verify runs: items found differing
-	Reason          string           `json:"reason,omitempty"`
-	OutputTruncated bool             `json:"outputTruncated,omitempty"`
+	Entity  domain.Entity    `json:"entity"`
+	Trigger string           `json:"trigger"`
+	Planned bool             `json:"planned"` // every planner page is done, so Total is final
+	Total   int64            `json:"total"`
+	Done    int64            `json:"done"`
+	Counts  map[string]int64 `json:"counts"`
+	Mode    string           `json:"mode"`              // full, diff or verify
+	Differs *int64           `json:"differs,omitempty"` // verify runs: items found differing
+	Reason  string           `json:"reason,omitempty"`
+	// Waiting says why a run that has not moved for a while waits (stalled.go).
+	Waiting         string `json:"waiting,omitempty"`
+	OutputTruncated bool   `json:"outputTruncated,omitempty"`
 	// Retrying counts items whose last attempt failed and that the queue
 	// will try again (no outcome yet); read while the run is active and
 	// has not moved for stalledAfter.
@@ -130,15 +132,36 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (RunStatus, error)
 		return RunStatus{}, err
 	}
 	if err := e.plans.Send(ctx, PlanMessage{Run: run.ID, Entity: run.Entity}); err != nil {
-		run.Status, run.Reason, run.LastUpdatedTime = RunFailed, "could not enqueue the run's first planner message", e.now()
-		if uerr := e.rec.UpdateRun(context.WithoutCancel(ctx), run); uerr != nil {
-			e.o.Logger.Error("could not mark the run failed", "run", run.ID, "err", uerr)
+		// All or nothing for the caller: the error, and no run. A message
+		// enqueued with its answer lost finds no run and is dropped. Should
+		// the delete fail too, the run is marked failed; failing that, the
+		// relay finds it Pending without a page and resumes it (stalled.go).
+		if derr := e.undoStart(context.WithoutCancel(ctx), run.ID); derr != nil {
+			e.o.Logger.Warn("could not remove a run whose start failed", "run", run.ID, "err", derr)
+			run.Status, run.Reason, run.LastUpdatedTime = RunFailed, "could not enqueue the run's first planner message", e.now()
+			if uerr := e.rec.UpdateRun(context.WithoutCancel(ctx), run); uerr != nil {
+				e.o.Logger.Error("could not mark the run failed", "run", run.ID, "err", uerr)
+			} else {
+				e.runEnded(ctx, run, "sync run failed")
+			}
 		}
-		e.runEnded(ctx, run, "sync run failed")
 		return RunStatus{}, err
 	}
 	e.o.Logger.Info("sync run started", "run", run.ID, "entity", run.Entity, "trigger", run.Trigger, "mode", run.Mode)
 	return e.statusOf(run, table.Progress{}, nil), nil
+}
+
+// undoStart deletes a run that was just created (its counters and entity).
+func (e *Engine) undoStart(ctx context.Context, id string) error {
+	run, err := e.rec.GetRun(ctx, id)
+	if domain.IsKind(err, domain.KindNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = e.rec.DeleteRun(ctx, id, run.Partitions)
+	return err
 }
 
 // Nightly starts the nightly runs: products, then users.
@@ -368,6 +391,9 @@ func (e *Engine) status(ctx context.Context, run table.Run, withOutput bool) (Ru
 		}
 	}
 	st := e.statusOf(run, prog, out)
+	if !st.Final() {
+		st.CustomStatus.Waiting = e.waiting(run, prog, maxTime(run.LastUpdatedTime, prog.LastUpdated))
+	}
 	if !st.Final() && e.now().Sub(prog.LastUpdated) >= stalledAfter {
 		// Best effort: a run that is waiting for an item's next attempt
 		// says so, rather than sit at "11 / 12" with no sign why. Only

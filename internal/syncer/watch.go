@@ -34,6 +34,7 @@ type watchState struct {
 	mu          sync.Mutex
 	staleLogged map[store.Role]time.Time
 	nightlyAt   time.Time
+	stalledAt   time.Time // last resumeStalled look (stalled.go)
 }
 
 // runEnded logs a run that has just become final: run_failed for a failed

@@ -61,6 +61,12 @@ func (s *Store) RecordAttempt(ctx context.Context, partition string, e domain.En
 		if err != nil {
 			return err
 		}
+		if last := len(hist) - 1; attempt > 0 && last >= 0 && hist[last].At.Equal(a.At) && hist[last].Reason == a.Reason && hist[last].Retry == a.Retry {
+			// A write whose answer was lost was carried out: the SDK's retry
+			// met our own entity (409) or our own change (412). Its exact
+			// time says it is this attempt, counted once already.
+			return nil
+		}
 		hist = append(hist, a)
 		if len(hist) > maxHistory {
 			hist = hist[len(hist)-maxHistory:]

@@ -71,12 +71,8 @@ func (s *Store) RecordRange(ctx context.Context, runID string, r RangeRecord) (r
 		return false, err
 	}
 	part, shard := l.item(r.After)
-	entity, err := marshal(rangeKey(r.After), part, props)
-	if err != nil {
-		return false, err
-	}
 	unchanged, _ := statusProperty(StatusUnchanged)
-	return s.addCounted(ctx, "range", runID, part, shard, entity, func(sh map[string]any) map[string]any {
+	return s.addCounted(ctx, "range", runID, part, shard, rangeKey(r.After), props, func(sh map[string]any) map[string]any {
 		add := func(prop string, n int) int32 { return int32(propInt64(sh, prop) + int64(n)) }
 		return map[string]any{
 			unchanged:    add(unchanged, r.Equal),

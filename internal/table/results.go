@@ -59,11 +59,7 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 		return false, err
 	}
 	part, shard := l.item(r.ID)
-	result, err := marshal(itemKey("result", r.Entity, r.ID), part, resultProperties(r))
-	if err != nil {
-		return false, err
-	}
-	return s.addCounted(ctx, "result", runID, part, shard, result, func(shard map[string]any) map[string]any {
+	return s.addCounted(ctx, "result", runID, part, shard, itemKey("result", r.Entity, r.ID), resultProperties(r), func(shard map[string]any) map[string]any {
 		return map[string]any{prop: int32(propInt64(shard, prop) + 1)}
 	})
 }
@@ -73,8 +69,17 @@ func (s *Store) RecordRunResult(ctx context.Context, runID string, r Result) (re
 // entity-group transaction guarded by the shard's ETag (re-read and retried
 // when another writer got there first). The Add comes first, so a duplicate
 // (a redelivered message) fails on it (409) whatever the shard's ETag, and
-// added is false; a 412 only means a lost counting race.
-func (s *Store) addCounted(ctx context.Context, what, runID, part, shard string, entity []byte, count func(shard map[string]any) map[string]any) (added bool, err error) {
+// added is false; a 412 only means a lost counting race. The entity (row,
+// props) carries this call's token: a transaction whose answer was lost and
+// that the SDK retried meets its own entity, and then added is true (it was
+// counted once, by the first try).
+func (s *Store) addCounted(ctx context.Context, what, runID, part, shard, row string, props map[string]any, count func(shard map[string]any) map[string]any) (added bool, err error) {
+	token := newToken()
+	props[opProperty] = token
+	entity, err := marshal(row, part, props)
+	if err != nil {
+		return false, err
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := s.results.GetEntity(ctx, part, shard, nil)
 		if err != nil {
@@ -101,7 +106,11 @@ func (s *Store) addCounted(ctx context.Context, what, runID, part, shard string,
 		}
 		switch status, code := failure(err); {
 		case status == 409 || code == string(aztables.EntityAlreadyExists):
-			return false, nil
+			mine, rerr := s.madeBy(ctx, s.results, part, row, token, err)
+			if rerr != nil {
+				return false, wrap(rerr, "read "+what+" of run "+runID)
+			}
+			return mine, nil
 		case status == 412 || code == string(aztables.UpdateConditionNotSatisfied):
 			if attempt+1 >= maxCountAttempts {
 				return false, domain.Errorf(domain.KindUnavailable,

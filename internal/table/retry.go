@@ -56,7 +56,12 @@ func (s *Store) ReplaceFailed(ctx context.Context, runID string, r Result) (repl
 	}
 	part, shard := l.item(r.ID)
 	key := itemKey("result", r.Entity, r.ID)
-	body, err := marshal(key, part, resultProperties(r))
+	// The token tells our own replace, carried out with its answer lost,
+	// from another delivery's (see opProperty).
+	token := newToken()
+	props := resultProperties(r)
+	props[opProperty] = token
+	body, err := marshal(key, part, props)
 	if err != nil {
 		return false, err
 	}
@@ -73,7 +78,7 @@ func (s *Store) ReplaceFailed(ctx context.Context, runID string, r Result) (repl
 			return false, err
 		}
 		if old := resultFrom(ce); old.Status != StatusFailed || old.Retry >= r.Retry {
-			return false, nil
+			return attempt > 0 && propString(ce.Properties, opProperty) == token, nil
 		}
 		sh, err := s.results.GetEntity(ctx, part, shard, nil)
 		if err != nil {
@@ -140,13 +145,23 @@ func (s *Store) StartRetry(ctx context.Context, runID string, round int, items i
 	r.Status, r.Counts, r.Output = RunRunning, nil, ""
 	r.RetryRound, r.RetryTotal = round, r.RetryTotal+items
 	r.LastUpdatedTime = now
-	body, err := marshal(r.ID, runPartition, runProperties(r, true))
+	token := newToken()
+	props := runProperties(r, true)
+	props[opProperty] = token
+	body, err := marshal(r.ID, runPartition, props)
 	if err != nil {
 		return Run{}, err
 	}
 	etag := resp.ETag
 	if _, err := s.runs.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{UpdateMode: aztables.UpdateModeReplace, IfMatch: &etag}); err != nil {
 		if st, _ := failure(err); st == 412 {
+			// A replace whose answer was lost, retried by the SDK, meets
+			// its own change: the round started, by this call.
+			if cur, gerr := s.runs.GetEntity(ctx, runPartition, runID, nil); gerr == nil {
+				if e, uerr := unmarshal(cur.Value); uerr == nil && propString(e.Properties, opProperty) == token {
+					return r, nil
+				}
+			}
 			return Run{}, domain.Errorf(domain.KindConflict, "run %s changed while its retry started; try again", runID)
 		}
 		return Run{}, wrap(err, "start retry of run "+runID)

@@ -13,7 +13,9 @@ package table
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,19 +206,26 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if r.Partitions > MaxPartitions {
 		return domain.Errorf(domain.KindInvalid, "run %s: %d partitions, at most %d", r.ID, r.Partitions, MaxPartitions)
 	}
-	body, err := marshalRun(r, true)
+	// Every entity this call adds carries its token: an add whose answer
+	// was lost and that the SDK retried meets its own entity (409), and the
+	// token tells it from another creation of the same id.
+	token := newToken()
+	r.Output = "" // a new run has none
+	props := runProperties(r, true)
+	props[opProperty] = token
+	body, err := marshal(r.ID, runPartition, props)
 	if err != nil {
 		return err
 	}
 	l := layout{run: r.ID, parts: r.Partitions}
-	err = s.addAllShards(ctx, l)
+	err = s.addAllShards(ctx, l, token)
 	if hasCode(err, string(aztables.TableNotFound)) {
 		// The handler creates its tables in the background at start; a run
 		// started before that finished creates them itself.
 		if err := s.Ensure(ctx); err != nil {
 			return err
 		}
-		err = s.addAllShards(ctx, l)
+		err = s.addAllShards(ctx, l, token)
 	}
 	if err != nil {
 		return wrap(err, "create counter shards of run "+r.ID)
@@ -227,21 +236,53 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 		}
 	}
 	if _, err := s.runs.AddEntity(ctx, body, nil); err != nil {
-		return wrap(err, "create run "+r.ID)
+		if mine, rerr := s.madeBy(ctx, s.runs, runPartition, r.ID, token, err); rerr != nil || !mine {
+			return wrap(err, "create run "+r.ID)
+		}
 	}
 	s.layouts.put(r.ID, r.Partitions)
 	return nil
 }
 
+// opProperty holds the token of the call that last wrote an entity, so
+// that a retried write whose first answer was lost recognises its own
+// work by content (Azure documents that a request whose answer is lost
+// may have been carried out).
+const opProperty = "op"
+
+// newToken returns a token unique to one write call.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// madeBy reports whether err, the failure of an add, is a 409 that met the
+// entity (partition, row) that this call's token wrote: the add was done.
+func (s *Store) madeBy(ctx context.Context, c *aztables.Client, partition, row, token string, err error) (bool, error) {
+	if st, code := failure(err); st != 409 && code != string(aztables.EntityAlreadyExists) {
+		return false, nil
+	}
+	resp, gerr := c.GetEntity(ctx, partition, row, nil)
+	if gerr != nil {
+		return false, gerr
+	}
+	e, gerr := unmarshal(resp.Value)
+	if gerr != nil {
+		return false, gerr
+	}
+	return propString(e.Properties, opProperty) == token, nil
+}
+
 // addAllShards adds the counter shards of every partition of l at once.
-func (s *Store) addAllShards(ctx context.Context, l layout) error {
+func (s *Store) addAllShards(ctx context.Context, l layout, token string) error {
 	parts := l.partitions()
 	var (
 		wg   sync.WaitGroup
 		errs = make([]error, len(parts))
 	)
 	for i, part := range parts {
-		wg.Go(func() { errs[i] = s.addShards(ctx, part) })
+		wg.Go(func() { errs[i] = s.addShards(ctx, part, token) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -249,11 +290,12 @@ func (s *Store) addAllShards(ctx context.Context, l layout) error {
 
 // addShards adds the 16 zeroed counter shards of one partition in one
 // transaction. Add, not upsert: shards that exist belong to a run with this
-// id (a Conflict), and must not be reset.
-func (s *Store) addShards(ctx context.Context, partition string) error {
+// id (a Conflict), and must not be reset, unless they carry token: then
+// this call added them and only its answer was lost.
+func (s *Store) addShards(ctx context.Context, partition, token string) error {
 	actions := make([]aztables.TransactionAction, 0, Shards)
 	for i := range Shards {
-		props := map[string]any{}
+		props := map[string]any{opProperty: token}
 		for _, st := range Statuses() {
 			p, _ := statusProperty(st)
 			props[p] = int32(0)
@@ -268,6 +310,12 @@ func (s *Store) addShards(ctx context.Context, partition string) error {
 		return err
 	}
 	_, err := s.results.SubmitTransaction(ctx, actions, nil)
+	if err != nil {
+		// The transaction is atomic: one shard of ours means all 16.
+		if mine, rerr := s.madeBy(ctx, s.results, partition, shardKey(0), token, err); rerr == nil && mine {
+			return nil
+		}
+	}
 	return err
 }
 

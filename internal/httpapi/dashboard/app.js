@@ -257,7 +257,7 @@
         el('td', { class: 'started', 'data-label': 'Started' }, open),
         el('td', { 'data-label': 'Entity', text: cs.entity }),
         el('td', { 'data-label': 'Trigger' }, cs.trigger === 'timer' ? 'nightly' : cs.trigger, modeTag(cs)),
-        el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), cs.reason ? el('span', { class: 'warn-mark', title: cs.reason, 'aria-label': 'has a reason: ' + cs.reason, text: ' ⚠' }) : null),
+        el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), (cs.reason || cs.waiting) ? el('span', { class: 'warn-mark', title: cs.reason || cs.waiting, 'aria-label': 'has a reason: ' + (cs.reason || cs.waiting), text: ' ⚠' }) : null),
         progressCell(r),
         el('td', { 'data-label': 'Duration', text: duration(elapsed(r)) }),
         el('td', { class: 'num', 'data-label': 'Rate', text: rt ? (rt >= 10 ? Math.round(rt) : rt.toFixed(1)) + '/s' : '' }),
@@ -356,6 +356,7 @@
         ['Items', `${num(cs.done)} of ${num(cs.total)}${cs.planned ? '' : ' (still planning)'}`], ['Duration', duration(elapsed(run))],
         ...modeSummary(cs),
       ];
+      if (cs.waiting) pairs.push(['Waiting', cs.waiting]);
       if (cs.retrying > 0) pairs.push(['Retrying', `${plural(cs.retrying, 'item')} after a failed attempt`]);
       if (cs.retryRound > 0) pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
       dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
