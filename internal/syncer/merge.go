@@ -35,7 +35,7 @@ const casAttempts = 5
 
 // kind adapts one entity type to the generic merge.
 type kind[T any] struct {
-	load    func(context.Context, store.DB, int64) (T, bool, error)
+	load func(context.Context, store.DB, int64) (T, bool, error)
 	// put writes row to target; vouch covers what it reads from source
 	// beyond row (a user holding the email) before that is copied too.
 	put     func(ctx context.Context, target, source store.DB, row T, expect *domain.Vector, vouch func(context.Context) error) (store.PutResult, error)
