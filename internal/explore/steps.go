@@ -257,17 +257,17 @@ func (w *world) restore(s Step) string {
 		sn = cands[1+s.P[2]%(len(cands)-1)]
 	}
 	// Writes the database held that the backup lacks are lost unless the
-	// other database holds them; lost writes the backup holds come back.
+	// other database holds them (for good: a later restore may bring one
+	// back, and then it may supersede older values, but it is owed nothing).
 	o := other(r)
-	before := w.held[r]
-	w.data[r].Restore(sn.snap)
-	w.held[r] = clone(sn.held)
 	for _, wr := range w.writes {
 		bit := uint64(1) << wr.idx
-		if wr.lost || before[wr.key]&bit != 0 {
-			wr.lost = w.held[r][wr.key]&bit == 0 && w.held[o][wr.key]&bit == 0
+		if w.held[r][wr.key]&bit != 0 && sn.held[wr.key]&bit == 0 && w.held[o][wr.key]&bit == 0 {
+			wr.lost = true
 		}
 	}
+	w.data[r].Restore(sn.snap)
+	w.held[r] = clone(sn.held)
 	w.restores++
 	w.now = w.now.Add(restartGap)
 	for _, in := range w.insts {
