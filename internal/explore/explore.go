@@ -107,7 +107,7 @@ type Report struct {
 	Restored   int            // histories with a restore or rebuild
 	First      map[string]uint64
 	Failures   []Failure // the first failing history of each kind, shrunk
-	Elapsed    time.Duration
+	Elapsed    time.Duration // exploring, shrinking aside
 }
 
 // Options configure Explore.
@@ -167,6 +167,7 @@ func Explore(o Options) Report {
 		})
 	}
 	wg.Wait()
+	rep.Elapsed = time.Since(start)
 	if o.Shrink {
 		for _, k := range slices.Sorted(mapsKeys(rep.First)) {
 			seed := rep.First[k]
@@ -182,7 +183,6 @@ func Explore(o Options) Report {
 			rep.Failures = append(rep.Failures, f)
 		}
 	}
-	rep.Elapsed = time.Since(start)
 	return rep
 }
 
