@@ -106,7 +106,7 @@ type Report struct {
 	Kinds      map[string]int // histories per violation kind
 	Restored   int            // histories with a restore or rebuild
 	First      map[string]uint64
-	Failures   []Failure // the first failing history of each kind, shrunk
+	Failures   []Failure     // the first failing history of each kind, shrunk
 	Elapsed    time.Duration // exploring, shrinking aside
 }
 
