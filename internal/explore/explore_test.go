@@ -3,7 +3,6 @@ package explore
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +10,6 @@ import (
 	"dualsync/internal/domain"
 	"dualsync/internal/table"
 )
-
-// known are the violations the engine shows today, found by this explorer
-// and reported on issue 28 (finding 3's class: a redelivery recalls an
-// intent only at the same vector; an id purged by retention is handed out
-// again after a rebuild). Logged, not failed, until the engine is fixed;
-// then remove them here.
-var known = []string{"conflict_hidden", "write_recorded_unchanged", "id_reused", "delete_undone"}
 
 // TestExploreSlice is the fixed-seed slice of `make explore` that runs in
 // `make test`: 2,000 histories, seeds 1-2000.
@@ -29,11 +21,10 @@ func TestExploreSlice(t *testing.T) {
 	rep := Explore(Options{N: n, Seed: 1, Shrink: true})
 	t.Logf("histories: %d, violations: %d (%v, %d with a restore or rebuild)", rep.Histories, rep.Violations, rep.Elapsed.Round(time.Millisecond), rep.Restored)
 	for _, f := range rep.Failures {
-		if slices.Contains(known, f.Violation.Kind) {
-			t.Logf("known violation (issue 28):\n%s", f)
-			continue
-		}
 		t.Errorf("%s", f)
+	}
+	if rep.Violations != 0 || rep.Histories != n {
+		t.Errorf("histories %d, violations %d; want %d and 0", rep.Histories, rep.Violations, n)
 	}
 }
 

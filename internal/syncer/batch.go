@@ -43,7 +43,7 @@ func (e *Engine) mergeProducts(ctx context.Context, ids []int64) (done map[int64
 		}
 		switch d.act {
 		case actNeitherSides:
-			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Reason: "in neither database"}
+			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Reason: reasonNeither}
 		case actNone:
 			done[id] = table.Result{Entity: domain.EntityProduct, ID: id, Status: StatusUnchanged, Version: p.UpdatedAt, Ver: p.Ver}
 			agreed[id] = p.Ver

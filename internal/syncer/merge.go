@@ -247,6 +247,9 @@ func conflictDetail(primary, fallback, merged any) string {
 	return string(b)
 }
 
+// reasonNeither is the reason of an item in neither database.
+const reasonNeither = "in neither database"
+
 // action is what merging one item must write.
 type action int
 
@@ -547,7 +550,7 @@ func mergeOnce[T any](ctx context.Context, k kind[T], primary, fallback store.DB
 	}
 	switch d.act {
 	case actNeitherSides:
-		return merged{status: StatusUnchanged, reason: "in neither database"}, nil
+		return merged{status: StatusUnchanged, reason: reasonNeither}, nil
 	case actNone:
 		return merged{status: StatusUnchanged, version: k.version(p), agreed: pv}, nil
 	case actToFallback:

@@ -180,12 +180,26 @@ func (e *Engine) expirable(ctx context.Context, r table.ExpiringRun, idleBefore 
 // so a sync or API write in between is never lost: that row stays.
 func (e *Engine) purgeTombstones(ctx context.Context, ent domain.Entity, side, other store.DB, before time.Time, over func() bool, rep *RetentionReport) error {
 	k := kindOf(ent)
+	// The highest id of each parity stays, tombstone or not: it is what
+	// keeps a rebuilt database from handing out ids again (internal/ids
+	// moves sequences past the highest id either database holds).
+	var tops [2]int64
+	for parity := range int64(2) {
+		for _, db := range []store.DB{side, other} {
+			top, err := db.MaxID(ctx, ent, parity)
+			if err != nil {
+				return err
+			}
+			tops[parity] = max(tops[parity], top)
+		}
+	}
 	for after := int64(0); !over(); {
 		cands, err := side.PurgeCandidates(ctx, ent, after, before, purgePage)
 		if err != nil || len(cands) == 0 {
 			return err
 		}
 		after = cands[len(cands)-1].ID
+		cands = slices.DeleteFunc(cands, func(c store.Tombstone) bool { return c.ID == tops[c.ID%2] })
 		ids := make([]int64, len(cands))
 		for i, c := range cands {
 			ids[i] = c.ID

@@ -175,6 +175,16 @@ func TestRetentionTombstones(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Live rows above every id of each parity: the highest id of a parity
+	// is never purged (TestRetentionKeepsTheHighestIDs).
+	both(at(product(1001, "top odd", t0, false), 1, 0))
+	both(at(product(1002, "top even", t0, false), 0, 1))
+	top := domain.User{ID: 23, Name: "top", Email: "top@example.com", CreatedAt: t0, UpdatedAt: t0, NameAt: t0, EmailAt: t0, Ver: domain.Vector{P: 1}}
+	for _, db := range []store.DB{e.primary, e.fallback} {
+		if _, err := db.PutUser(ctx, top, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	rep, err := engineAt(e, 0, Options{}).RetentionPass(ctx)
 	if err != nil || rep.Tombstones != 0 {
@@ -220,5 +230,31 @@ func TestRetentionTombstones(t *testing.T) {
 	// A day later it is purged from both.
 	if rep, err := engineAt(e, 2*day, Options{TombstoneRetention: day}).RetentionPass(ctx); err != nil || rep.Tombstones != 4 {
 		t.Errorf("two days on: %+v, %v; want products %d and 9 purged on both sides", rep, err, w.ID)
+	}
+}
+
+// TestRetentionKeepsTheHighestIDs: the tombstone with the highest id of
+// its parity is not purged, so a database rebuilt empty afterwards still
+// finds that id in the other one and never hands it out again; once a
+// higher id exists, it goes.
+func TestRetentionKeepsTheHighestIDs(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	both := func(p domain.Product) { put(t, e.primary, p); put(t, e.fallback, p) }
+	both(at(product(3, "odd", t0, true), 2, 0))
+	both(at(product(5, "top odd", t0, true), 2, 0))
+	both(at(product(4, "top even", t0, true), 0, 2))
+	rep, err := engineAt(e, time.Minute, Options{TombstoneRetention: day}).RetentionPass(ctx)
+	if err != nil || rep.Tombstones != 2 {
+		t.Fatalf("first pass: %+v, %v; want product 3 purged from both, 4 and 5 kept", rep, err)
+	}
+	for _, id := range []int64{4, 5} {
+		if top, _ := bothProducts(t, e, id); !top.Deleted() {
+			t.Fatalf("product %d = %+v", id, top)
+		}
+	}
+	both(at(product(7, "higher", t0, false), 1, 0))
+	if rep, err := engineAt(e, time.Minute, Options{TombstoneRetention: day}).RetentionPass(ctx); err != nil || rep.Tombstones != 2 {
+		t.Fatalf("second pass: %+v, %v; want product 5 purged from both", rep, err)
 	}
 }

@@ -277,12 +277,26 @@ func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error
 	if len(m.IDs) > 0 {
 		return e.syncBatch(ctx, m, again)
 	}
-	r, err := e.mergeItem(ctx, m, m.ID)
+	// A run's item may have been attempted before by a duplicate of its
+	// message (an enqueue retried after a lost answer, a planner page
+	// redelivered), which comes as a first delivery: every run item reads
+	// the intent an earlier attempt may have left, before it writes its own.
+	var prior *table.Result
+	if m.Run != "" {
+		in, ok, err := e.rec.Intent(ctx, e.partition(m), m.Entity, m.ID)
+		if err != nil {
+			return fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", m.Entity, m.ID, err)
+		}
+		if ok {
+			prior = &in
+		}
+	}
+	r, err := e.mergeItem(ctx, m, m.ID, prior)
 	if err != nil {
 		return err
 	}
-	if again {
-		if r, err = e.recall(ctx, m, r); err != nil {
+	if again || prior != nil {
+		if r, err = e.recall(ctx, m, r, prior); err != nil {
 			return err
 		}
 	}
@@ -294,7 +308,7 @@ func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error
 // run item (a run's counts must be exact), the conflicts of real-time ones.
 // On failure it records the attempt's error (best effort: the poison
 // handler reports the last reason).
-func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Result, error) {
+func (e *Engine) mergeItem(ctx context.Context, m Message, id int64, prior *table.Result) (table.Result, error) {
 	var (
 		res merged
 		err error
@@ -302,6 +316,9 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64) (table.Resu
 	before := func(r merged) error {
 		if m.Run == "" && r.status != StatusConflict {
 			return nil
+		}
+		if prior != nil && prior.Status == StatusConflict && r.status != StatusConflict {
+			return nil // an earlier attempt merged a conflict: its intent stays (recall)
 		}
 		return e.rec.RecordIntent(ctx, e.partition(m), outcome(m.Entity, id, r))
 	}
@@ -353,26 +370,41 @@ func outcome(ent domain.Entity, id int64, r merged) table.Result {
 	return table.Result{Entity: ent, ID: id, Status: r.status, Reason: r.reason, Detail: r.detail, Version: r.version, Ver: r.agreed}
 }
 
-// recall replaces the outcome of a redelivered item that is not a
-// conflict with the intent its earlier attempt recorded, when that intent
-// says more than "unchanged" and both databases now hold its vector or,
-// for a run's item, a descendant of it: a later write may have been synced
-// in real time before the redelivery, and a run's item has no other
-// message whose intent it could take. (A real-time intent needs the same
-// vector: the day's partition holds the item's intents of other messages.)
-func (e *Engine) recall(ctx context.Context, m Message, r table.Result) (table.Result, error) {
-	if r.Status == StatusConflict || r.Ver == (domain.Vector{}) {
+// recall replaces the outcome of a redelivered item (or a run's item an
+// earlier attempt left an intent for: prior) that is not a conflict with
+// the intent the earlier attempt recorded, when that intent says more than
+// "unchanged" and both databases now hold its vector or, for a run's item,
+// a descendant of it (a later write may have been synced in real time
+// before the redelivery; the item may be in neither database since).
+// A real-time intent needs the same vector: the day's partition holds the
+// item's intents of other messages.
+func (e *Engine) recall(ctx context.Context, m Message, r table.Result, prior *table.Result) (table.Result, error) {
+	if r.Status == StatusConflict {
 		return r, nil
 	}
-	in, ok, err := e.rec.Intent(ctx, e.partition(m), r.Entity, r.ID)
-	if err != nil {
-		return r, fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", r.Entity, r.ID, err)
+	in, ok := table.Result{}, prior != nil
+	if prior != nil {
+		in = *prior
+	} else if m.Run == "" {
+		var err error
+		if in, ok, err = e.rec.Intent(ctx, e.partition(m), r.Entity, r.ID); err != nil {
+			return r, fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", r.Entity, r.ID, err)
+		}
 	}
-	same := in.Ver == r.Ver || m.Run != "" && r.Ver.Dominates(in.Ver)
-	if !ok || !same || in.Status == "" || in.Status == StatusUnchanged || in.Status == r.Status {
+	if !ok || in.Status == "" || in.Status == StatusUnchanged || in.Status == r.Status {
 		return r, nil
 	}
-	e.o.Logger.Info("a redelivered item takes the outcome its earlier attempt wrote", "entity", r.Entity, "id", r.ID, "run", m.Run, "status", in.Status)
+	descends := r.Ver != (domain.Vector{}) && in.Ver == r.Ver
+	if m.Run != "" {
+		// In neither database now: gone since the earlier attempt wrote it
+		// (a tombstone purged, both databases rebuilt).
+		gone := r.Ver == (domain.Vector{}) && r.Reason == reasonNeither
+		descends = r.Ver != (domain.Vector{}) && r.Ver.Dominates(in.Ver) || gone
+	}
+	if !descends {
+		return r, nil
+	}
+	e.o.Logger.Info("an item takes the outcome an earlier attempt wrote", "entity", r.Entity, "id", r.ID, "run", m.Run, "status", in.Status)
 	return in, nil
 }
 
@@ -421,7 +453,7 @@ func (e *Engine) syncBatch(ctx context.Context, m Message, again bool) error {
 		errs   []error
 	)
 	for _, id := range rest {
-		r, err := e.mergeItem(ctx, m, id)
+		r, err := e.mergeItem(ctx, m, id, nil)
 		if err != nil {
 			failed, errs = append(failed, id), append(errs, err)
 			continue
@@ -436,7 +468,7 @@ func (e *Engine) syncBatch(ctx context.Context, m Message, again bool) error {
 		if r, ok := done[id]; ok {
 			if again {
 				var err error
-				if r, err = e.recall(ctx, m, r); err != nil {
+				if r, err = e.recall(ctx, m, r, nil); err != nil {
 					return err
 				}
 			}
@@ -516,9 +548,55 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		}
 		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
+	if m.Run != "" {
+		// An earlier attempt that merged a conflict and then failed (its
+		// acknowledgement, a database gone): the conflict is the outcome.
+		in, ok, err := e.rec.Intent(ctx, e.partition(m), m.Entity, m.ID)
+		if err != nil {
+			return err // transient: the poison message is retried
+		}
+		if ok && in.Status == StatusConflict {
+			written, err := e.holdsDescendants(ctx, m.Entity, m.ID, in.Ver)
+			if err != nil {
+				return err
+			}
+			if written {
+				in.Reason += "; the attempts that followed failed: " + reason
+				return e.record(ctx, m, in)
+			}
+		}
+	}
 	event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good",
 		"entity", m.Entity, "id", m.ID, "runId", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason, Attempts: attemptsOf(n, m.Retry, hist)})
+}
+
+// holdsDescendants reports whether both databases hold the item at v or a
+// descendant of it: a merge announced at v was written.
+func (e *Engine) holdsDescendants(ctx context.Context, ent domain.Entity, id int64, v domain.Vector) (bool, error) {
+	for _, db := range []store.DB{e.primary, e.fallback} {
+		var (
+			ver domain.Vector
+			ok  bool
+			err error
+		)
+		if ent == domain.EntityUser {
+			var u domain.User
+			u, ok, err = db.LoadUser(ctx, id)
+			ver = u.Ver
+		} else {
+			var p domain.Product
+			p, ok, err = db.LoadProduct(ctx, id)
+			ver = p.Ver
+		}
+		if err != nil {
+			return false, err
+		}
+		if !ok || !ver.Dominates(v) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // emailClash reads both rows of a user whose email clashes and describes
