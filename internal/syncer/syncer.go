@@ -516,7 +516,9 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 		}
 		return ack(ctx, e.primary, e.fallback, domain.EntityUser, m.ID, agreed)
 	}
-	if m.Run == "" {
+	// Only an outage heals by itself: a value a database refuses needs a
+	// person now, even though the relay keeps sending it.
+	if m.Run == "" && strings.HasPrefix(last, domain.KindUnavailable.String()+":") {
 		return e.realtimePoisoned(ctx, m, reason, attemptsOf(n, m.Retry, hist))
 	}
 	event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good",
@@ -532,7 +534,7 @@ type waitDetail struct {
 }
 
 // realtimePoisoned records a real-time item whose message spent the
-// queue's retries. Its change still waits in an outbox (a real-time message
+// queue's retries on an unavailable database. Its change still waits in an outbox (a real-time message
 // is only ever sent for outbox entries, and only a successful sync
 // acknowledges them), so the relay sends it again within ResendAfter: a
 // short outage heals by itself. It is recorded "waiting" (no alert, not
