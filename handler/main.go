@@ -286,6 +286,7 @@ func serve(ctx context.Context, s settings, getenv func(string) string, log *slo
 	fo := failover.New(guardP, guardF, failover.Options{
 		QueryTimeout: s.QueryTimeout, Cooldown: s.Cooldown, Logger: log, OnChange: pub.OnChange,
 	})
+	go fo.Watch(ctx) // failback without waiting for API traffic
 	srv := &http.Server{
 		Handler: httpapi.NewServer(log, fo, fo, eng,
 			httpapi.WithStorage(

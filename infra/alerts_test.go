@@ -22,6 +22,8 @@ var notAlerted = map[string]string{
 	event.FailbackDone: "the all-clear of breaker_opened: informational, shown in the runbook's queries and /api/health/details",
 	event.DatabaseRepaired: "the all-clear of database_regressed: informational, with the repair runs' counts; " +
 		"the runbook's restore section says to wait for it",
+	event.RunFinished: "a run's summary (counts, first failed and conflict items): its failures and conflicts " +
+		"already raise item_failed and conflict_recorded, its failure run_failed",
 }
 
 type alertSources struct {

@@ -46,8 +46,13 @@ const (
 	// other being unavailable: items only the other holds are not in it
 	// (runId, entity, database = the unavailable one).
 	RunPlannedOneSide = "run_planned_one_side"
+	// RunFinished: a run other than a nightly one completed or failed, its
+	// summary in one record (runId, entity, trigger, mode, status, total,
+	// counts, durationSeconds, failedItems and conflictItems: the first
+	// summaryItems of each, with reasons; more when there are others).
+	RunFinished = "run_finished"
 	// NightlyRunFinished: a nightly run completed or failed (runId, entity,
-	// status, total, counts, durationSeconds).
+	// status, total, counts, durationSeconds, and the summary of RunFinished).
 	NightlyRunFinished = "nightly_run_finished"
 	// OutboxStale: a database's oldest outbox entry has waited longer than
 	// OUTBOX_STALE_AFTER: changes are not reaching the other database
@@ -70,7 +75,7 @@ const (
 // All lists every event name, for tests and documentation.
 func All() []string {
 	return []string{ItemFailed, ConflictRecorded, DatabaseRegressed, DatabaseRepaired, BreakerOpened, FailbackDone,
-		RunFailed, RunPlannedOneSide, NightlyRunFinished, OutboxStale, RelayBacklog, DBCallSlow, ClockAhead}
+		RunFailed, RunFinished, RunPlannedOneSide, NightlyRunFinished, OutboxStale, RelayBacklog, DBCallSlow, ClockAhead}
 }
 
 // Log writes the one record of event name at level; args are slog

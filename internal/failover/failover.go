@@ -303,10 +303,12 @@ func (f *Failover) DeleteUser(ctx context.Context, id int64) error {
 
 // DBHealth is one database's state.
 type DBHealth struct {
-	Driver      string `json:"driver"`
-	Reachable   bool   `json:"reachable"`
-	Error       string `json:"error,omitempty"`
-	OutboxDepth int64  `json:"outboxDepth"`
+	Driver    string `json:"driver"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// OutboxDepth is null when it could not be read (an unreachable
+	// database): unknown, which "0" would misstate as "nothing waiting".
+	OutboxDepth *int64 `json:"outboxDepth"`
 	// OutboxOldestAgeSeconds is how long the oldest entry not yet
 	// acknowledged has waited (0: the outbox is empty, or unknown when the
 	// database is unreachable).
@@ -325,8 +327,36 @@ type Health struct {
 	LastFailback string `json:"lastFailback,omitempty"`
 }
 
-// Health pings both databases (concurrently) and reports the breaker state.
+// Probe probes the primary if the breaker is not closed and its cooldown
+// has passed (as a request would), so that failback does not wait for an
+// API request to come along.
+func (f *Failover) Probe(ctx context.Context) {
+	if f.State() == BreakerClosed {
+		return
+	}
+	_, done := f.usePrimary(ctx, false)
+	done()
+}
+
+// Watch probes an open breaker every Cooldown until ctx ends: with no API
+// traffic (the dashboard only reads health), nothing else would fail back.
+func (f *Failover) Watch(ctx context.Context) {
+	t := time.NewTicker(f.o.Cooldown)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.Probe(ctx)
+		}
+	}
+}
+
+// Health pings both databases (concurrently) and reports the breaker state,
+// probing an open breaker first so that the state it reports is current.
 func (f *Failover) Health(ctx context.Context) Health {
+	f.Probe(ctx)
 	ctx, cancel := context.WithTimeout(ctx, f.o.QueryTimeout)
 	defer cancel()
 	check := func(db store.DB) DBHealth {
@@ -341,9 +371,9 @@ func (f *Failover) Health(ctx context.Context) Health {
 		}
 		h.Reachable = true
 		if d, err := db.OutboxDepth(ctx); err == nil {
-			h.OutboxDepth = d
+			h.OutboxDepth = &d
 		}
-		if h.OutboxDepth > 0 {
+		if h.OutboxDepth != nil && *h.OutboxDepth > 0 {
 			now := time.Now()
 			// Every entry is pending with both bounds ahead: the first by seq is the oldest.
 			if es, err := db.PendingOutbox(ctx, now.Add(24*time.Hour), now.Add(24*time.Hour), 1); err == nil && len(es) > 0 {

@@ -2,9 +2,11 @@ package failover_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +111,7 @@ func TestCutAndFailback(t *testing.T) {
 	if got, err := f.GetProduct(ctx, q.ID); err != nil || got.Name != "on fallback" {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	if h := f.Health(ctx); h.Serving != "fallback" || h.Status != "degraded" || h.Databases["fallback"].OutboxDepth == 0 || h.LastFailover == "" {
+	if h := f.Health(ctx); h.Serving != "fallback" || h.Status != "degraded" || h.Databases["fallback"].OutboxDepth == nil || *h.Databases["fallback"].OutboxDepth == 0 || h.LastFailover == "" {
 		t.Fatalf("health = %+v", h)
 	}
 	// One outage, one breaker_opened, however many calls failed over.
@@ -356,4 +358,42 @@ func TestProbeWaitsForFallbackWrites(t *testing.T) {
 		}
 		return st == failover.BreakerDraining
 	})
+}
+
+// Failback never waits for API traffic: with no request at all, a watched
+// breaker closes once the primary answers again, and so does one whose
+// health alone is polled (the dashboard's only call). While the primary is
+// down its outbox depth is unknown (null), not 0.
+func TestFailbackWithoutTraffic(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		poke func(ctx context.Context, f *failover.Failover) // what happens besides waiting
+	}{
+		{"background watch", func(context.Context, *failover.Failover) {}},
+		{"health polled", func(ctx context.Context, f *failover.Failover) { f.Health(ctx) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			primary, pp := proxied(t, store.RolePrimary)
+			fallback := open(t, testenv.CreateDatabase(t), store.RoleFallback, true)
+			f := failover.New(primary, fallback, failover.Options{QueryTimeout: 2 * time.Second, Cooldown: 100 * time.Millisecond})
+			pp.Cut()
+			h := f.Health(ctx) // opens the breaker
+			if h.Breaker != failover.BreakerOpen || h.Databases["primary"].OutboxDepth != nil || h.Databases["fallback"].OutboxDepth == nil {
+				t.Fatalf("health with the primary down = %+v, want an open breaker and the primary's depth unknown", h)
+			}
+			if js, _ := json.Marshal(h.Databases["primary"]); !strings.Contains(string(js), `"outboxDepth":null`) {
+				t.Errorf("primary health JSON %s, want outboxDepth null", js)
+			}
+			if tc.name == "background watch" {
+				go f.Watch(ctx)
+			}
+			pp.Restore()
+			testenv.WaitFor(t, 15*time.Second, "failback with no API request", func() bool {
+				tc.poke(ctx, f)
+				return f.State() == failover.BreakerClosed
+			})
+		})
+	}
 }

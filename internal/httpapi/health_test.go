@@ -28,7 +28,7 @@ func TestHealthAnonymousAndDetails(t *testing.T) {
 		t.Run(tc.status, func(t *testing.T) {
 			h := failover.Health{Status: tc.status, Serving: "fallback", Breaker: "open", Databases: map[string]failover.DBHealth{
 				"primary":  {Driver: "sqlserver", Error: "unavailable: database did not answer"},
-				"fallback": {Driver: "postgres", Reachable: true, OutboxDepth: 7},
+				"fallback": {Driver: "postgres", Reachable: true, OutboxDepth: new(int64(7))},
 			}}
 			s := &server{checker: fixedHealth(h)}
 
@@ -48,7 +48,7 @@ func TestHealthAnonymousAndDetails(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != tc.code {
 				t.Fatalf("/api/health/details: %d %s (%v), want %d", rec.Code, rec.Body, err, tc.code)
 			}
-			if got.Serving != "fallback" || got.Breaker != "open" || got.Databases["fallback"].OutboxDepth != 7 || got.Databases["primary"].Driver != "sqlserver" {
+			if got.Serving != "fallback" || got.Breaker != "open" || got.Databases["fallback"].OutboxDepth == nil || *got.Databases["fallback"].OutboxDepth != 7 || got.Databases["primary"].OutboxDepth != nil || got.Databases["primary"].Driver != "sqlserver" {
 				t.Errorf("/api/health/details body %s lacks the detail", rec.Body)
 			}
 		})

@@ -199,3 +199,58 @@ func TestEventOutboxStaleAndRelayBacklog(t *testing.T) {
 	}
 	events(t, logs, event.OutboxStale, 2)
 }
+
+// A run's end is one record with its counts and its first failed and
+// conflict items (with reasons), whatever their per-item records said; a
+// clean run's record is info, one with failures or conflicts a warning.
+func TestEventRunFinishedSummary(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		conflict, poison  bool
+		level             string
+		failed, conflicts string // the summary's items, as logged
+	}{
+		{name: "clean", level: "INFO"},
+		{name: "conflict and failure", conflict: true, poison: true, level: "WARN",
+			failed: "[map[id:3 reason:gave up after the queue's retries]]", conflicts: "[map[id:1 reason:"}, // the merge's reason follows
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &testenv.Logs{}
+			e := newEnv(t, Options{Logger: logs.Logger()})
+			ctx := context.Background()
+			put(t, e.primary, at(product(1, "left", t0.Add(time.Second), false), 1, 0))
+			if tc.conflict {
+				put(t, e.fallback, at(product(1, "right", t0.Add(2*time.Second), false), 0, 1))
+			}
+			put(t, e.primary, product(3, "c", t0, false))
+			st, err := e.eng.Start(ctx, StartRequest{Trigger: "http"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			drainPlans(t, e)
+			drain(t, e.items, func(ctx context.Context, m Message) error {
+				if tc.poison && m.ID == 3 { // its retries spent, as the queue would
+					return e.eng.ItemPoisoned(ctx, m)
+				}
+				return e.eng.SyncItem(ctx, m)
+			})
+			events(t, logs, event.RunFinished, 0) // nobody has read the status yet
+			if s, err := e.eng.Status(ctx, st.InstanceID); err != nil || s.RuntimeStatus != RunCompleted {
+				t.Fatalf("status = %+v, %v", s, err)
+			}
+			if _, err := e.eng.Status(ctx, st.InstanceID); err != nil { // read again: logged once
+				t.Fatal(err)
+			}
+			r := events(t, logs, event.RunFinished, 1)[0]
+			fields(t, r, map[string]any{"runId": st.InstanceID, "entity": "product", "trigger": "http", "mode": ModeFull,
+				"status": RunCompleted, "total": 2, "level": tc.level, "durationSeconds": nil})
+			if got := fmt.Sprint(r["failedItems"]); tc.failed != "" && got != tc.failed || tc.failed == "" && r["failedItems"] != nil {
+				t.Errorf("failedItems = %s, want %q", got, tc.failed)
+			}
+			if got := fmt.Sprint(r["conflictItems"]); tc.conflicts != "" && !strings.HasPrefix(got, tc.conflicts) || tc.conflicts == "" && r["conflictItems"] != nil {
+				t.Errorf("conflictItems = %s, want %q", got, tc.conflicts)
+			}
+			events(t, logs, event.NightlyRunFinished, 0)
+		})
+	}
+}

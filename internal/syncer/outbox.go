@@ -10,7 +10,12 @@ import (
 
 	"dualsync/internal/domain"
 	"dualsync/internal/store"
+	"dualsync/internal/table"
 )
+
+// StatusWaiting is a real-time item whose message spent its retries while
+// its change waits in an outbox for the relay (realtimePoisoned).
+const StatusWaiting = table.StatusWaiting
 
 // relayPage and relayMaxPages bound one relay invocation.
 const (

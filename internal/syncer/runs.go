@@ -608,9 +608,9 @@ func (e *Engine) Results(ctx context.Context, partition, status string, limit in
 	if !ValidRunID(partition) {
 		return ResultsPage{}, domain.Errorf(domain.KindNotFound, "no sync run %q", partition)
 	}
-	if status != "" && !slices.Contains(Statuses, status) && status != StatusDiffers {
+	if status != "" && !slices.Contains(Statuses, status) && status != StatusDiffers && status != StatusWaiting {
 		return ResultsPage{}, &domain.Error{Kind: domain.KindInvalid, Message: "invalid status filter",
-			Fields: map[string]string{"status": "must be one of created, updated, deleted, unchanged, conflict, failed, differs"}}
+			Fields: map[string]string{"status": "must be one of created, updated, deleted, unchanged, conflict, failed, differs, waiting"}}
 	}
 	if !isRealtime(partition) {
 		if _, err := e.rec.GetRun(ctx, partition); err != nil {

@@ -566,6 +566,11 @@ func (e *Engine) ItemPoisoned(ctx context.Context, m Message) error {
 			}
 		}
 	}
+	// Only an outage heals by itself: a value a database refuses needs a
+	// person now, even though the relay keeps sending it.
+	if m.Run == "" && strings.HasPrefix(last, domain.KindUnavailable.String()+":") {
+		return e.realtimePoisoned(ctx, m, reason, attemptsOf(n, m.Retry, hist))
+	}
 	event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good",
 		"entity", m.Entity, "id", m.ID, "runId", m.Run, "reason", reason)
 	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason, Attempts: attemptsOf(n, m.Retry, hist)})
@@ -597,6 +602,60 @@ func (e *Engine) holdsDescendants(ctx context.Context, ent domain.Entity, id int
 		}
 	}
 	return true, nil
+}
+
+// waitDetail is the detail of a real-time item waiting for the relay.
+type waitDetail struct {
+	WaitingSince string `json:"waitingSince"`
+	NextTryBy    string `json:"nextTryBy"`
+	FailsAfter   string `json:"failsAfter"` // when the wait ends as failed if no try succeeds
+}
+
+// realtimePoisoned records a real-time item whose message spent the
+// queue's retries on an unavailable database. Its change still waits in an outbox (a real-time message
+// is only ever sent for outbox entries, and only a successful sync
+// acknowledges them), so the relay sends it again within ResendAfter: a
+// short outage heals by itself. It is recorded "waiting" (no alert, not
+// counted failed) until it has waited OutboxStaleAfter, the age at which
+// outbox_stale calls a person anyway; only then is it failed, logged
+// item_failed once. Either record is replaced by the next success.
+func (e *Engine) realtimePoisoned(ctx context.Context, m Message, reason string, attempts int) error {
+	now := e.now()
+	since := now
+	prev, ok, err := e.rec.Item(ctx, e.partition(m), m.Entity, m.ID)
+	if err != nil {
+		return err // transient: the poison message is retried
+	}
+	var wd waitDetail
+	if ok && prev.Status == StatusWaiting && json.Unmarshal([]byte(prev.Detail), &wd) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, wd.WaitingSince); err == nil && t.Before(now) {
+			since = t
+		}
+	}
+	failed := ok && prev.Status == StatusFailed // alerted already: stays failed until a success
+	args := []any{"entity", m.Entity, "id", m.ID, "runId", m.Run, "attempts", attempts}
+	if !failed && now.Sub(since) < e.o.OutboxStaleAfter {
+		next := now.Add(e.o.ResendAfter)
+		b, err := json.Marshal(waitDetail{WaitingSince: domain.FormatTime(since), NextTryBy: domain.FormatTime(next),
+			FailsAfter: domain.FormatTime(since.Add(e.o.OutboxStaleAfter))})
+		if err != nil {
+			return err
+		}
+		reason = "waiting for the relay (next try by " + domain.FormatTime(next) + "): " + reason
+		e.o.Logger.Warn("sync item waiting for the outbox relay",
+			append(args, "waitingSince", domain.FormatTime(since), "nextTryBy", domain.FormatTime(next), "reason", reason)...)
+		return e.record(ctx, m, table.Result{Status: StatusWaiting, Reason: reason, Detail: string(b), Attempts: attempts})
+	}
+	if failed {
+		// Alerted already: the relay keeps trying; each try says so once,
+		// without a second alert.
+		reason = "still failing, the relay keeps trying: " + reason
+		e.o.Logger.Warn("sync item still failing", append(args, "reason", reason)...)
+	} else {
+		reason = fmt.Sprintf("still failing after the relay tried for %s: %s", now.Sub(since).Round(time.Second), reason)
+		event.Log(ctx, e.o.Logger, slog.LevelError, event.ItemFailed, "sync item failed for good", append(args, "reason", reason)...)
+	}
+	return e.record(ctx, m, table.Result{Status: StatusFailed, Reason: reason, Attempts: attempts})
 }
 
 // emailClash reads both rows of a user whose email clashes and describes

@@ -37,27 +37,68 @@ type watchState struct {
 	stalledAt   time.Time // last resumeStalled look (stalled.go)
 }
 
+// summaryItems is how many failed and conflict items a run's final record
+// names: enough to start from, while the run's results list them all.
+const summaryItems = 10
+
+// summaryItem is one item a run's final record names.
+type summaryItem struct {
+	ID     int64  `json:"id"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // runEnded logs a run that has just become final: run_failed for a failed
-// run, and for a nightly run nightly_run_finished with its counts.
+// run, then one summary record, nightly_run_finished for a nightly run and
+// run_finished for any other, with its counts and its first failed and
+// conflict items, so that the console says how a run ended in one line.
 func (e *Engine) runEnded(ctx context.Context, run table.Run, msg string) {
 	if run.Status == RunFailed {
 		event.Log(ctx, e.o.Logger, slog.LevelError, event.RunFailed, msg,
 			"runId", run.ID, "entity", run.Entity, "trigger", run.Trigger, "reason", run.Reason)
 	}
-	if run.Trigger != NightlyTrigger {
-		return
-	}
 	counts := map[string]int64{}
 	for _, s := range Statuses {
 		counts[s] = run.Counts[s]
+	}
+	if n := run.Counts[StatusDiffers]; n > 0 || run.Mode == ModeVerify {
+		counts[StatusDiffers] = n
 	}
 	level := slog.LevelInfo
 	if run.Status != RunCompleted || counts[StatusFailed] > 0 || counts[StatusConflict] > 0 {
 		level = slog.LevelWarn
 	}
-	event.Log(ctx, e.o.Logger, level, event.NightlyRunFinished, "nightly sync run finished",
-		"runId", run.ID, "entity", run.Entity, "status", run.Status, "total", run.Total, "counts", counts,
-		"reason", run.Reason, "durationSeconds", int64(run.LastUpdatedTime.Sub(run.CreatedTime).Seconds()))
+	name, text := event.RunFinished, "sync run finished"
+	if run.Trigger == NightlyTrigger {
+		name, text = event.NightlyRunFinished, "nightly sync run finished"
+	}
+	args := []any{"runId", run.ID, "entity", run.Entity, "trigger", run.Trigger, "mode", modeOf(run), "status", run.Status,
+		"total", run.Total, "counts", counts, "reason", run.Reason, "durationSeconds", int64(run.LastUpdatedTime.Sub(run.CreatedTime).Seconds())}
+	for _, k := range []struct{ status, key string }{{StatusFailed, "failedItems"}, {StatusConflict, "conflictItems"}} {
+		if counts[k.status] == 0 {
+			continue
+		}
+		items, more := e.firstItems(ctx, run.ID, k.status)
+		args = append(args, k.key, items)
+		if more {
+			args = append(args, k.key+"More", true)
+		}
+	}
+	event.Log(ctx, e.o.Logger, level, name, text, args...)
+}
+
+// firstItems reads the first summaryItems items of status in run (none if
+// the read fails: the summary must not hold up the run's end).
+func (e *Engine) firstItems(ctx context.Context, run, status string) ([]summaryItem, bool) {
+	rs, next, err := e.rec.Results(ctx, run, status, summaryItems, "")
+	if err != nil {
+		e.o.Logger.Warn("could not read a finished run's items for its summary", "run", run, "status", status, "err", err)
+		return nil, false
+	}
+	out := make([]summaryItem, len(rs))
+	for i, r := range rs {
+		out[i] = summaryItem{ID: r.ID, Reason: r.Reason}
+	}
+	return out, next != ""
 }
 
 // runsByTrigger is the table query the nightly watch and health use

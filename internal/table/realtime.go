@@ -46,8 +46,8 @@ import (
 //     outcome whose vector strictly dominates the conflict's arrives (a
 //     causally later sync of the item); a conflict that such an outcome
 //     already superseded is not kept;
-//   - f<off>, its failure (vector zero): kept until an outcome recorded
-//     after it succeeds.
+//   - f<off>, its failure (vector zero), or its wait for the outbox relay
+//     (StatusWaiting): kept until an outcome recorded after it succeeds.
 //
 // An unfiltered read lists each item once (its latest outcome, or its
 // failure if that came later); ?status=s lists the items whose latest
@@ -492,7 +492,9 @@ func applyOutcome(partition string, entity domain.Entity, first int64, slots map
 		clear(slotConflict)
 	}
 	switch {
-	case r.Status == StatusFailed:
+	case r.Status == StatusFailed || r.Status == StatusWaiting:
+		// Waiting shares the failure slot: the relay's next outcome, a
+		// success or a failure for good, replaces it.
 		if failed == nil || !r.At.Before(failed.At) {
 			if err := set(slotFailed); err != nil {
 				return nil, err
@@ -514,7 +516,7 @@ func (s *Store) submitBucket(ctx context.Context, partition, rowKey string, enti
 	for name := range plan.changed {
 		props[name] = plan.slots[name] // "" when cleared
 	}
-	for _, status := range Statuses() {
+	for _, status := range append(Statuses(), StatusWaiting) {
 		props[flagProperty(status)] = false
 	}
 	for _, raw := range plan.slots {
@@ -668,7 +670,7 @@ func listed(latest, conflict, failed *bucketItem, status string) (*bucketItem, b
 		return latest, slotLatest
 	case status == StatusConflict && conflict != nil:
 		return conflict, slotConflict
-	case status == StatusFailed && failed != nil:
+	case (status == StatusFailed || status == StatusWaiting) && failed != nil && failed.Status == status:
 		return failed, slotFailed
 	}
 	return nil, 0

@@ -47,6 +47,11 @@ const (
 	// StatusDiffers: a verify run found the item different in the two
 	// databases (and changed nothing); see ranges.go.
 	StatusDiffers = "differs"
+	// StatusWaiting: a real-time item whose message spent the queue's
+	// retries while its change still waits in an outbox, so the relay will
+	// send it again (real-time partitions only; kept in the failure slot,
+	// never counted as failed).
+	StatusWaiting = "waiting"
 )
 
 // Run statuses.
@@ -72,7 +77,7 @@ func Statuses() []string {
 // Int32 on counter shards, Int64 (prefixed "count") on run entities.
 func statusProperty(status string) (string, bool) {
 	switch status {
-	case StatusCreated, StatusUpdated, StatusDeleted, StatusUnchanged, StatusConflict, StatusFailed, StatusDiffers:
+	case StatusCreated, StatusUpdated, StatusDeleted, StatusUnchanged, StatusConflict, StatusFailed, StatusDiffers, StatusWaiting:
 		return strings.ToUpper(status[:1]) + status[1:], true
 	}
 	return "", false

@@ -336,6 +336,7 @@
       dl.replaceChildren(...[
         ['Partition', [run.instanceId, ' ', json]], ['Day', `${run.day} 00:00 – 24:00 UTC`],
         ['Shows', 'each item\'s latest outcome that day'],
+        ['Waiting', 'items whose retries ran out during an outage: the outbox relay sends them again; not failed unless the wait outlasts OUTBOX_STALE_AFTER (5 min by default)'],
       ].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
       $('#detail-reason').hidden = true;
       $('#detail-retry').hidden = true;
@@ -380,7 +381,7 @@
       tab.setAttribute('aria-pressed', String(s === state.filter));
       tab.querySelector('.count').textContent = run.realtime ? '' : '(' + num(s ? run.customStatus.counts[s] : run.customStatus.done) + ')';
     }
-    modeTabs(run.customStatus || {});
+    modeTabs(run);
   }
 
   async function loadItems() {
@@ -455,20 +456,29 @@
     return r.body;
   }
 
+  // A waiting item's reason with its times in the page's zone: when the
+  // relay tries again, when the wait turns into a failure, the last error.
+  function waitingText(it) {
+    const last = (it.reason || '').replace(/^waiting for the relay \(next try by [^)]*\): /, '');
+    return ['Waiting for the outbox relay: next try by ', timeEl(it.detail.nextTryBy),
+      '; failed if still failing at ', timeEl(it.detail.failsAfter), '. Last error: ', last];
+  }
+
   function renderItems(items) {
     const body = $('#items tbody');
     const run = selectedRun();
     const rows = [];
     for (const it of items) {
       const key = `${it.entity}-${it.id}`;
-      const hasCompare = it.detail && typeof it.detail === 'object';
+      const waiting = it.status === 'waiting' && it.detail && it.detail.nextTryBy;
+      const hasCompare = !waiting && it.detail && typeof it.detail === 'object';
       const toggle = el('button', { type: 'button', class: 'secondary small toggle', 'aria-expanded': String(state.open.has(key)),
         'data-item': key, text: hasCompare ? 'Compare' : 'Attempts' });
       const row = el('tr', { 'data-item': key },
         el('td', { class: 'num', 'data-label': 'Id', text: it.id }),
         el('td', { 'data-label': 'Entity', text: it.entity }),
         el('td', { 'data-label': 'Outcome' }, outcomeBadge(it.status), it.retry ? el('span', { class: 'small muted', text: ` retry ${it.retry}` }) : null),
-        el('td', { class: 'reason-cell', 'data-label': 'Reason', text: it.reason || '' }),
+        el('td', { class: 'reason-cell', 'data-label': 'Reason' }, waiting ? waitingText(it) : it.reason || ''),
         el('td', { class: 'num', 'data-label': 'Attempts', text: it.attempts ? num(it.attempts) : '' }),
         el('td', { 'data-label': 'Recorded' }, timeEl(it.at)),
         el('td', { 'data-label': 'Detail' }, toggle));
@@ -637,7 +647,7 @@
   }
 
   function openFromHash() {
-    const m = /^#run=([A-Za-z0-9-]{1,64})(?:&status=(failed|conflict|differs|))?$/.exec(location.hash);
+    const m = /^#run=([A-Za-z0-9-]{1,64})(?:&status=(failed|conflict|differs|waiting|))?$/.exec(location.hash);
     if (m) select(decodeURIComponent(m[1]), false, m[2]);
   }
 
@@ -656,10 +666,13 @@
     return pairs;
   }
 
-  // The Differs tab exists for verify runs only.
-  function modeTabs(cs) {
+  // The Differs tab exists for verify runs only; Waiting (real-time items
+  // the outbox relay will send again) for real-time days only.
+  function modeTabs(run) {
     const tab = document.querySelector('.tab[data-status="differs"]');
-    if (tab) tab.hidden = cs.mode !== 'verify';
+    if (tab) tab.hidden = (run.customStatus || {}).mode !== 'verify';
+    const wait = document.querySelector('.tab[data-status="waiting"]');
+    if (wait) wait.hidden = !run.realtime;
   }
 
   function startBody(entity, button) {

@@ -8,6 +8,7 @@
 
 (() => {
   const STALE_SECONDS = 300;    // OUTBOX_STALE_AFTER's default: older is an alert in Azure
+  const EVERY_SECONDS = 15;     // the panel's own refresh while the page is visible
   const code = new URLSearchParams(location.search).get('code') || '';
 
   const node = (tag, cls, text) => {
@@ -75,8 +76,8 @@
   async function load() {
     const box = document.getElementById('oncall');
     if (!box) return;
-    const [health, runs, rtFailed, rtConflict] = await Promise.all([
-      get('health/details'), get('product-sync?limit=20'), realtimeCount('failed'), realtimeCount('conflict'),
+    const [health, runs, rtFailed, rtConflict, rtWaiting] = await Promise.all([
+      get('health/details'), get('product-sync?limit=20'), realtimeCount('failed'), realtimeCount('conflict'), realtimeCount('waiting'),
     ]);
     const cards = [];
 
@@ -91,13 +92,15 @@
     }
     const rt = (x) => (x.n === null ? '?' : x.n + (x.more ? '+' : ''));
     if (runs.status === 200 || rtFailed.n !== null) {
-      const level = failed + (rtFailed.n || 0) > 0 ? 'bad' : conflicts + (rtConflict.n || 0) > 0 ? 'warn' : 'good';
+      // Waiting items are not failures: the outbox relay sends them again.
+      const level = failed + (rtFailed.n || 0) > 0 ? 'bad' : conflicts + (rtConflict.n || 0) + (rtWaiting.n || 0) > 0 ? 'warn' : 'good';
       const rows = [
         [`Failed, last ${list.length} runs`, String(failed), failed ? 'bad' : ''],
         [`Conflicts, last ${list.length} runs`, String(conflicts), conflicts ? 'warn' : ''],
         ['Failed, real-time today', rt(rtFailed), rtFailed.n ? 'bad' : '', rtFailed.n ? '#run=' + today() : ''],
-        ['Conflicts, real-time today', rt(rtConflict), rtConflict.n ? 'warn' : '', rtConflict.n ? '#run=' + today() : ''],
+        ['Conflicts, real-time today', rt(rtConflict), rtConflict.n ? 'warn' : '', rtConflict.n ? '#run=' + today() + '&status=conflict' : ''],
       ];
+      if (rtWaiting.n) rows.push(['Waiting for the relay, real-time today', rt(rtWaiting), 'warn', '#run=' + today() + '&status=waiting']);
       if (worstRun) rows.push(['Newest run to look at', `${worstRun.customStatus.entity} · ${when(worstRun.createdTime)}`, '', '#run=' + worstRun.instanceId]);
       cards.push(card('Sync outcomes', level, rows, 'failed items and conflicts'));
     } else {
@@ -128,8 +131,12 @@
         const stale = s >= STALE_SECONDS;
         if (stale) level = 'bad';
         else if (d.outboxDepth > 0 && level === 'good') level = 'warn';
-        rows.push([`${name}`, d.reachable ? `${d.outboxDepth} waiting` + (d.outboxDepth ? `, oldest ${age(s)}` : '') : 'not reachable',
-          stale || !d.reachable ? 'bad' : d.outboxDepth ? 'warn' : '']);
+        // A depth the database could not tell (null) is unknown, never 0.
+        const depth = typeof d.outboxDepth === 'number' ? d.outboxDepth : null;
+        if (depth === null && level === 'good') level = 'warn';
+        rows.push([`${name}`, depth === null ? `depth unknown${d.reachable ? '' : ': not reachable'}`
+          : `${depth} waiting` + (depth ? `, oldest ${age(s)}` : '') + (d.reachable ? '' : ' · not reachable'),
+          stale || !d.reachable ? 'bad' : depth === null || depth ? 'warn' : '']);
       }
       cards.push(card('Outbox', level, rows, 'outbox age'));
 
@@ -163,16 +170,32 @@
     }
   }
 
-  // Refresh with the page: app.js rewrites #refresh-state after each of its
-  // refreshes (and stops when nothing runs), so the panel polls exactly when
-  // the page does and never on its own.
-  let loading = false, again = false;
+  // Refresh with the page (app.js rewrites #refresh-state after each of its
+  // refreshes) and on its own every EVERY_SECONDS while the page is visible:
+  // an outage must show with no run active and nobody pressing Refresh.
+  // A hidden tab does not poll; it refreshes as soon as it is shown again.
+  let loading = false, again = false, lastAt = 0, timer = 0;
+  const pad = (n) => String(n).padStart(2, '0');
   async function refresh() {
     if (loading) { again = true; return; }
     loading = true;
     try { await load(); } finally { loading = false; }
-    if (again) { again = false; refresh(); }
+    lastAt = Date.now();
+    const d = new Date(lastAt);
+    const note = document.getElementById('oncall-refresh');
+    if (note) note.textContent = `Refreshes every ${EVERY_SECONDS} s while this page is visible · last ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    if (again) { again = false; refresh(); return; }
+    schedule();
   }
+  function schedule() {
+    clearTimeout(timer);
+    if (!document.hidden) timer = setTimeout(refresh, EVERY_SECONDS * 1000);
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) clearTimeout(timer);
+    else if (Date.now() - lastAt >= EVERY_SECONDS * 1000) refresh();
+    else schedule();
+  });
   const watched = document.getElementById('refresh-state');
   if (watched) new MutationObserver(() => refresh()).observe(watched, { childList: true, characterData: true, subtree: true });
   refresh();
