@@ -408,8 +408,22 @@ func (r *Recorder) Retrying(ctx context.Context, runID string) (int64, error) {
 	return n, nil
 }
 
+// Item returns the item's recorded outcome: a real-time day's, or a run's.
 func (r *Recorder) Item(ctx context.Context, partition string, e domain.Entity, id int64) (table.Result, bool, error) {
-	return table.Result{}, false, unreachable("Item (the items endpoint)")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.read("Item"); err != nil {
+		return table.Result{}, false, err
+	}
+	k := itemKey{e, id}
+	if res, ok := r.realtime[partition][k]; ok {
+		return res, true, nil
+	}
+	if rr, ok := r.runs[partition]; ok {
+		res, ok := rr.results[k]
+		return res, ok, nil
+	}
+	return table.Result{}, false, nil
 }
 
 func (r *Recorder) Progress(ctx context.Context, runID string) (table.Progress, error) {
