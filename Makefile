@@ -102,7 +102,6 @@ chaos: services ## fault drills; end with rows differing: 0
 restore-drill: services ## restore drill; ends with violations: 0 and rows differing: 0
 	go test -tags chaos -count=1 -timeout 15m -run TestRestoreChaos ./e2e -v $(CHAOS_FLAGS) | grep -v '^\s*\['
 
-# Each fuzz target for a minute.
 # History explorer (internal/explore): random histories over in-memory
 # databases and the real sync engine, checked against README's guarantees;
 # needs no services. EXPLORE_FLAGS='-seed 7 -stop 1' and so on.
@@ -110,6 +109,7 @@ EXPLORE_N ?= 100000
 explore: ## random histories checked against the guarantees; ends with violations: 0
 	go run ./cmd/explore -n $(EXPLORE_N) $(EXPLORE_FLAGS)
 
+# Each fuzz target for a minute.
 fuzz: ## each fuzz target for a minute
 	go test -run='^$$' -fuzz=FuzzDecodeProduct -fuzztime=60s ./internal/domain
 	go test -run='^$$' -fuzz=FuzzDecodeUser -fuzztime=60s ./internal/domain
