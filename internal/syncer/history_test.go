@@ -2,7 +2,9 @@ package syncer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"dualsync/internal/domain"
 	"dualsync/internal/event"
+	"dualsync/internal/failover"
 	"dualsync/internal/store"
 	"dualsync/internal/testenv"
 )
@@ -22,22 +25,19 @@ import (
 func TestRestoredPrimaryWhereTheRowsEntryWasZero(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	var logs logBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	logs, log := capture()
 	fo := e.restart(t, log)
 	e.outage(t, fo)
-	y, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("Y"), Description: ptr("y"), Price: ptr(domain.Money(1_00))})
-	if err != nil || y.ID%2 != 0 {
-		t.Fatalf("create on the fallback: %+v, %v", y, err)
+	y := create(t, fo, "Y", "y", 1_00)
+	if y.ID%2 != 0 {
+		t.Fatalf("created on the fallback: %+v", y)
 	}
 	e.primaryProxy.Restore()
 	fo = e.restart(t, log)
 	e.syncAll(t)
 	// Another row written on the primary: the databases' highest primary
 	// entries agree, as the issue's flow has it.
-	if _, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("Z"), Description: ptr(""), Price: ptr(domain.Money(5_00))}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, fo, "Z", "", 5_00)
 	e.syncAll(t)
 	backup := testenv.TakeBackup(t, e.primaryURL)
 	if _, err := fo.UpdateProduct(ctx, y.ID, domain.ProductChange{Price: ptr(domain.Money(42_00))}); err != nil {
@@ -54,9 +54,7 @@ func TestRestoredPrimaryWhereTheRowsEntryWasZero(t *testing.T) {
 	if p.Price != 42_00 || p.Name != "Y renamed" {
 		t.Fatalf("Y = %+v; want the synced price 42.00 and the new name", p)
 	}
-	if recs := logs.records(t, event.DatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
-		t.Fatalf("regression records %v; want one for the primary", recs)
-	}
+	wantRegressions(t, logs, store.RolePrimary)
 }
 
 // Issue 28 finding 2: one restore, two instances restarted after it, each
@@ -64,13 +62,9 @@ func TestRestoredPrimaryWhereTheRowsEntryWasZero(t *testing.T) {
 func TestRestoredPrimaryTwoInstances(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	var logs logBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	logs, log := capture()
 	fo := e.restart(t, log)
-	x, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("X"), Description: ptr("x"), Price: ptr(domain.Money(1_00))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := create(t, fo, "X", "x", 1_00)
 	e.syncAll(t)
 	backup := testenv.TakeBackup(t, e.primaryURL)
 	if _, err := fo.UpdateProduct(ctx, x.ID, domain.ProductChange{Price: ptr(domain.Money(42_00))}); err != nil {
@@ -91,9 +85,7 @@ func TestRestoredPrimaryTwoInstances(t *testing.T) {
 	if p.Price != 42_00 || p.Name != "X by 1" || p.Description != "by 2" {
 		t.Fatalf("X = %+v; want the synced price 42.00 and both instances' PATCHes", p)
 	}
-	if recs := logs.records(t, event.DatabaseRegressed); len(recs) != 1 || recs[0]["database"] != "primary" {
-		t.Fatalf("regression records %v; want one for the primary", recs)
-	}
+	wantRegressions(t, logs, store.RolePrimary)
 }
 
 // Issue 28 findings 4 and 5: neither a tombstone purged from one database
@@ -103,17 +95,10 @@ func TestRestoredPrimaryTwoInstances(t *testing.T) {
 func TestNoRestoreNoRegression(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	var logs logBuffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	logs, log := capture()
 	fo := e.restart(t, log)
-	gone, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("gone"), Description: ptr(""), Price: ptr(domain.Money(1_00))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited, err := fo.CreateProduct(ctx, domain.ProductChange{Name: ptr("edited"), Description: ptr(""), Price: ptr(domain.Money(2_00))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gone := create(t, fo, "gone", "", 1_00)
+	edited := create(t, fo, "edited", "", 2_00)
 	e.syncAll(t)
 	if err := fo.DeleteProduct(ctx, gone.ID); err != nil {
 		t.Fatal(err)
@@ -145,9 +130,7 @@ func TestNoRestoreNoRegression(t *testing.T) {
 	if err := e.eng.CheckDatabases(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if recs := logs.records(t, event.DatabaseRegressed); len(recs) != 0 {
-		t.Fatalf("regression records %v; nothing was restored", recs)
-	}
+	wantRegressions(t, logs) // nothing was restored
 	runs, err := e.rec.ListRuns(ctx, 10)
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("runs %+v (%v); want the diff run only, no repair run", runs, err)
@@ -172,5 +155,38 @@ func TestNoRestoreNoRegression(t *testing.T) {
 		if p, err := db.Peer(ctx, other); err != nil || p.Regressed() {
 			t.Fatalf("the %s's record of the %s: %+v (%v); nothing regressed", db.Role(), other, p, err)
 		}
+	}
+}
+
+// capture returns a logger whose JSON records the buffer keeps.
+func capture() (*logBuffer, *slog.Logger) {
+	var logs logBuffer
+	return &logs, slog.New(slog.NewJSONHandler(&logs, nil))
+}
+
+// create creates a product through fo.
+func create(t *testing.T, fo *failover.Failover, name, desc string, price domain.Money) domain.Product {
+	t.Helper()
+	p, err := fo.CreateProduct(context.Background(), domain.ProductChange{Name: ptr(name), Description: ptr(desc), Price: ptr(price)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wantRegressions checks the database_regressed records name exactly dbs,
+// once each, at ERROR.
+func wantRegressions(t *testing.T, logs *logBuffer, dbs ...store.Role) {
+	t.Helper()
+	recs := logs.records(t, event.DatabaseRegressed)
+	var got []store.Role
+	for _, r := range recs {
+		if r["level"] != "ERROR" {
+			t.Errorf("regression record at %v: %v", r["level"], r)
+		}
+		got = append(got, store.Role(fmt.Sprint(r["database"])))
+	}
+	if !slices.Equal(got, dbs) {
+		t.Fatalf("regression records %v; want one for each of %v", recs, dbs)
 	}
 }
