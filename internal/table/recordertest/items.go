@@ -89,12 +89,13 @@ func testAttempts(t *testing.T, r Recorder) {
 				w.At = a.At
 			}
 			if !a.At.Equal(w.At) || a.Reason != w.Reason || a.Retry != w.Retry {
-				t.Errorf("%s: attempt %d is %+v, want %+v", part, i, a, w)
+				t.Errorf("%s: attempt %d is at %v, round %d, reason %.20q (%d bytes); want at %v, round %d, reason %.20q (%d bytes)",
+					part, i, a.At, a.Retry, a.Reason, len(a.Reason), w.At, w.Retry, w.Reason, len(w.Reason))
 			}
 		}
 		last, ok := must2[string, bool](t, "attempt error")(r.AttemptError(c, part, domain.EntityProduct, 3))
 		if !ok || last != strings.Repeat("x", 1000) {
-			t.Errorf("%s: AttemptError %q (ok %v), want the last reason", part, last, ok)
+			t.Errorf("%s: AttemptError %.20q (%d bytes, ok %v), want the last reason (1000 bytes)", part, last, len(last), ok)
 		}
 		if n, _, err := r.Attempts(c, part, domain.EntityUser, 3); n != 0 || err != nil {
 			t.Errorf("%s: the user of that id has %d attempts (err %v), want 0", part, n, err)
