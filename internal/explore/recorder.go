@@ -3,12 +3,15 @@ package explore
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -20,7 +23,10 @@ import (
 // Recorder is an in-memory syncer.Recorder with internal/table's semantics
 // for what the engine uses: a run's result is added once with its count (one
 // transaction), intents are replaced, plan pages belong to the message that
-// recorded them, a range is recorded once with its bulk counts. Fault, if
+// recorded them, a range is recorded once with its bulk counts, real-time
+// outcomes keep the table's slots. It passes the contract suite the table
+// passes (internal/table/recordertest), but for what it answers "not
+// reachable in explored histories" (listed there). Fault, if
 // set, is asked before and after every write: an error before changes
 // nothing, an error after leaves the change in place (a lost answer).
 type Recorder struct {
@@ -30,7 +36,7 @@ type Recorder struct {
 
 	seq      int64
 	runs     map[string]*runRec
-	realtime map[string]map[itemKey]table.Result // day partition -> latest outcome
+	realtime map[string]map[itemKey]*rtSlots // day partition -> an item's slots
 	intents  map[string]map[itemKey]table.Result
 	attempts map[string]map[itemKey][]table.Attempt
 	attemptN map[string]map[itemKey]int
@@ -60,7 +66,7 @@ var _ syncer.Recorder = (*Recorder)(nil)
 
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder {
-	return &Recorder{runs: map[string]*runRec{}, realtime: map[string]map[itemKey]table.Result{},
+	return &Recorder{runs: map[string]*runRec{}, realtime: map[string]map[itemKey]*rtSlots{},
 		intents: map[string]map[itemKey]table.Result{}, attempts: map[string]map[itemKey][]table.Attempt{},
 		attemptN: map[string]map[itemKey]int{}}
 }
@@ -110,8 +116,14 @@ func (r *Recorder) CreateRun(ctx context.Context, run table.Run) error {
 		}
 		r.seq++
 		run.Output = ""
+		if run.Partitions <= 0 {
+			run.Partitions = table.DefaultPartitions // the table's setting when none is given
+		}
+		// Progress.LastUpdated is the storage's clock of the newest write
+		// of the run's counters (here, its creation), not a time the
+		// caller chose.
 		r.runs[run.ID] = &runRec{run: run, seq: r.seq, pages: map[int64]table.PlanPage{}, results: map[itemKey]table.Result{},
-			counts: map[string]int64{}, ranges: map[int64]table.RangeRecord{}, updated: run.LastUpdatedTime}
+			counts: map[string]int64{}, ranges: map[int64]table.RangeRecord{}, updated: r.now()}
 		return nil
 	})
 }
@@ -254,6 +266,10 @@ func (r *Recorder) PutPlanPage(ctx context.Context, runID string, p table.PlanPa
 		if cur.Owner != p.Owner {
 			return domain.Errorf(domain.KindConflict, "plan page after %d of run %s belongs to message %q", p.After, runID, cur.Owner)
 		}
+		if (cur.Enqueued || !p.Enqueued) && (cur.NextQueued || !p.NextQueued) {
+			return nil // nothing advances: the table writes nothing
+		}
+		rr.updated = r.now()
 		cur.Enqueued = cur.Enqueued || p.Enqueued
 		cur.NextQueued = cur.NextQueued || p.NextQueued
 		rr.pages[p.After] = cur
@@ -279,15 +295,69 @@ func (r *Recorder) RecordRunResult(ctx context.Context, runID string, res table.
 		}
 		rr.results[k] = res
 		rr.counts[res.Status]++
-		rr.updated = res.At
+		rr.updated = r.now()
 		added = true
 		return nil
 	})
 	return added, err
 }
 
-// RecordRealtime keeps each item's latest outcome of the day, by
-// causality: one strictly dominated by the recorded one never replaces it.
+// rtSlots are a real-time item's records of a day, as internal/table's
+// buckets keep them (realtime.go there): its latest outcome by causality,
+// its conflict, its failure or wait for the relay.
+type rtSlots struct {
+	latest, conflict, failed *table.Result
+}
+
+// strictlyOlder reports whether v is strictly dominated by w.
+func strictlyOlder(v, w domain.Vector) bool { return v != w && w.Dominates(v) }
+
+// apply places outcome res among the slots, as the table's applyOutcome
+// does.
+func (s *rtSlots) apply(res table.Result) {
+	latest, conflict, failed := s.latest, s.conflict, s.failed
+	if latest == nil || !(strictlyOlder(res.Ver, latest.Ver) || res.Ver == latest.Ver && res.At.Before(latest.At)) {
+		s.latest = &res
+	}
+	switch {
+	case res.Status == table.StatusConflict:
+		superseded := func(it *table.Result) bool { return it != nil && strictlyOlder(res.Ver, it.Ver) }
+		if !superseded(conflict) && !superseded(latest) {
+			s.conflict = &res
+		}
+	case conflict != nil && strictlyOlder(conflict.Ver, res.Ver):
+		s.conflict = nil
+	}
+	switch {
+	case res.Status == table.StatusFailed || res.Status == table.StatusWaiting:
+		if failed == nil || !res.At.Before(failed.At) {
+			s.failed = &res
+		}
+	case failed != nil && !res.At.Before(failed.At):
+		s.failed = nil
+	}
+}
+
+// listed is the record an unfiltered read lists: the latest outcome, or
+// the failure if that came later.
+func (s *rtSlots) listed() (table.Result, bool) {
+	switch {
+	case s.latest != nil && s.failed != nil && s.failed.At.After(s.latest.At):
+		return *s.failed, true
+	case s.latest != nil:
+		return *s.latest, true
+	case s.failed != nil:
+		return *s.failed, true
+	case s.conflict != nil:
+		return *s.conflict, true
+	}
+	return table.Result{}, false
+}
+
+// RecordRealtime records each outcome in its item's slots of the day: the
+// latest by causality (one strictly dominated by the recorded one, or
+// equal and recorded earlier, never replaces it), the conflict, the
+// failure (see rtSlots).
 func (r *Recorder) RecordRealtime(ctx context.Context, rs ...table.Result) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -296,17 +366,18 @@ func (r *Recorder) RecordRealtime(ctx context.Context, rs ...table.Result) error
 			if res.At.IsZero() {
 				res.At = r.now()
 			}
+			res.Retry = 0 // a bucket does not keep it
 			day := syncer.RealtimePartition(res.At)
 			m := r.realtime[day]
 			if m == nil {
-				m = map[itemKey]table.Result{}
+				m = map[itemKey]*rtSlots{}
 				r.realtime[day] = m
 			}
 			k := itemKey{res.Entity, res.ID}
-			if cur, ok := m[k]; ok && cur.Ver != res.Ver && cur.Ver.Dominates(res.Ver) {
-				continue
+			if m[k] == nil {
+				m[k] = &rtSlots{}
 			}
-			m[k] = res
+			m[k].apply(res)
 		}
 		return nil
 	})
@@ -319,19 +390,43 @@ func (r *Recorder) RecordAttemptError(ctx context.Context, partition string, e d
 func (r *Recorder) RecordAttempt(ctx context.Context, partition string, e domain.Entity, id int64, a table.Attempt) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if a.At.IsZero() {
+		a.At = r.now()
+	}
+	a.At = a.At.UTC()
+	a.Reason = cut(a.Reason, maxReason)
 	return r.write("RecordAttempt", func() error {
 		k := itemKey{e, id}
 		if r.attempts[partition] == nil {
 			r.attempts[partition], r.attemptN[partition] = map[itemKey][]table.Attempt{}, map[itemKey]int{}
 		}
 		h := append(r.attempts[partition][k], a)
-		if len(h) > 20 {
-			h = h[len(h)-20:]
+		if len(h) > maxHistory {
+			h = h[len(h)-maxHistory:]
 		}
 		r.attempts[partition][k] = h
 		r.attemptN[partition][k]++
 		return nil
 	})
+}
+
+// The table keeps an item's newest maxHistory attempts, each reason cut to
+// maxReason bytes (attempts.go there).
+const (
+	maxHistory = 20
+	maxReason  = 1000
+)
+
+// cut shortens s to at most n bytes, never inside a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	end := n
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end]
 }
 
 func (r *Recorder) AttemptError(ctx context.Context, partition string, e domain.Entity, id int64) (string, bool, error) {
@@ -397,7 +492,7 @@ func (r *Recorder) Retrying(ctx context.Context, runID string) (int64, error) {
 	defer r.mu.Unlock()
 	rr, ok := r.runs[runID]
 	if !ok {
-		return 0, nil
+		return 0, notFound("run %s not found", runID)
 	}
 	var n int64
 	for k := range r.attemptN[runID] {
@@ -416,8 +511,9 @@ func (r *Recorder) Item(ctx context.Context, partition string, e domain.Entity, 
 		return table.Result{}, false, err
 	}
 	k := itemKey{e, id}
-	if res, ok := r.realtime[partition][k]; ok {
-		return res, true, nil
+	if s, ok := r.realtime[partition][k]; ok {
+		res, ok := s.listed()
+		return res, ok, nil
 	}
 	if rr, ok := r.runs[partition]; ok {
 		res, ok := rr.results[k]
@@ -459,38 +555,81 @@ func (r *Recorder) Progress(ctx context.Context, runID string) (table.Progress, 
 	return p, nil
 }
 
-// Results lists a run's results by key (one page: explored runs are small).
+// Results lists a run's results by key, in pages of at most limit
+// (default 100, at most 1000) whose token leads to the rest ("" at the end).
 func (r *Recorder) Results(ctx context.Context, partition, status string, limit int, token string) ([]table.Result, string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.read("Results"); err != nil {
 		return nil, "", err
 	}
-	if token != "" || strings.HasPrefix(partition, "realtime-") {
-		return nil, "", unreachable("Results paging or real-time results")
+	if strings.HasPrefix(partition, "realtime-") {
+		return nil, "", unreachable("real-time results")
 	}
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
 	rr, ok := r.runs[partition]
 	if !ok {
-		return nil, "", nil
+		return nil, "", notFound("run %s not found", partition)
+	}
+	var after *itemKey
+	if token != "" {
+		k, err := decodeResultsToken(token, partition, status)
+		if err != nil {
+			return nil, "", err
+		}
+		after = &k
 	}
 	var out []table.Result
 	for _, k := range sortedKeys(rr.results) {
-		res := rr.results[k]
-		if status == "" || res.Status == status {
-			out = append(out, res)
+		if after != nil && compareKeys(k, *after) <= 0 {
+			continue
 		}
-	}
-	if len(out) > limit {
-		out = out[:limit]
+		res := rr.results[k]
+		if status != "" && res.Status != status {
+			continue
+		}
+		if len(out) == limit {
+			last := out[len(out)-1]
+			return out, encodeResultsToken(partition, status, itemKey{last.Entity, last.ID}), nil
+		}
+		out = append(out, res)
 	}
 	return out, "", nil
 }
 
+// A results token is the query it continues and the last key handed out.
+func encodeResultsToken(partition, status string, k itemKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join([]string{partition, status, string(k.e), strconv.FormatInt(k.id, 10)}, "\x00")))
+}
+
+func decodeResultsToken(token, partition, status string) (itemKey, error) {
+	bad := domain.Errorf(domain.KindInvalid, "invalid continuation token")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return itemKey{}, bad
+	}
+	f := strings.Split(string(b), "\x00")
+	if len(f) != 4 {
+		return itemKey{}, bad
+	}
+	if f[0] != partition || f[1] != status {
+		return itemKey{}, domain.Errorf(domain.KindInvalid, "continuation token belongs to another query")
+	}
+	id, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return itemKey{}, bad
+	}
+	return itemKey{domain.Entity(f[2]), id}, nil
+}
+
+func compareKeys(a, b itemKey) int { return cmp.Or(cmp.Compare(a.e, b.e), cmp.Compare(a.id, b.id)) }
+
 func sortedKeys[V any](m map[itemKey]V) []itemKey {
 	ks := slices.Collect(maps.Keys(m))
-	slices.SortFunc(ks, func(a, b itemKey) int {
-		return cmp.Or(cmp.Compare(a.e, b.e), cmp.Compare(a.id, b.id))
-	})
+	slices.SortFunc(ks, compareKeys)
 	return ks
 }
 
@@ -551,11 +690,26 @@ func (r *Recorder) DeleteRealtimeBefore(ctx context.Context, before time.Time) (
 	defer r.mu.Unlock()
 	var n int64
 	err := r.write("DeleteRealtimeBefore", func() error {
+		// Every record of the days before: outcomes, intents, attempts.
 		horizon := syncer.RealtimePartition(before)
+		old := func(p string) bool { return strings.HasPrefix(p, "realtime-") && p < horizon }
 		for day, m := range r.realtime {
-			if day < horizon {
+			if old(day) {
 				n += int64(len(m))
 				delete(r.realtime, day)
+			}
+		}
+		for p, m := range r.intents {
+			if old(p) {
+				n += int64(len(m))
+				delete(r.intents, p)
+			}
+		}
+		for p, m := range r.attempts {
+			if old(p) {
+				n += int64(len(m))
+				delete(r.attempts, p)
+				delete(r.attemptN, p)
 			}
 		}
 		return nil
