@@ -145,7 +145,15 @@ func (w *world) quiesce(rng *rand.Rand) bool {
 			w.violate("engine_error", "final %s run: %v", e, err)
 		}
 	}
-	return settle()
+	if !settle() {
+		return false
+	}
+	// Every run has ended: a regression's repair runs too, so the checks
+	// end it.
+	for _, in := range w.insts {
+		_ = in.eng.CheckDatabases(w.ctx)
+	}
+	return true
 }
 
 // check checks the quiesced world against README's guarantees.
@@ -156,6 +164,15 @@ func (w *world) check() {
 	ps, fs := w.data[store.RolePrimary].Snapshot(), w.data[store.RoleFallback].Snapshot()
 	if n := len(ps.Outbox()) + len(fs.Outbox()); n > 0 {
 		w.violate("outbox_not_drained", "%d outbox entries left after quiescing", n)
+	}
+	for _, r := range []struct {
+		of   store.Role
+		peer store.Peer
+	}{{store.RolePrimary, fs.Peer(store.RolePrimary)}, {store.RoleFallback, ps.Peer(store.RoleFallback)}} {
+		if r.peer.Regressed() {
+			w.violate("regression_not_repaired", "the %s is still recorded as gone back in time (since %s) after its repair runs ended",
+				r.of, domain.FormatTime(r.peer.RegressedAt))
+		}
 	}
 	prows, frows := rows(ps), rows(fs)
 	for _, k := range union(prows, frows) {

@@ -68,3 +68,6 @@ func all[T any](t *table[T], cp func(T) T) []T {
 	}
 	return out
 }
+
+// Peer returns what the database held about the database in role of.
+func (snap *Snapshot) Peer(of store.Role) store.Peer { return snap.s.peers[of] }

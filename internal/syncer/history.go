@@ -43,7 +43,8 @@ const CheckEvery = time.Minute
 type history struct {
 	own, other store.DB
 	bit        regression
-	found      func(ctx context.Context, db store.Role) // a regression newly recorded
+	found      func(ctx context.Context, db store.Role, at time.Time) // a regression newly recorded
+	now        func() time.Time                                       // the engine's clock: repair runs are compared with it
 
 	mu        sync.Mutex
 	next      *flight // the mark that callers are waiting for, not started yet
@@ -58,8 +59,8 @@ type flight struct {
 	err       error
 }
 
-func newHistory(own, other store.DB, bit regression, found func(context.Context, store.Role)) *history {
-	return &history{own: own, other: other, bit: bit, found: found}
+func newHistory(own, other store.DB, bit regression, found func(context.Context, store.Role, time.Time), now func() time.Time) *history {
+	return &history{own: own, other: other, bit: bit, found: found, now: now}
 }
 
 // distrusted reports whether own is known to have gone back in time, as
@@ -156,7 +157,7 @@ func (h *history) record(ctx context.Context, m store.Mark) (bool, error) {
 		switch {
 		case !has:
 			// own lacks a mark whose rows the other database holds.
-			next.RegressedAt = domain.Millis(time.Now())
+			next.RegressedAt = h.now()
 			if !m.IsZero() {
 				next.Seen = m
 			}
@@ -178,7 +179,7 @@ func (h *history) record(ctx context.Context, m store.Mark) (bool, error) {
 		}
 		h.set(next.Regressed())
 		if !p.Regressed() && next.Regressed() {
-			h.found(ctx, h.own.Role())
+			h.found(ctx, h.own.Role(), next.RegressedAt)
 		}
 		return next.Regressed(), nil
 	}
@@ -188,30 +189,30 @@ func (h *history) record(ctx context.Context, m store.Mark) (bool, error) {
 var errBusyPeer = errors.New("its record in the other database kept changing")
 
 // flag records that own went back in time, found by a row (the second
-// line of detection): its rows stop dominating until a repair. It reports
-// whether the regression was not known before.
-func (h *history) flag(ctx context.Context) (bool, error) {
+// line of detection): its rows stop dominating until a repair. It returns
+// since when the regression is recorded, and whether it was not before.
+func (h *history) flag(ctx context.Context) (time.Time, bool, error) {
 	for range casAttempts {
 		p, err := h.other.Peer(ctx, h.own.Role())
 		if err != nil {
-			return false, err
+			return time.Time{}, false, err
 		}
 		if p.Regressed() {
 			h.set(true)
-			return false, nil
+			return p.RegressedAt, false, nil
 		}
 		next := p
-		next.RegressedAt = domain.Millis(time.Now())
+		next.RegressedAt = h.now()
 		ok, err := h.other.SetPeer(ctx, h.own.Role(), p, next)
 		if err != nil {
-			return false, err
+			return time.Time{}, false, err
 		}
 		if ok {
 			h.set(true)
-			return true, nil
+			return next.RegressedAt, true, nil
 		}
 	}
-	return false, errBusyPeer
+	return time.Time{}, false, errBusyPeer
 }
 
 // clear ends a regression found at `at`, once repaired: the record of
@@ -265,20 +266,21 @@ func (e *Engine) vouch(ctx context.Context, known regression, srcs regression) e
 }
 
 // regressionFound logs a regression newly found and starts the repair runs.
-func (e *Engine) regressionFound(ctx context.Context, db store.Role) {
+func (e *Engine) regressionFound(ctx context.Context, db store.Role, at time.Time) {
 	event.Log(ctx, e.o.Logger, slog.LevelError, event.DatabaseRegressed,
 		"a database went back in time (restored or rebuilt): it lacks a point of its history the other database had seen; "+
 			"its rows are merged field by field until a repair run has compared every row",
 		"database", string(db))
-	e.repairAll(ctx)
+	e.repairAll(ctx, at)
 }
 
-// repairAll starts a repair run of each entity (unless one started lately).
-func (e *Engine) repairAll(ctx context.Context) {
+// repairAll starts a repair run of each entity, unless one was started
+// since the regression found at `since`.
+func (e *Engine) repairAll(ctx context.Context, since time.Time) {
 	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	for _, ent := range []domain.Entity{domain.EntityProduct, domain.EntityUser} {
-		e.repair(c, ent)
+		e.repair(c, ent, since)
 	}
 }
 
@@ -325,11 +327,11 @@ func (e *Engine) endRepair(ctx context.Context, h *history, at time.Time) error 
 			return err
 		}
 		switch st.RuntimeStatus {
-		case "Completed":
+		case RunCompleted:
 			if _, ok := done[r.Entity]; !ok {
 				done[r.Entity] = st
 			}
-		case "Pending", "Running":
+		case RunPending, RunRunning:
 			under[r.Entity] = true
 		}
 	}
@@ -337,7 +339,7 @@ func (e *Engine) endRepair(ctx context.Context, h *history, at time.Time) error 
 	for _, ent := range ents {
 		if _, ok := done[ent]; !ok {
 			if !under[ent] {
-				e.repair(ctx, ent)
+				e.repair(ctx, ent, at)
 			}
 			return nil
 		}
@@ -383,21 +385,19 @@ func (e *Engine) WatchDatabases(ctx context.Context, every time.Duration) {
 // compares every range and syncs only the items that differ.
 const TriggerRepair = "repair"
 
-// repairQuiet is how long after a repair run of an entity no other starts:
-// instances starting together, or items of one restore, start one.
-const repairQuiet = 10 * time.Minute
-
-// repair starts a full run of the entity unless one started within
-// repairQuiet.
-func (e *Engine) repair(ctx context.Context, ent domain.Entity) {
+// repair starts a repair run of the entity unless one was started since
+// `since` (the regression's finding: a run started before it may have
+// compared rows before the database went back in time) and has not failed. Instances finding
+// one regression record it once (compare and set), so one set starts.
+func (e *Engine) repair(ctx context.Context, ent domain.Entity, since time.Time) {
 	runs, err := e.rec.ListRuns(ctx, 20)
 	if err != nil {
 		e.o.Logger.Error("could not start a repair run", "entity", ent, "err", err)
 		return
 	}
 	for _, r := range runs {
-		if r.Trigger == TriggerRepair && r.Entity == ent && e.now().Sub(r.CreatedTime) < repairQuiet {
-			return
+		if r.Trigger == TriggerRepair && r.Entity == ent && !r.CreatedTime.Before(since) && r.Status != RunFailed {
+			return // a failed one is followed by another
 		}
 	}
 	st, err := e.Start(ctx, StartRequest{Name: "RepairAfterRegression", Trigger: TriggerRepair, Entity: ent, Mode: ModeDiff})

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"testing"
+	"time"
 
 	"dualsync/internal/memdb"
 	"dualsync/internal/store"
@@ -22,7 +23,7 @@ func TestHistoryRecord(t *testing.T) {
 		}
 	}
 	var found []store.Role
-	h := newHistory(own, other, regPrimary, func(_ context.Context, r store.Role) { found = append(found, r) })
+	h := newHistory(own, other, regPrimary, func(_ context.Context, r store.Role, _ time.Time) { found = append(found, r) }, time.Now)
 	vouch := func(step string, want bool) {
 		t.Helper()
 		got, err := h.vouch(ctx)

@@ -208,7 +208,7 @@ func New(primary, fallback store.DB, items, plans Sender, rec Recorder, o Option
 	}
 	e := &Engine{primary: primary, fallback: fallback, items: items, plans: plans, rec: rec, o: o,
 		rangeSlots: make(chan struct{}, o.RangeWorkers)}
-	e.hist = []*history{newHistory(primary, fallback, regPrimary, e.regressionFound), newHistory(fallback, primary, regFallback, e.regressionFound)}
+	e.hist = []*history{newHistory(primary, fallback, regPrimary, e.regressionFound, e.now), newHistory(fallback, primary, regFallback, e.regressionFound, e.now)}
 	return e
 }
 
@@ -417,7 +417,7 @@ func (e *Engine) logRegression(ctx context.Context, m Message, id int64, reg reg
 		if reg&h.bit == 0 {
 			continue
 		}
-		newly, err := h.flag(ctx)
+		at, newly, err := h.flag(ctx)
 		if err != nil {
 			e.o.Logger.Warn("could not record that a database went back in time; the next check will", "database", h.own.Role(), "err", err)
 		}
@@ -428,7 +428,7 @@ func (e *Engine) logRegression(ctx context.Context, m Message, id int64, reg reg
 			"a database went back in time (restored or rebuilt): it lacks writes of its own that the other had synced; "+
 				"its rows are merged field by field until a repair run has compared every row",
 			"database", string(h.own.Role()), "entity", m.Entity, "id", id, "runId", m.Run)
-		e.repairAll(ctx)
+		e.repairAll(ctx, at)
 	}
 }
 
