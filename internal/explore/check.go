@@ -2,16 +2,15 @@ package explore
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"dualsync/internal/domain"
-	"dualsync/internal/memdb"
 	"dualsync/internal/store"
 	"dualsync/internal/syncer"
-	"dualsync/internal/table"
 )
 
 // Violation is one broken guarantee.
@@ -102,9 +101,33 @@ func (w *world) drain(rng *rand.Rand) bool {
 func (w *world) outboxDepth() int {
 	n := 0
 	for _, r := range []store.Role{store.RolePrimary, store.RoleFallback} {
-		n += len(w.data[r].Snapshot().Outbox())
+		w.inspect(r, func(db store.DB) {
+			d, err := db.OutboxDepth(w.ctx)
+			if err != nil {
+				w.violate("engine_error", "outbox depth of the %s: %v", r, err)
+			}
+			n += int(d)
+		})
 	}
 	return n
+}
+
+// contents reads every row of database r, tombstones included.
+func (w *world) contents(r store.Role) map[itemKey]row {
+	var (
+		ps  []domain.Product
+		us  []domain.User
+		err error
+	)
+	w.inspect(r, func(db store.DB) {
+		if ps, err = db.ProductsInRange(w.ctx, 0, math.MaxInt64); err == nil {
+			us, err = db.UsersInRange(w.ctx, 0, math.MaxInt64)
+		}
+	})
+	if err != nil {
+		w.violate("engine_error", "reading the %s: %v", r, err)
+	}
+	return rows(ps, us)
 }
 
 // quiesce heals every fault, publishes what instances hold, relays and
@@ -161,20 +184,24 @@ func (w *world) check() {
 	if w.restores == 0 && strings.Contains(w.logs.String(), `"event":"database_regressed"`) {
 		w.violate("false_regression", "database_regressed logged though no database was restored or rebuilt")
 	}
-	ps, fs := w.data[store.RolePrimary].Snapshot(), w.data[store.RoleFallback].Snapshot()
-	if n := len(ps.Outbox()) + len(fs.Outbox()); n > 0 {
+	if n := w.outboxDepth(); n > 0 {
 		w.violate("outbox_not_drained", "%d outbox entries left after quiescing", n)
 	}
-	for _, r := range []struct {
-		of   store.Role
-		peer store.Peer
-	}{{store.RolePrimary, fs.Peer(store.RolePrimary)}, {store.RoleFallback, ps.Peer(store.RoleFallback)}} {
-		if r.peer.Regressed() {
+	for _, of := range []store.Role{store.RolePrimary, store.RoleFallback} {
+		var (
+			peer store.Peer
+			err  error
+		)
+		w.inspect(other(of), func(db store.DB) { peer, err = db.Peer(w.ctx, of) })
+		if err != nil {
+			w.violate("engine_error", "reading the %s's record of the %s: %v", other(of), of, err)
+		}
+		if peer.Regressed() {
 			w.violate("regression_not_repaired", "the %s is still recorded as gone back in time (since %s) after its repair runs ended",
-				r.of, domain.FormatTime(r.peer.RegressedAt))
+				of, domain.FormatTime(peer.RegressedAt))
 		}
 	}
-	prows, frows := rows(ps), rows(fs)
+	prows, frows := w.contents(store.RolePrimary), w.contents(store.RoleFallback)
 	for _, k := range union(prows, frows) {
 		p, pok := prows[k]
 		f, fok := frows[k]
@@ -203,9 +230,9 @@ type row struct {
 
 func ms(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
-func rows(s *memdb.Snapshot) map[itemKey]row {
+func rows(ps []domain.Product, us []domain.User) map[itemKey]row {
 	out := map[itemKey]row{}
-	for _, p := range s.Products() {
+	for _, p := range ps {
 		del := ""
 		if p.DeletedAt != nil {
 			del = ms(*p.DeletedAt)
@@ -218,7 +245,7 @@ func rows(s *memdb.Snapshot) map[itemKey]row {
 				p.Name, ms(p.NameAt), p.Description, ms(p.DescriptionAt), p.Price, ms(p.PriceAt), ms(p.CreatedAt), ms(p.UpdatedAt), del, p.Ver.P, p.Ver.F),
 		}
 	}
-	for _, u := range s.Users() {
+	for _, u := range us {
 		del := ""
 		if u.DeletedAt != nil {
 			del = ms(*u.DeletedAt)
@@ -337,24 +364,8 @@ func (w *world) checkRuns() {
 				st.CustomStatus.Trigger, st.CustomStatus.Mode, st.RuntimeStatus, st.CustomStatus.Done, st.CustomStatus.Total)
 			continue
 		}
-		w.rec.mu.Lock()
-		rr := w.rec.runs[id]
-		results := map[itemKey]table.Result{}
-		for k, r := range rr.results {
-			results[k] = r
-		}
-		var want []int64
-		if st.CustomStatus.Mode == syncer.ModeFull {
-			for _, p := range rr.pages {
-				want = append(want, p.IDs...)
-			}
-		} else {
-			for _, rg := range rr.ranges {
-				want = append(want, rg.Differ...)
-			}
-		}
-		compared := rr.compared
-		w.rec.mu.Unlock()
+		d := w.rec.detail(id)
+		results, want, compared := d.results, d.want, d.compared
 		cs := st.CustomStatus
 		if cs.Done != cs.Total || int64(len(results))+compared != cs.Total || len(want) != len(results) {
 			w.violate("run_counts", "run %s (%s %s): total %d, done %d, %d results + %d compared, %d items to record; counts %v",

@@ -27,9 +27,13 @@ type Outcome struct {
 	Restored   bool
 }
 
-// Run runs a history and checks it.
-func Run(h History) Outcome {
-	w := newWorld(h.Offsets)
+// Run runs a history in memory and checks it.
+func Run(h History) Outcome { return runOn(h, newMemBackend()) }
+
+// runOn runs a history on backend b and checks it.
+func runOn(h History, b backend) Outcome {
+	defer b.close()
+	w := newWorld(h.Offsets, b)
 	for i, s := range h.Steps {
 		w.desc = append(w.desc, fmt.Sprintf("%2d. +%v %s", i, s.DT, w.exec(i, s)))
 	}
@@ -41,19 +45,25 @@ func Run(h History) Outcome {
 		in.p.Close()
 		in.f.Close()
 	}
+	for _, db := range w.look {
+		db.Close()
+	}
 	return Outcome{Violations: w.viols, Steps: w.desc, Restored: w.restores > 0}
 }
 
 // Shrink removes steps from a failing history while it still fails with a
 // violation of the same kind (delta debugging: chunks of halving size, then
 // single steps, until nothing more can go).
-func Shrink(h History, kind string, budget int) History {
+func Shrink(h History, kind string, budget int) History { return shrinkWith(h, kind, budget, Run) }
+
+// shrinkWith is Shrink with the histories run by run.
+func shrinkWith(h History, kind string, budget int, run func(History) Outcome) History {
 	fails := func(c History) bool {
 		if budget <= 0 {
 			return false
 		}
 		budget--
-		return slices.ContainsFunc(Run(c).Violations, func(v Violation) bool { return v.Kind == kind })
+		return slices.ContainsFunc(run(c).Violations, func(v Violation) bool { return v.Kind == kind })
 	}
 	for n := len(h.Steps) / 2; n >= 1; {
 		removed := false

@@ -157,7 +157,7 @@ func (w *world) exec(i int, s Step) string {
 		return fmt.Sprintf("queue down: %v", down)
 	case kBackup:
 		r := roleOf(s.P[1])
-		snap := &snapshot{role: r, snap: w.data[r].Snapshot(), taken: w.now, step: i, held: clone(w.held[r])}
+		snap := &snapshot{role: r, snap: w.b.backup(r), taken: w.now, step: i, held: clone(w.held[r])}
 		w.snaps = append(w.snaps, snap)
 		return fmt.Sprintf("backup %s (b%d)", r, len(w.snaps)-1)
 	case kRestore:
@@ -266,7 +266,11 @@ func (w *world) restore(s Step) string {
 			wr.lost = true
 		}
 	}
-	w.data[r].Restore(sn.snap)
+	if sn.initial {
+		w.b.rebuild(r)
+	} else {
+		w.b.restore(r, sn.snap)
+	}
 	w.held[r] = clone(sn.held)
 	w.restores++
 	w.now = w.now.Add(restartGap)

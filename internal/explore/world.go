@@ -153,7 +153,7 @@ type obs struct {
 // snapshot is a backup with what its database held.
 type snapshot struct {
 	role    store.Role
-	snap    *memdb.Snapshot
+	snap    any // the backend's backup; nil for the initial (empty) one
 	taken   time.Time
 	step    int
 	held    map[itemKey]uint64
@@ -174,7 +174,7 @@ type instance struct {
 	n      int
 	offset time.Duration
 	gen    int // restarts
-	p, f   *memdb.DB
+	p, f   store.DB
 	tp, tf *tracked
 	gp, gf *ids.Guard
 	fo     *failover.Failover
@@ -192,12 +192,12 @@ type runItem struct {
 type world struct {
 	ctx   context.Context
 	now   time.Time
-	data  map[store.Role]*memdb.Data
+	b     backend
 	fault map[store.Role]*fault
 	recF  *fault
-	look  map[store.Role]*memdb.DB // the explorer's own handles (bypassing faults)
+	look  map[store.Role]store.DB // the explorer's own handles (bypassing faults)
 	q     *Queue
-	rec   *Recorder
+	rec   recorder
 	logs  *lockedBuffer
 	log   *slog.Logger
 	insts []*instance
@@ -219,14 +219,14 @@ type world struct {
 	desc    []string // what each step did, for a readable history
 }
 
-func newWorld(offsets []time.Duration) *world {
+func newWorld(offsets []time.Duration, b backend) *world {
 	w := &world{
 		ctx:    context.Background(),
 		now:    epoch,
-		data:   map[store.Role]*memdb.Data{},
+		b:      b,
 		fault:  map[store.Role]*fault{},
 		recF:   &fault{},
-		look:   map[store.Role]*memdb.DB{},
+		look:   map[store.Role]store.DB{},
 		q:      &Queue{},
 		logs:   &lockedBuffer{},
 		held:   map[store.Role]map[itemKey]uint64{store.RolePrimary: {}, store.RoleFallback: {}},
@@ -236,19 +236,14 @@ func newWorld(offsets []time.Duration) *world {
 		wrote:  map[runItem][]string{},
 	}
 	w.log = slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	w.rec = NewRecorder()
-	w.rec.Clock = func() time.Time { return w.now }
-	w.rec.Fault = w.recF.recorder
+	w.rec = b.recorder(w.recF, func() time.Time { return w.now })
 	for _, r := range []store.Role{store.RolePrimary, store.RoleFallback} {
-		d := memdb.New(r)
-		f := &fault{}
-		d.SetFaults(f.before, f.afterOp)
-		w.data[r], w.fault[r] = d, f
-		w.look[r] = d.Open(func() time.Time { return w.now })
+		w.fault[r] = &fault{}
+		w.look[r] = b.open(r, func() time.Time { return w.now }, w.fault[r])
 		if err := w.look[r].Migrate(w.ctx); err != nil {
 			panic(err)
 		}
-		w.snaps = append(w.snaps, &snapshot{role: r, snap: d.Snapshot(), taken: w.now, held: map[itemKey]uint64{}, initial: true})
+		w.snaps = append(w.snaps, &snapshot{role: r, taken: w.now, held: map[itemKey]uint64{}, initial: true})
 	}
 	for i, off := range offsets {
 		in := &instance{n: i, offset: off}
@@ -275,7 +270,8 @@ func (w *world) start(in *instance) {
 	in.gen++
 	in.held = nil
 	clock := func() time.Time { return w.now.Add(in.offset) }
-	in.p, in.f = w.data[store.RolePrimary].Open(clock), w.data[store.RoleFallback].Open(clock)
+	in.p = w.b.open(store.RolePrimary, clock, w.fault[store.RolePrimary])
+	in.f = w.b.open(store.RoleFallback, clock, w.fault[store.RoleFallback])
 	in.tp, in.tf = &tracked{DB: in.p, w: w, role: store.RolePrimary}, &tracked{DB: in.f, w: w, role: store.RoleFallback}
 	in.eng = syncer.New(in.tp, in.tf, w.q, w.q, w.rec, syncer.Options{
 		Logger: w.log, Clock: clock, PageSize: pageSize, SendWorkers: 1,
@@ -296,7 +292,7 @@ func (w *world) start(in *instance) {
 }
 
 // inspect runs fn with the explorer's handle on db, faults bypassed.
-func (w *world) inspect(r store.Role, fn func(db *memdb.DB)) {
+func (w *world) inspect(r store.Role, fn func(db store.DB)) {
 	w.fault[r].setBypass(true)
 	defer w.fault[r].setBypass(false)
 	fn(w.look[r])
@@ -308,7 +304,7 @@ func (w *world) loadVer(r store.Role, k itemKey) (domain.Vector, bool) {
 		v  domain.Vector
 		ok bool
 	)
-	w.inspect(r, func(db *memdb.DB) {
+	w.inspect(r, func(db store.DB) {
 		if k.e == domain.EntityUser {
 			u, found, _ := db.LoadUser(w.ctx, k.id)
 			v, ok = u.Ver, found
