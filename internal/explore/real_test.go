@@ -26,19 +26,26 @@ func TestExploreOnPostgresAndAzurite(t *testing.T) {
 		t.Skip("real PostgreSQL and Azurite: not in -short")
 	}
 	storage := testenv.Storage(t)
-	first := uint64(1)
+	// EXPLORE_REAL_SEED and EXPLORE_REAL_N move and widen the sample.
+	first, n := uint64(1), uint64(realSeeds)
 	if s := os.Getenv("EXPLORE_REAL_SEED"); s != "" {
 		fmt.Sscan(s, &first)
 	}
+	if s := os.Getenv("EXPLORE_REAL_N"); s != "" {
+		fmt.Sscan(s, &n)
+	}
 	start := time.Now()
-	ran, restored, failed := 0, 0, 0
-	for seed := first; seed < first+realSeeds; seed++ {
+	ran, restored, failed, faulted := 0, 0, 0, 0
+	for seed := first; seed < first+n; seed++ {
 		h := Generate(seed)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			out := runOn(h, newRealBackend(t, storage))
 			ran++
 			if out.Restored {
 				restored++
+			}
+			if strings.Contains(strings.Join(out.Steps, "\n"), "(fired true)") {
+				faulted++
 			}
 			if len(out.Violations) == 0 {
 				return
@@ -53,6 +60,9 @@ func TestExploreOnPostgresAndAzurite(t *testing.T) {
 				strings.Join(again.Steps, "\n  "), again.Violations)
 		})
 	}
-	t.Logf("%d histories on PostgreSQL and Azurite in %v: %d with violations, %d with a restore or rebuild",
-		ran, time.Since(start).Round(time.Millisecond), failed, restored)
+	t.Logf("%d histories on PostgreSQL and Azurite in %v: %d with violations, %d with a restore or rebuild, %d with an injected crash",
+		ran, time.Since(start).Round(time.Millisecond), failed, restored, faulted)
+	if ran == int(n) && (restored == 0 || faulted == 0) {
+		t.Errorf("the sample restored %d and crashed %d histories: it no longer exercises the real backend's backups or faults", restored, faulted)
+	}
 }
