@@ -6,7 +6,9 @@
 // clock offsets), runs the real sync engine over in-memory databases
 // (internal/memdb), Table Storage (Recorder) and queues (Queue), and checks
 // each quiesced history against a model of README's guarantees. A failing
-// history is shrunk to a minimal one that still fails the same way.
+// history is shrunk to a minimal one that still fails the same way. The
+// same histories also run on the real adapters (PostgreSQL, table.Store on
+// Azurite): see backend and TestExploreOnPostgresAndAzurite.
 package explore
 
 import (
