@@ -584,7 +584,7 @@
         el('td', { 'data-label': 'Entity', text: it.entity }),
         el('td', { 'data-label': 'Outcome' }, outcomeBadge(it.status), it.retry ? el('span', { class: 'small muted', text: ` retry ${it.retry}` }) : null),
         el('td', { class: 'reason-cell', 'data-label': 'Reason' }, waiting ? waitingText(it) : it.reason || ''),
-        el('td', { class: 'num', 'data-label': 'Attempts', title: 'failed attempts before this outcome', text: num(it.attempts || 0) }),
+        el('td', { class: 'num', 'data-label': 'Attempts', title: 'failed attempts before this outcome', text: num(attemptsOf(it)) }),
         el('td', { 'data-label': 'Recorded' }, timeEl(it.at)),
         el('td', { 'data-label': 'Detail' }, toggle));
       // The detail opens in a row of its own, the table's full width, so a
@@ -614,6 +614,14 @@
     $('#items-prev').disabled = state.page === 0;
     $('#items-next').disabled = !state.next;
     $('#items-page').textContent = `Page ${state.page + 1}` + (items.length ? ` · ${plural(items.length, 'item')}` : '');
+  }
+
+  // Failed attempts before an outcome: the recorded count, or for an
+  // outcome recorded without one (a conflict that gave up) its reason's.
+  function attemptsOf(it) {
+    if (it.attempts) return it.attempts;
+    const m = /gave up after (\d+) attempts/.exec(it.reason || '');
+    return m ? Number(m[1]) : 0;
   }
 
   // ---- find ----
