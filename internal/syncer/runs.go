@@ -65,8 +65,8 @@ type CustomStatus struct {
 	Differs *int64           `json:"differs,omitempty"` // verify runs: items found differing
 	// Compared counts the items a diff or verify run found unchanged in
 	// bulk: in Counts and Done, without a result of their own to list.
-	Compared int64 `json:"compared,omitempty"`
-	Reason  string           `json:"reason,omitempty"`
+	Compared int64  `json:"compared,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 	// Waiting says why a run that has not moved for a while waits (stalled.go).
 	Waiting         string `json:"waiting,omitempty"`
 	OutputTruncated bool   `json:"outputTruncated,omitempty"`
