@@ -349,13 +349,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	wait("the day filtered by id", fmt.Sprintf(`(() => { const r = document.querySelectorAll('#items > tbody > tr:not(.extra)');
 		return r.length === 1 && r[0].children[0].textContent === '%d' && !document.querySelector('#items-id-clear').hidden; })()`, created.ID))
 
-	// Retry the product run's failed item once the fallback takes it.
+	// Retry the product run's failed item once the fallback takes it. The
+	// run keeps its own duration; the retry round gets one of its own.
+	ownDuration := func() string {
+		return eval(row(productRun) + `.querySelector('td[data-label="Duration"]').firstChild.textContent`)
+	}
+	durationBefore := ownDuration()
 	exec("ALTER TABLE products DROP CONSTRAINT browser_test_refuses")
 	do("open the product run", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))))
 	wait("the retry button", `!document.querySelector('#retry-failed').disabled && !document.querySelector('#detail-retry').hidden`)
 	do("retry the failed items", chromedp.Click(chromedp.ID("retry-failed")))
 	wait("the retried run to complete", row(productRun)+`.querySelector('.badge').textContent === 'Completed · 1 conflict'`)
 	wantProduct["created"], wantProduct["failed"] = "4", "0"
+	if got := ownDuration(); got != durationBefore {
+		t.Errorf("the retry changed the run's own duration from %q to %q", durationBefore, got)
+	}
+	if got := eval(`(` + row(productRun) + `.querySelector('.retry-duration') || {}).textContent || ''`); !strings.HasPrefix(got, " retry ") {
+		t.Errorf("the retried run's duration cell has no retry duration: %q", got)
+	}
 	if c := counts(productRun); fmt.Sprint(c) != fmt.Sprint(wantProduct) {
 		t.Errorf("after the retry the page shows %v, want %v", c, wantProduct)
 	}

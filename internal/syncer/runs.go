@@ -65,8 +65,13 @@ type CustomStatus struct {
 	Differs *int64           `json:"differs,omitempty"` // verify runs: items found differing
 	// Compared counts the items a diff or verify run found unchanged in
 	// bulk: in Counts and Done, without a result of their own to list.
-	Compared int64  `json:"compared,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	Compared int64 `json:"compared,omitempty"`
+	// FinishedTime is when the run's own items were done, once a retry
+	// round has moved lastUpdatedTime on; RetryStartedTime when the latest
+	// retry round started. Absent before a retry.
+	FinishedTime     string `json:"finishedTime,omitempty"`
+	RetryStartedTime string `json:"retryStartedTime,omitempty"`
+	Reason           string `json:"reason,omitempty"`
 	// Waiting says why a run that has not moved for a while waits (stalled.go).
 	Waiting         string `json:"waiting,omitempty"`
 	OutputTruncated bool   `json:"outputTruncated,omitempty"`
@@ -468,6 +473,12 @@ func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) 
 	cs := CustomStatus{Entity: run.Entity, Trigger: run.Trigger, Reason: run.Reason, Counts: map[string]int64{}, RetryRound: run.RetryRound, Mode: modeOf(run)}
 	for _, s := range Statuses {
 		cs.Counts[s] = 0
+	}
+	if !run.FinishedTime.IsZero() {
+		cs.FinishedTime = domain.FormatTime(run.FinishedTime)
+	}
+	if !run.RetryStartedTime.IsZero() {
+		cs.RetryStartedTime = domain.FormatTime(run.RetryStartedTime)
 	}
 	status := run.Status
 	switch status {

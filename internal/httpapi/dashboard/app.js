@@ -121,10 +121,18 @@
   const num = (n) => Number(n || 0).toLocaleString('en-US');
   const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : (many || one + 's')}`;
   const isActive = (r) => ACTIVE.has(r.runtimeStatus);
+  // A run's own duration: to its end, or to finishedTime once a retry
+  // round moved lastUpdatedTime on. A retry round has its own.
   function elapsed(r) {
     const start = Date.parse(r.createdTime);
-    const end = isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime);
+    const cs = r.customStatus || {};
+    const end = cs.finishedTime ? Date.parse(cs.finishedTime) : isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime);
     return end - start;
+  }
+  function retryElapsed(r) {
+    const cs = r.customStatus || {};
+    if (!cs.retryStartedTime) return -1;
+    return (isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime)) - Date.parse(cs.retryStartedTime);
   }
   function rate(r) {
     const secs = elapsed(r) / 1000;
@@ -281,7 +289,9 @@
         el('td', { 'data-label': 'Trigger' }, cs.trigger === 'timer' ? 'nightly' : cs.trigger, modeTag(cs)),
         el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), (cs.reason || cs.waiting) ? el('span', { class: 'warn-mark', title: cs.reason || cs.waiting, 'aria-label': 'has a reason: ' + (cs.reason || cs.waiting), text: ' ⚠' }) : null),
         progressCell(r),
-        el('td', { 'data-label': 'Duration', text: duration(elapsed(r)) }),
+        el('td', { 'data-label': 'Duration' }, duration(elapsed(r)),
+          retryElapsed(r) >= 0 ? el('span', { class: 'small muted retry-duration', title: `retry round ${cs.retryRound}, started ${timeText(cs.retryStartedTime)}`,
+            text: ` retry ${duration(retryElapsed(r))}` }) : null),
         el('td', { class: 'num', 'data-label': 'Rate', text: rt ? (rt >= 10 ? Math.round(rt) : rt.toFixed(1)) + '/s' : '' }),
         OUTCOMES.map((o) => countCell(r, o)));
     });
@@ -383,7 +393,12 @@
       ];
       if (cs.waiting) pairs.push(['Waiting', cs.waiting]);
       if (cs.retrying > 0) pairs.push(['Retrying', `${plural(cs.retrying, 'item')} after a failed attempt`]);
-      if (cs.retryRound > 0) pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
+      if (cs.retryRound > 0) {
+        pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
+        if (cs.retryStartedTime) {
+          pairs.push(['Latest retry', [timeEl(cs.retryStartedTime), isActive(run) ? ` · running for ${duration(retryElapsed(run))}` : ` · took ${duration(retryElapsed(run))}`]]);
+        }
+      }
       dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
       const reason = $('#detail-reason');
       reason.hidden = !cs.reason;
