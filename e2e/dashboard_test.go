@@ -148,7 +148,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("%s: the page scrolls sideways (scrollWidth, viewport width: %s)", size, got)
 		}
 		clipped := eval(`JSON.stringify([...document.querySelectorAll('table.compare td, table.compare th')].filter(c => c.offsetParent)
-			.filter(c => { const r = c.getBoundingClientRect(); const box = c.closest('tr.extra').getBoundingClientRect();
+			.filter(c => { const r = c.getBoundingClientRect(); const box = c.closest('tr.extra, #item-body').getBoundingClientRect();
 				return c.scrollWidth > c.clientWidth + 1 || r.right > box.right + 1 || r.right > window.innerWidth || r.width < 40; })
 			.map(c => (c.dataset.side || 'field') + ':' + c.parentElement.dataset.field + ' ' + Math.round(c.getBoundingClientRect().width) + 'px'))`)
 		if clipped != "[]" {
@@ -163,6 +163,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Helper()
 		if bad := eval(`JSON.stringify([...document.querySelectorAll('time.t')].map(e => e.textContent).filter(s => !/ UTC([+-]\d\d:\d\d)?$/.test(s)))`); bad != "[]" {
 			t.Errorf("%s: times without their zone: %s", size, bad)
+		}
+		// One format in every panel: the On call panel's times too.
+		if other := eval(`(document.body.innerText.match(/\d{1,2}\/\d{1,2}\/\d{2,4}|\d\d:\d\d:\d\d (AM|PM)/g) || []).join(' ')`); other != "" {
+			t.Errorf("%s: times in another format: %s", size, other)
+		}
+		if n := eval(`String((document.querySelector('#oncall').innerText.match(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/g) || []).length)`); n == "0" {
+			t.Errorf("%s: the On call panel shows no time in the page's format", size)
 		}
 		if raw := eval(`(document.body.innerText.match(/\d{4}-\d\d-\d\dT\d\d:\d\d/g) || []).join(' ')`); raw != "" {
 			t.Errorf("%s: raw times on the page: %s", size, raw)
@@ -182,6 +189,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	wait("the product run to start", `document.querySelectorAll('#runs tbody tr').length === 2`)
 	productRun := eval(`document.querySelector('#runs tbody tr:first-child button').dataset.run`)
 	userRun := eval(`document.querySelector('#runs tbody tr:nth-child(2) button').dataset.run`)
+	// The started run is brought into view, the focus on its row.
+	wait("the started run in view", fmt.Sprintf(`(() => { const b = document.querySelector('#runs tbody button[data-run=%q]');
+		const r = b.closest('tr').getBoundingClientRect(); return document.activeElement === b && r.top >= 0 && r.bottom <= window.innerHeight; })()`, productRun))
 	wait("the product run to complete", row(productRun)+`.querySelector('.badge').textContent.startsWith('Completed')`)
 
 	counts := func(run string) map[string]string {
@@ -206,6 +216,33 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := eval(row(userRun) + `.querySelector('.badge').className`); got != "badge s-completed-conflict" {
 		t.Errorf("the user run's badge: %q, want the conflicts badge", got)
 	}
+	// Every column of the runs table fits at 1280 px and wider, with no
+	// inner scroll, and tabbing through a row scrolls nothing sideways.
+	fits := func(size string) {
+		t.Helper()
+		got := eval(`(() => { const w = document.querySelector('#runs').closest('.table-wrap'); const box = w.getBoundingClientRect();
+			const out = [...document.querySelectorAll('#runs thead th, #runs tbody td')].filter(c => c.getBoundingClientRect().right > box.right + 0.5)
+				.map(c => c.textContent.trim() || c.dataset.label);
+			return JSON.stringify({ inner: w.scrollWidth - w.clientWidth, out }); })()`)
+		if got != `{"inner":0,"out":[]}` {
+			t.Errorf("%s: the runs table does not fit: %s", size, got)
+		}
+		for i := 0; i < 40; i++ {
+			do("tab", chromedp.KeyEvent(kb.Tab))
+			if in := eval(`String(!!document.activeElement.closest('#runs'))`); in != "true" {
+				continue
+			}
+			if sc := eval(`String(document.querySelector('#runs').closest('.table-wrap').scrollLeft + window.scrollX)`); sc != "0" {
+				t.Errorf("%s: tabbing to %s scrolled the runs table sideways by %s px", size, eval(`document.activeElement.textContent`), sc)
+			}
+		}
+	}
+	fits("1440x900")
+	do("1280x800", chromedp.EmulateViewport(1280, 800))
+	do("focus the first run", chromedp.Focus(chromedp.CSS(`#runs tbody button[data-run]`)))
+	fits("1280x800")
+	do("1440x900", chromedp.EmulateViewport(1440, 900))
+
 	// The page agrees with the API (whose answers the checker validates).
 	var st runStatus
 	getJSON(t, api, s.url+"/api/product-sync/"+productRun, &st)
@@ -217,17 +254,32 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The user run's conflict count links to its conflicts.
 	do("click the user run's conflict count", chromedp.Click(chromedp.CSS(fmt.Sprintf(`a.count-link[data-run=%q][data-status="conflict"]`, userRun))))
-	wait("the user run's conflicts", `(() => { const rows = [...document.querySelectorAll('#items tbody tr:not(.extra)')];
+	wait("the user run's conflicts", `(() => { const rows = [...document.querySelectorAll('#items > tbody > tr:not(.extra)')];
 		return document.querySelector('#detail-summary').textContent.includes(`+fmt.Sprintf("%q", userRun)+`) && rows.length === 2 &&
 			rows.every(r => r.children[2].textContent.startsWith('conflict') && r.children[3].textContent !== ''); })()`)
 	if got := eval(`document.querySelector('.tab[aria-pressed="true"]').dataset.status`); got != "conflict" {
 		t.Errorf("the conflict link opened the %q items", got)
 	}
+	// No failed item: no retry button, no explanation of one.
+	if got := eval(`String(document.querySelector('#detail-retry').hidden)`); got != "true" {
+		t.Errorf("a run without failed items shows the retry line")
+	}
+	// An email clash: a comparison with the user that holds the email, not
+	// JSON; its Attempts column is filled.
+	if got := eval(`[...document.querySelectorAll('#items > tbody > tr:not(.extra) td[data-label="Attempts"]')].map(td => td.textContent).join(',')`); got != "2,2" {
+		t.Errorf("the conflicts' attempts read %q, want 2,2 (each gave up after 2 attempts)", got)
+	}
+	do("open the email clash", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
+	wait("the email clash as a comparison", `(() => { const x = document.querySelector('#items tr.extra:not([hidden])');
+		return x && x.querySelector('table.compare tr.differs[data-field="email"]') &&
+			[...x.querySelectorAll('table.compare thead th')].some(th => th.textContent.includes('holds the email')) &&
+			x.querySelector('table.compare caption').textContent.includes('ann@example.com') && !x.textContent.includes('{"'); })()`)
+	zones("1440x900 email clash")
 
 	// The product run from the keyboard: it opens on its failed item, whose
 	// reason names the constraint and counts the attempts.
 	do("open the product run with the keyboard", chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))), chromedp.KeyEvent(kb.Enter))
-	wait("the product run's failed items", `(() => { const rows = document.querySelectorAll('#items tbody tr:not(.extra)');
+	wait("the product run's failed items", `(() => { const rows = document.querySelectorAll('#items > tbody > tr:not(.extra)');
 		return rows.length === 1 && rows[0].children[0].textContent === '5' && rows[0].children[2].textContent.startsWith('failed'); })()`)
 	if got := eval(`document.querySelector('.tab[aria-pressed="true"]').dataset.status`); got != "failed" {
 		t.Errorf("the run opened on the %q items, want failed", got)
@@ -258,7 +310,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Its conflict: the comparison fills the row, the merged values say
 	// where they came from.
 	do("show the conflicts", chromedp.Click(chromedp.CSS(`.tab[data-status="conflict"]`)))
-	wait("the product conflict", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	wait("the product conflict", `(() => { const r = document.querySelector('#items > tbody > tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
 	do("open the comparison", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
 	wait("the comparison", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
 	for field, want := range map[string]string{"description": "from primary", "name": "from fallback"} {
@@ -285,17 +337,36 @@ func TestDashboardInBrowser(t *testing.T) {
 		return len(rt.Items) == 1 && rt.Items[0].ID == created.ID
 	})
 	do("show today's real-time outcomes", chromedp.Click(chromedp.CSS(`#realtime button[type="submit"]`)))
-	wait("the real-time failure on the page", fmt.Sprintf(`(() => { const r = document.querySelector('#items tbody tr:not(.extra)');
+	wait("the real-time failure on the page", fmt.Sprintf(`(() => { const r = document.querySelector('#items > tbody > tr:not(.extra)');
 		return document.querySelector('#detail-heading').textContent.startsWith('Real-time outcomes') && r && r.children[0].textContent === '%d' &&
 			r.querySelector('.reason-cell').textContent.includes('browser_test_refuses'); })()`, created.ID))
+	// Real-time failures are not a run's: no retry button, no explanation.
+	if got := eval(`String(document.querySelector('#detail-retry').hidden && document.querySelector('#retry-failed').offsetParent === null)`); got != "true" {
+		t.Errorf("a real-time day shows the retry line")
+	}
+	// Filter the day's items by id: the failure, either entity.
+	do("filter the day by id", chromedp.SetValue(chromedp.ID("items-id"), fmt.Sprint(created.ID)), chromedp.Click(chromedp.CSS(`#items-find button[type="submit"]`)))
+	wait("the day filtered by id", fmt.Sprintf(`(() => { const r = document.querySelectorAll('#items > tbody > tr:not(.extra)');
+		return r.length === 1 && r[0].children[0].textContent === '%d' && !document.querySelector('#items-id-clear').hidden; })()`, created.ID))
 
-	// Retry the product run's failed item once the fallback takes it.
+	// Retry the product run's failed item once the fallback takes it. The
+	// run keeps its own duration; the retry round gets one of its own.
+	ownDuration := func() string {
+		return eval(row(productRun) + `.querySelector('td[data-label="Duration"]').firstChild.textContent`)
+	}
+	durationBefore := ownDuration()
 	exec("ALTER TABLE products DROP CONSTRAINT browser_test_refuses")
 	do("open the product run", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-run=%q]`, productRun))))
 	wait("the retry button", `!document.querySelector('#retry-failed').disabled && !document.querySelector('#detail-retry').hidden`)
 	do("retry the failed items", chromedp.Click(chromedp.ID("retry-failed")))
 	wait("the retried run to complete", row(productRun)+`.querySelector('.badge').textContent === 'Completed · 1 conflict'`)
 	wantProduct["created"], wantProduct["failed"] = "4", "0"
+	if got := ownDuration(); got != durationBefore {
+		t.Errorf("the retry changed the run's own duration from %q to %q", durationBefore, got)
+	}
+	if got := eval(`(` + row(productRun) + `.querySelector('.retry-duration') || {}).textContent || ''`); !strings.HasPrefix(got, " retry ") {
+		t.Errorf("the retried run's duration cell has no retry duration: %q", got)
+	}
 	if c := counts(productRun); fmt.Sprint(c) != fmt.Sprint(wantProduct) {
 		t.Errorf("after the retry the page shows %v, want %v", c, wantProduct)
 	}
@@ -308,6 +379,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	do("search item 5", chromedp.SetValue(chromedp.ID("search-id"), "5"), chromedp.Click(chromedp.CSS(`#search button[type="submit"]`)))
 	wait("item 5's history", `!document.querySelector('#item').hidden && document.querySelector('#item-body').textContent.includes('retry round 1') &&
 		document.querySelectorAll('#item-body ol.attempts li').length === 2`)
+	// Find an item with a comparison: the conflict's, below its history.
+	do("search item 9", chromedp.SetValue(chromedp.ID("search-id"), "9"), chromedp.Click(chromedp.CSS(`#search button[type="submit"]`)))
+	wait("item 9's comparison", `document.querySelector('#item-heading').textContent.startsWith('Product 9') &&
+		document.querySelectorAll('#item-body table.compare td[data-side="merged"]').length > 5`)
+	// Filter a tab by id: item 7 in All items; none in Failed, which says
+	// what its outcome is.
+	do("all items", chromedp.Click(chromedp.CSS(`.tab[data-status=""]`)))
+	do("filter id 7", chromedp.SetValue(chromedp.ID("items-id"), "7"), chromedp.Click(chromedp.CSS(`#items-find button[type="submit"]`)))
+	wait("item 7 alone", `(() => { const r = document.querySelectorAll('#items > tbody > tr:not(.extra)');
+		return r.length === 1 && r[0].children[0].textContent === '7' && r[0].children[2].textContent.startsWith('unchanged'); })()`)
+	do("failed tab", chromedp.Click(chromedp.CSS(`.tab[data-status="failed"]`)))
+	wait("no failed item 7", `document.querySelectorAll('#items > tbody > tr').length === 0 && !document.querySelector('#items-empty').hidden &&
+		document.querySelector('#items-empty').textContent.includes('product 7 is unchanged')`)
+	do("show all", chromedp.Click(chromedp.ID("items-id-clear")))
+	wait("the filter cleared", `document.querySelector('#items-id-clear').hidden && document.querySelector('#items-id').value === ''`)
 	// Find a run by id, and filter the runs.
 	do("search the user run", chromedp.SetValue(chromedp.ID("search-id"), userRun), chromedp.Click(chromedp.CSS(`#search button[type="submit"]`)))
 	wait("the user run by id", `document.querySelector('#detail-summary').textContent.includes(`+fmt.Sprintf("%q", userRun)+`)`)
@@ -326,8 +412,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	wait("auto-refresh to stop", `document.querySelector('#refresh-state').textContent.includes('auto-refresh off')`)
 	before := b.apiRequests()
 	time.Sleep(5 * time.Second) // more than twice the page's polling interval
-	if after := b.apiRequests(); after != before {
-		t.Errorf("the page made %d API calls while nothing was running", after-before)
+	// At most one refresh of the On call panel (every 15 s: health, the
+	// runs and today's three real-time counts), nothing of the runs'.
+	if after := b.apiRequests(); after-before > 5 {
+		t.Errorf("the page made %d API calls in 5 s while nothing was running", after-before)
 	}
 
 	// The conflict through a link, at desktop size, then
@@ -335,19 +423,23 @@ func TestDashboardInBrowser(t *testing.T) {
 	// the screen, the comparison not clipped.
 	open := s.url + "/api/dashboard?code=" + key + "#run=" + productRun + "&status=conflict"
 	do("open the product run's conflicts by link", chromedp.Navigate(open))
-	wait("the linked conflict", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	wait("the linked conflict", `(() => { const r = document.querySelector('#items > tbody > tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
 	do("open the comparison", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
 	wait("the comparison", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
 	layout("1440x900")
 	zones("1440x900")
 
 	do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload())
-	wait("the linked conflict on a phone", `(() => { const r = document.querySelector('#items tbody tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
+	wait("the linked conflict on a phone", `(() => { const r = document.querySelector('#items > tbody > tr:not(.extra)'); return r && r.children[0].textContent === '9'; })()`)
 	b.screenshotTo(t, filepath.Join(testenv.RepoRoot(t), ".run", "dashboard-phone.png"))
 	do("open the comparison on a phone", chromedp.Click(chromedp.CSS(`#items tbody tr button.toggle`)))
 	wait("the comparison on a phone", `document.querySelectorAll('#items tr.extra:not([hidden]) table.compare tbody tr').length > 5`)
 	layout("390x844")
 	zones("390x844")
+	// The comparison keeps its column labels on a phone.
+	if got := eval(`[...document.querySelectorAll('#items tr.extra:not([hidden]) table.compare thead th')].filter(th => th.getBoundingClientRect().height > 0).map(th => th.textContent).join(',')`); got != "Field,primary,fallback,merged" {
+		t.Errorf("390x844: the comparison's visible column labels: %q", got)
+	}
 	hidden := eval(`JSON.stringify([...document.querySelectorAll('#runs tbody tr:first-child td')].filter(td =>
 		['Started', 'Status', 'Progress', 'Conflict', 'Failed'].includes(td.dataset.label)).filter(td => {
 			const r = td.getBoundingClientRect(); return r.width < 30 || r.height < 10 || r.left < 0 || r.right > window.innerWidth; })

@@ -67,7 +67,7 @@ func TestDashboardVerifyRun(t *testing.T) {
 	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#runs tbody button[data-run]`))); err != nil {
 		t.Fatal(err)
 	}
-	wait("two drift reports", `document.querySelectorAll('#items details.drift').length === 2`)
+	wait("two drift reports", `document.querySelectorAll('#items .drift').length === 2`)
 	// Product 3: both rows, the name marked as differing; product 1: no fallback row.
 	// Each item's drift report is in the full-width row below it.
 	wait("product 3's rows side by side", `(() => {
@@ -79,8 +79,33 @@ func TestDashboardVerifyRun(t *testing.T) {
 		return name && name.cells[1].textContent === 'Changed by SQL' && name.cells[2].textContent === 'Before' &&
 			price && !price.classList.contains('differs') &&
 			r1.querySelector('table.compare tr[data-field="name"]').cells[2].textContent === '(no row)' &&
-			r1.querySelector('summary').textContent.includes('missing_fallback');
+			r1.querySelector('caption').textContent.includes('missing_fallback');
 	})()`)
+	// One click shows the comparison, its times in the page's zone and its
+	// version vectors as counters, not JSON.
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#items tr[data-item="product-3"] button.toggle`))); err != nil {
+		t.Fatal(err)
+	}
+	wait("product 3's comparison after one click", `(() => {
+		const x = document.querySelector('#items tr.extra[data-for="product-3"]');
+		const c = x && x.querySelector('table.compare');
+		if (!c || c.getBoundingClientRect().height === 0) return false;
+		const v = c.querySelector('tr[data-field="version"] td[data-side="primary"]').textContent;
+		const t = c.querySelector('tr[data-field="updatedAt"] td[data-side="primary"]').textContent;
+		return /^primary \d+ · fallback \d+$/.test(v) && / UTC([+-]\d\d:\d\d)?$/.test(t) && !x.textContent.includes('{"') && !/\dT\d/.test(x.textContent);
+	})()`)
+	// No retry line on a verify run.
+	if v, _ := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector('#detail-retry').hidden`)); !v {
+		t.Errorf("a verify run shows the retry line")
+	}
+	// Product 5, the same in both, was compared in bulk: counted, not
+	// listed, and the All tab says so.
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`.tab[data-status=""]`))); err != nil {
+		t.Fatal(err)
+	}
+	wait("the All tab's label", `(() => { const t = document.querySelector('.tab[data-status=""]').textContent; const n = document.querySelector('#items-note');
+		return /\(\d+ listed of 3\)/.test(t) && !n.hidden && n.textContent.includes('unchanged in bulk') &&
+			document.querySelectorAll('#items > tbody > tr:not(.extra)').length === 3 - Number(n.textContent.split(' ')[0]); })()`)
 	if d := differing(before, takeSnapshot(t, s.fallback)); len(d) != 0 {
 		t.Errorf("the verify run changed the fallback: %v", d)
 	}

@@ -297,6 +297,8 @@ func TestBadInput(t *testing.T) {
 		{"OPTIONS on a collection", "OPTIONS", "/api/users", "", "", 405, "GET, HEAD, POST"},
 		{"sync: unknown entity", "POST", "/api/start-product-sync", js, `{"entity":"order"}`, 400, ""},
 		{"sync: unknown field", "POST", "/api/start-product-sync", js, `{"entitty":"user"}`, 400, ""},
+		{"sync: a body as text/plain", "POST", "/api/start-product-sync", "text/plain", `{"entity":"user"}`, 415, ""},
+		{"sync: a body without its type", "POST", "/api/start-product-sync", "", `{}`, 415, ""},
 		{"sync: wrong method", "GET", "/api/start-product-sync", "", "", 405, "POST"},
 		{"sync: unknown run", "GET", "/api/product-sync/9999999999999deadbeef0", "", "", 404, ""},
 		{"sync: run id with odd characters", "GET", "/api/product-sync/a%27b", "", "", 404, ""},

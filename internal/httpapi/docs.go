@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"html/template"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"dualsync/internal/problem"
@@ -63,7 +66,54 @@ func newDocs() docs {
 func (d docs) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(openapiJSON)
+	_, _ = w.Write(servedDocument(r))
+}
+
+// servedDocument is the document with its first server the one the request
+// came to: the port `make run` was given (PORT=8080), or the app's own host
+// name in Azure. The Azure template stays second. The embedded document
+// (OpenAPI) keeps http://localhost:7071/api, the default.
+func servedDocument(r *http.Request) []byte {
+	host := r.Host
+	if host == "" || strings.ContainsAny(host, "\"\\/ ") {
+		return openapiJSON
+	}
+	start := bytes.Index(openapiJSON, []byte(`"servers": [`))
+	if start < 0 {
+		return openapiJSON
+	}
+	open := start + bytes.IndexByte(openapiJSON[start:], '{')
+	end := open + bytes.Index(openapiJSON[open:], []byte("},"))
+	if end < open {
+		return openapiJSON
+	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	local := name == "localhost" || net.ParseIP(strings.Trim(name, "[]")) != nil && net.ParseIP(strings.Trim(name, "[]")).IsLoopback()
+	scheme := "https"
+	if local {
+		scheme = "http"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	var orig struct{ URL, Description string }
+	if err := json.Unmarshal(openapiJSON[open:end+1], &orig); err != nil {
+		return openapiJSON
+	}
+	desc := orig.Description
+	if !local {
+		desc = "The server that served this document. In Azure every operation but GET /health needs a function key (x-functions-key header or ?code=)."
+	}
+	u, _ := json.Marshal(scheme + "://" + host + "/api")
+	dj, _ := json.Marshal(desc)
+	first := []byte("{\n      \"url\": " + string(u) + ",\n      \"description\": " + string(dj) + "\n    }")
+	out := make([]byte, 0, len(openapiJSON)+64)
+	out = append(out, openapiJSON[:open]...)
+	out = append(out, first...)
+	return append(out, openapiJSON[end+1:]...)
 }
 
 // dashboard serves the page. A function key in ?code= is written into the

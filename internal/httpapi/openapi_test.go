@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -291,7 +292,9 @@ func TestOpenAPISecurityMatchesFunctionJSON(t *testing.T) {
 func TestOpenAPIAndDashboardServed(t *testing.T) {
 	e := setup(t)
 	resp, b := do(t, "GET", e.url+"/api/openapi.json", "", "")
-	if resp.StatusCode != 200 || string(b) != string(openapiJSON) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	// The document as embedded, its first server the one asked.
+	want := bytes.Replace(openapiJSON, []byte("http://localhost:7071/api"), []byte(e.url+"/api"), 1)
+	if resp.StatusCode != 200 || string(b) != string(want) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("openapi.json: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
 	}
 
@@ -467,5 +470,35 @@ func TestCheckerCatchesDepartures(t *testing.T) {
 				t.Fatalf("departure %v, want one about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The served document's first server is the one the request came to; the
+// embedded document keeps the default local one.
+func TestOpenAPIServedServers(t *testing.T) {
+	for _, c := range []struct{ host, proto, want string }{
+		{"localhost:8080", "", "http://localhost:8080/api"},
+		{"127.0.0.1:7071", "", "http://127.0.0.1:7071/api"},
+		{"dualsync-abc.azurewebsites.net", "", "https://dualsync-abc.azurewebsites.net/api"},
+		{"example.test:8443", "http", "http://example.test:8443/api"},
+	} {
+		r := httptest.NewRequest("GET", "/api/openapi.json", nil)
+		r.Host = c.host
+		if c.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		var doc struct {
+			Servers []struct{ URL, Description string }
+		}
+		if err := json.Unmarshal(servedDocument(r), &doc); err != nil {
+			t.Fatalf("%s: %v", c.host, err)
+		}
+		if len(doc.Servers) != 2 || doc.Servers[0].URL != c.want || doc.Servers[0].Description == "" ||
+			doc.Servers[1].URL != "https://{appName}.azurewebsites.net/api" {
+			t.Errorf("%s: servers %+v, want %s first, then the Azure template", c.host, doc.Servers, c.want)
+		}
+	}
+	if !bytes.Contains(OpenAPI(), []byte(`"url": "http://localhost:7071/api"`)) {
+		t.Error("the embedded document lost its default local server")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -63,6 +64,12 @@ func (h syncRoutes) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := syncer.StartRequest{Name: name, Trigger: "http"}
+	// One rule with the other routes: a body is JSON, said so (an empty
+	// body needs no Content-Type).
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); len(body) > 0 && (err != nil || mt != "application/json") {
+		problem.New(w, r, http.StatusUnsupportedMediaType, "the request body must be sent as Content-Type: application/json")
+		return
+	}
 	if len(body) > 0 {
 		var sb startBody
 		dec := json.NewDecoder(bytes.NewReader(body))

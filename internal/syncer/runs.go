@@ -63,7 +63,15 @@ type CustomStatus struct {
 	Counts  map[string]int64 `json:"counts"`
 	Mode    string           `json:"mode"`              // full, diff or verify
 	Differs *int64           `json:"differs,omitempty"` // verify runs: items found differing
-	Reason  string           `json:"reason,omitempty"`
+	// Compared counts the items a diff or verify run found unchanged in
+	// bulk: in Counts and Done, without a result of their own to list.
+	Compared int64 `json:"compared,omitempty"`
+	// FinishedTime is when the run's own items were done, once a retry
+	// round has moved lastUpdatedTime on; RetryStartedTime when the latest
+	// retry round started. Absent before a retry.
+	FinishedTime     string `json:"finishedTime,omitempty"`
+	RetryStartedTime string `json:"retryStartedTime,omitempty"`
+	Reason           string `json:"reason,omitempty"`
 	// Waiting says why a run that has not moved for a while waits (stalled.go).
 	Waiting         string `json:"waiting,omitempty"`
 	OutputTruncated bool   `json:"outputTruncated,omitempty"`
@@ -466,17 +474,25 @@ func (e *Engine) statusOf(run table.Run, prog table.Progress, out []OutputItem) 
 	for _, s := range Statuses {
 		cs.Counts[s] = 0
 	}
+	if !run.FinishedTime.IsZero() {
+		cs.FinishedTime = domain.FormatTime(run.FinishedTime)
+	}
+	if !run.RetryStartedTime.IsZero() {
+		cs.RetryStartedTime = domain.FormatTime(run.RetryStartedTime)
+	}
 	status := run.Status
 	switch status {
 	case RunCompleted:
 		cs.Planned, cs.Total = true, run.Total
 		maps(cs.Counts, run.Counts)
+		cs.Compared = run.Compared
 		cs.OutputTruncated = out != nil && int64(len(out)) < run.Total-run.Compared
 	case RunFailed:
 		maps(cs.Counts, run.Counts)
 	default:
 		cs.Total, cs.Planned = planTotal(run, prog)
 		maps(cs.Counts, prog.Counts)
+		cs.Compared = prog.Compared
 		cs.RetryPending = max(0, run.RetryTotal-prog.Retried)
 		if status == RunPending && (len(prog.Pages) > 0 || prog.Done > 0) {
 			status = RunRunning

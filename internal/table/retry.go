@@ -144,7 +144,10 @@ func (s *Store) StartRetry(ctx context.Context, runID string, round int, items i
 	}
 	r.Status, r.Counts, r.Output = RunRunning, nil, ""
 	r.RetryRound, r.RetryTotal = round, r.RetryTotal+items
-	r.LastUpdatedTime = now
+	if r.FinishedTime.IsZero() {
+		r.FinishedTime = r.LastUpdatedTime // the run's own end, kept from the first round on
+	}
+	r.LastUpdatedTime, r.RetryStartedTime = now, now
 	token := newToken()
 	props := runProperties(r, true)
 	props[opProperty] = token

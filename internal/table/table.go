@@ -167,6 +167,11 @@ type Run struct {
 	// (cached once complete). See ranges.go.
 	Mode     string
 	Compared int64
+	// FinishedTime is when the run's own items were done: set by its first
+	// retry round, which moves LastUpdatedTime on. RetryStartedTime is when
+	// the latest retry round started. Both zero until a retry.
+	FinishedTime     time.Time
+	RetryStartedTime time.Time
 }
 
 // Output is cached in properties output0, output1, ... of at most
@@ -185,7 +190,7 @@ const (
 
 // runListSelect is every run property but the cached output.
 const runListSelect = "RowKey,name,entity,trigger,input,status,reason,createdTime,lastUpdatedTime,total,partitions,mode,compared," +
-	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,countDiffers,retry,retryTotal"
+	"countCreated,countUpdated,countDeleted,countUnchanged,countConflict,countFailed,countDiffers,retry,retryTotal,finishedTime,retryStartedTime"
 
 // CreateRun creates the run's counter shards, then the run entity, so that
 // a run that can be read or listed always has all its shards: a transaction
@@ -407,6 +412,12 @@ func runProperties(r Run, all bool) map[string]any {
 	if r.Compared > 0 {
 		p["compared"] = aztables.EDMInt64(r.Compared)
 	}
+	if !r.FinishedTime.IsZero() {
+		setTime(p, "finishedTime", r.FinishedTime)
+	}
+	if !r.RetryStartedTime.IsZero() {
+		setTime(p, "retryStartedTime", r.RetryStartedTime)
+	}
 	setTime(p, "lastUpdatedTime", r.LastUpdatedTime)
 	for st, n := range r.Counts {
 		name, _ := statusProperty(st)
@@ -456,6 +467,12 @@ func runFrom(e aztables.EDMEntity) Run {
 		RetryTotal:      propInt64(p, "retryTotal"),
 		Mode:            propString(p, "mode"),
 		Compared:        propInt64(p, "compared"),
+	}
+	if _, ok := p["finishedTime"]; ok {
+		r.FinishedTime = propTime(p, "finishedTime")
+	}
+	if _, ok := p["retryStartedTime"]; ok {
+		r.RetryStartedTime = propTime(p, "retryStartedTime")
 	}
 	var out strings.Builder
 	for i := 0; ; i++ {

@@ -50,6 +50,8 @@
     signature: '',
     lastChange: Date.now(),
     loading: false,
+    pct: new Map(),        // run id -> the highest percentage shown: progress never goes backwards
+    idFilter: '',          // the items list narrowed to one item id
     again: false,          // a refresh was asked for while one ran
     runsSeq: 0,            // drops a runs answer older than the newest asked for
   };
@@ -95,7 +97,17 @@
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneLabel(d)}`;
   }
   // A time as an element: local time with its zone, the UTC value on hover.
-  const timeEl = (iso) => (iso ? el('time', { class: 't', datetime: iso, title: iso, text: timeText(iso) }) : '');
+  // Its text is timeText's; the date is a span of its own so that a narrow
+  // column can put it above the clock.
+  function timeEl(iso) {
+    if (!iso) return '';
+    const t = timeText(iso);
+    const cut = t.indexOf(' ');
+    if (cut < 0) return el('time', { class: 't', datetime: iso, title: iso, text: t });
+    return el('time', { class: 't', datetime: iso, title: iso }, el('span', { class: 'd', text: t.slice(0, cut) }), t.slice(cut));
+  }
+  // The on-call panel (oncall.js) writes its times the same way.
+  window.dualsyncTime = Object.freeze({ text: timeText, el: timeEl });
   const clock = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zoneLabel(d)}`;
   function duration(ms) {
     if (!(ms >= 0)) return '';
@@ -109,10 +121,18 @@
   const num = (n) => Number(n || 0).toLocaleString('en-US');
   const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : (many || one + 's')}`;
   const isActive = (r) => ACTIVE.has(r.runtimeStatus);
+  // A run's own duration: to its end, or to finishedTime once a retry
+  // round moved lastUpdatedTime on. A retry round has its own.
   function elapsed(r) {
     const start = Date.parse(r.createdTime);
-    const end = isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime);
+    const cs = r.customStatus || {};
+    const end = cs.finishedTime ? Date.parse(cs.finishedTime) : isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime);
     return end - start;
+  }
+  function retryElapsed(r) {
+    const cs = r.customStatus || {};
+    if (!cs.retryStartedTime) return -1;
+    return (isActive(r) ? Date.now() : Date.parse(r.lastUpdatedTime)) - Date.parse(cs.retryStartedTime);
   }
   function rate(r) {
     const secs = elapsed(r) / 1000;
@@ -213,17 +233,27 @@
     const cs = r.customStatus;
     const total = cs.total || 0;
     const done = cs.done || 0;
-    const pct = total > 0 ? Math.floor((done * 100) / total) : (r.runtimeStatus === 'Completed' ? 100 : 0);
-    const bar = el('progress', { max: Math.max(total, 1), value: total > 0 ? done : (r.runtimeStatus === 'Completed' ? 1 : 0),
-      'aria-label': `${num(done)} of ${num(total)} items done` });
-    let text = `${num(done)} / ${num(total)}${cs.planned ? '' : '+'} · ${pct}%`;
-    if (isActive(r)) {
-      const rt = rate(r);
-      if (!cs.planned) text += ' · planning';
-      else if (cs.retrying > 0) text += ` · retrying ${plural(cs.retrying, 'item')} after a failed attempt`;
-      else if (rt > 0 && total > done) text += ' · ETA ' + duration(((total - done) / rt) * 1000);
-      if (cs.retryPending > 0) text += ` · retry round ${cs.retryRound}: ${plural(cs.retryPending, 'item')} to go`;
+    const active = isActive(r);
+    const rt = active ? rate(r) : 0;
+    const eta = rt > 0 && total > done ? duration(((total - done) / rt) * 1000) : '';
+    let bar;
+    let text;
+    if (active && !cs.planned) {
+      // The total still grows as pages are planned: a percentage of it
+      // would fall, so the bar is indeterminate and the ETA a lower bound.
+      bar = el('progress', { 'aria-label': `${num(done)} items done, ${num(total)} found so far, still planning` });
+      text = `${num(done)} done · ${num(total)} found so far · planning`;
+      if (eta) text += ' · ETA ≥ ' + eta;
+    } else {
+      let pct = total > 0 ? Math.floor((done * 100) / total) : (r.runtimeStatus === 'Completed' ? 100 : 0);
+      pct = Math.max(pct, state.pct.get(r.instanceId) || 0);
+      state.pct.set(r.instanceId, pct);
+      bar = el('progress', { max: 100, value: pct, 'aria-label': `${num(done)} of ${num(total)} items done` });
+      text = `${num(done)} / ${num(total)}${cs.planned ? '' : '+'} · ${pct}%`;
+      if (active && cs.retrying > 0) text += ` · retrying ${plural(cs.retrying, 'item')} after a failed attempt`;
+      else if (eta) text += ' · ETA ' + eta;
     }
+    if (active && cs.retryPending > 0) text += ` · retry round ${cs.retryRound}: ${plural(cs.retryPending, 'item')} to go`;
     return el('td', { class: 'progress-col', 'data-label': 'Progress' }, bar, el('span', { class: 'small', text }));
   }
 
@@ -259,7 +289,9 @@
         el('td', { 'data-label': 'Trigger' }, cs.trigger === 'timer' ? 'nightly' : cs.trigger, modeTag(cs)),
         el('td', { class: 'status', 'data-label': 'Status' }, runBadge(r), (cs.reason || cs.waiting) ? el('span', { class: 'warn-mark', title: cs.reason || cs.waiting, 'aria-label': 'has a reason: ' + (cs.reason || cs.waiting), text: ' ⚠' }) : null),
         progressCell(r),
-        el('td', { 'data-label': 'Duration', text: duration(elapsed(r)) }),
+        el('td', { 'data-label': 'Duration' }, duration(elapsed(r)),
+          retryElapsed(r) >= 0 ? el('span', { class: 'small muted retry-duration', title: `retry round ${cs.retryRound}, started ${timeText(cs.retryStartedTime)}`,
+            text: ` retry ${duration(retryElapsed(r))}` }) : null),
         el('td', { class: 'num', 'data-label': 'Rate', text: rt ? (rt >= 10 ? Math.round(rt) : rt.toFixed(1)) + '/s' : '' }),
         OUTCOMES.map((o) => countCell(r, o)));
     });
@@ -307,6 +339,8 @@
       state.detailRun = run;
       state.selected = id;
       state.open = new Set();
+      state.idFilter = '';
+      $('#items-id').value = '';
     }
     const run = selectedRun();
     if (changed || status !== undefined) {
@@ -359,7 +393,12 @@
       ];
       if (cs.waiting) pairs.push(['Waiting', cs.waiting]);
       if (cs.retrying > 0) pairs.push(['Retrying', `${plural(cs.retrying, 'item')} after a failed attempt`]);
-      if (cs.retryRound > 0) pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
+      if (cs.retryRound > 0) {
+        pairs.push(['Retry rounds', `${num(cs.retryRound)}${cs.retryPending > 0 ? ` · ${plural(cs.retryPending, 'item')} to go` : ''}`]);
+        if (cs.retryStartedTime) {
+          pairs.push(['Latest retry', [timeEl(cs.retryStartedTime), isActive(run) ? ` · running for ${duration(retryElapsed(run))}` : ` · took ${duration(retryElapsed(run))}`]]);
+        }
+      }
       dl.replaceChildren(...pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
       const reason = $('#detail-reason');
       reason.hidden = !cs.reason;
@@ -376,11 +415,20 @@
         : cs.retryRound > 0 ? `${plural(cs.retryRound, 'retry round')} so far; each item's new outcome replaced its failed one.`
           : 'Sends them again; each new outcome replaces the failed one in the counts.';
     }
+    // Items a diff or verify run found unchanged in bulk are counted but
+    // have no result to list: the All tab says how many it lists.
+    const bulk = run.realtime ? 0 : run.customStatus.compared || 0;
     for (const tab of document.querySelectorAll('.tab')) {
       const s = tab.dataset.status;
       tab.setAttribute('aria-pressed', String(s === state.filter));
-      tab.querySelector('.count').textContent = run.realtime ? '' : '(' + num(s ? run.customStatus.counts[s] : run.customStatus.done) + ')';
+      let count = run.realtime ? '' : '(' + num(s ? run.customStatus.counts[s] : run.customStatus.done) + ')';
+      if (!run.realtime && !s && bulk > 0) count = `(${num(Math.max(0, run.customStatus.done - bulk))} listed of ${num(run.customStatus.done)})`;
+      tab.querySelector('.count').textContent = count;
     }
+    const note = $('#items-note');
+    note.hidden = !(bulk > 0 && (state.filter === '' || state.filter === 'unchanged'));
+    note.textContent = `${plural(bulk, 'item')} found unchanged in bulk (compared by range, not one by one) ${bulk === 1 ? 'is' : 'are'} counted as unchanged but not listed.`;
+    $('#items-id-clear').hidden = !state.idFilter;
     modeTabs(run);
   }
 
@@ -388,6 +436,11 @@
     const run = selectedRun();
     if (!run) return;
     state.reload = false;
+    if (state.idFilter) {
+      await loadItem(run, state.idFilter);
+      return;
+    }
+    $('#items-empty').textContent = 'No items with this outcome.';
     const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (state.filter) q.set('status', state.filter);
     const token = state.tokens[state.page];
@@ -401,19 +454,86 @@
     renderItems(r.body.items || []);
   }
 
+  // The items list narrowed to one id: its outcome in the run (or the
+  // day's, for either entity) when it has the tab's status.
+  async function loadItem(run, id) {
+    const entities = run.realtime ? ['product', 'user'] : [run.customStatus.entity];
+    const items = [];
+    const other = [];
+    for (const e of entities) {
+      try {
+        const h = await itemHistory(run.instanceId, e, id);
+        if (!h.outcome) continue;
+        if (!state.filter || h.outcome.status === state.filter) items.push(h.outcome);
+        else other.push(`${e} ${id} is ${h.outcome.status}`);
+      } catch (err) {
+        say(`Item ${id}: ${err.message}`, 'error');
+        return;
+      }
+    }
+    state.next = '';
+    $('#items-empty').textContent = `No ${state.filter ? state.filter + ' ' : ''}outcome for id ${id} here` + (other.length ? ` (${other.join('; ')}: see the All items tab).` : '.');
+    renderItems(items);
+  }
+
   // A value as the comparison shows it: times in the page's zone.
-  const shown = (v) => (v === undefined ? '—' : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  // A version vector reads as its two counters, never as JSON.
+  const isVector = (v) => v && typeof v === 'object' && Object.keys(v).length === 2 && 'primary' in v && 'fallback' in v;
+  function shown(v) {
+    if (v === undefined) return '—';
+    if (v === null) return 'null';
+    if (isVector(v)) return `primary ${v.primary} · fallback ${v.fallback}`;
+    if (typeof v === 'object') return Object.entries(v).map(([k, x]) => `${k}: ${shown(x)}`).join(' · ');
+    return String(v);
+  }
   const valueEl = (v) => (typeof v === 'string' && ISO_TIME.test(v) ? timeEl(v) : shown(v));
+
+  // An item's detail as a comparison, whatever its kind.
+  const detailView = (it) => (it.status === 'differs' ? driftView(it.detail) : compareView(it.detail));
+
+  // A table of rows side by side: one column per side, each field a row,
+  // the differing fields marked.
+  function sideBySide(caption, cols, marked) {
+    const fields = [...new Set(cols.flatMap((c) => (c.row ? Object.keys(c.row) : [])))];
+    return el('table', { class: 'compare' },
+      el('caption', { class: 'small muted', text: caption }),
+      el('colgroup', {}, el('col', { class: 'c-field' }), cols.map(() => el('col', { class: 'c-side' }))),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Field' }), cols.map((c) => el('th', { scope: 'col', text: c.label })))),
+      el('tbody', {}, fields.map((f) => {
+        const differs = marked ? marked(f) : new Set(cols.map((c) => (c.row ? shown(c.row[f]) : '(no row)'))).size > 1;
+        return el('tr', { class: differs ? 'differs' : '', 'data-field': f },
+          el('th', { scope: 'row', text: f }),
+          cols.map((c) => el('td', { 'data-label': c.label, 'data-side': c.side }, c.row ? valueEl(c.row[f]) : '(no row)')));
+      })));
+  }
+
+  // An email clash: the user's row beside the other user that holds its
+  // email on the side it was to be copied to.
+  function clashView(d) {
+    const cols = [];
+    for (const k of ['primary', 'fallback']) if (d[k] && typeof d[k] === 'object') cols.push({ label: k, side: k, row: d[k] });
+    const held = d.emailHeldBy && typeof d.emailHeldBy === 'object' ? d.emailHeldBy : {};
+    const notes = [];
+    for (const [k, h] of Object.entries(held)) {
+      if (!h || typeof h !== 'object') continue;
+      cols.push({ label: `${k}: user ${h.id} holds the email`, side: 'held-' + k, row: h });
+      notes.push(`the ${k} already has ${h.email || 'this email'} on user ${h.id}`);
+    }
+    const caption = notes.length ? `Email clash: ${notes.join('; ')}. Neither row was copied; change one email, then sync again.`
+      : 'Email clash: both versions as sync read them.';
+    return sideBySide(caption, cols, (f) => f === 'email');
+  }
 
   // The comparison of a conflict's versions: one column per side, the
   // merged value marked with the side it came from.
   function compareView(d) {
+    if (d && d.emailHeldBy) return clashView(d);
     const sides = ['primary', 'fallback', 'merged'].filter((k) => d[k] && typeof d[k] === 'object');
     if (sides.length < 2) {
       // One side only (the other had no row): its row as it was.
-      const only = sides.length ? d[sides[0]] : d;
-      return el('div', { class: 'compare-one' }, el('p', { class: 'small muted', text: sides.length ? `Only the ${sides[0]} had a row:` : 'Detail:' }),
-        el('pre', { text: JSON.stringify(only, null, 2) }), d.emailHeldBy ? el('pre', { text: 'email held by: ' + JSON.stringify(d.emailHeldBy, null, 2) }) : null);
+      if (!sides.length) return el('pre', { text: JSON.stringify(d, null, 2) });
+      const other = sides[0] === 'primary' ? 'fallback' : 'primary';
+      return sideBySide(`Only the ${sides[0]} had a row.`, [{ label: sides[0], side: sides[0], row: d[sides[0]] }, { label: other, side: other, row: null }]);
     }
     const fields = [...new Set(sides.flatMap((k) => Object.keys(d[k])))];
     const src = (f) => {
@@ -479,13 +599,13 @@
         el('td', { 'data-label': 'Entity', text: it.entity }),
         el('td', { 'data-label': 'Outcome' }, outcomeBadge(it.status), it.retry ? el('span', { class: 'small muted', text: ` retry ${it.retry}` }) : null),
         el('td', { class: 'reason-cell', 'data-label': 'Reason' }, waiting ? waitingText(it) : it.reason || ''),
-        el('td', { class: 'num', 'data-label': 'Attempts', text: it.attempts ? num(it.attempts) : '' }),
+        el('td', { class: 'num', 'data-label': 'Attempts', title: 'failed attempts before this outcome', text: num(attemptsOf(it)) }),
         el('td', { 'data-label': 'Recorded' }, timeEl(it.at)),
         el('td', { 'data-label': 'Detail' }, toggle));
       // The detail opens in a row of its own, the table's full width, so a
       // long value never squeezes or clips the comparison.
       const extra = el('tr', { class: 'extra', 'data-for': key, hidden: !state.open.has(key) },
-        el('td', { colspan: '7' }, hasCompare ? (it.status === 'differs' ? driftView(it.detail) : compareView(it.detail)) : el('p', { class: 'muted small', text: 'Loading…' })));
+        el('td', { colspan: '7' }, hasCompare ? detailView(it) : el('p', { class: 'muted small', text: 'Loading…' })));
       const fill = async () => {
         if (hasCompare || extra.dataset.loaded) return;
         extra.dataset.loaded = '1';
@@ -511,6 +631,14 @@
     $('#items-page').textContent = `Page ${state.page + 1}` + (items.length ? ` · ${plural(items.length, 'item')}` : '');
   }
 
+  // Failed attempts before an outcome: the recorded count, or for an
+  // outcome recorded without one (a conflict that gave up) its reason's.
+  function attemptsOf(it) {
+    if (it.attempts) return it.attempts;
+    const m = /gave up after (\d+) attempts/.exec(it.reason || '');
+    return m ? Number(m[1]) : 0;
+  }
+
   // ---- find ----
   const todayUTC = () => new Date().toISOString().slice(0, 10).replaceAll('-', '');
 
@@ -524,7 +652,9 @@
         const h = await itemHistory(partition, entity, q);
         const where = REALTIME.test(partition) ? `real-time outcomes of ${REALTIME.exec(partition).slice(1).join('-')} (UTC)` : `run ${partition}`;
         $('#item-heading').textContent = `${entity === 'user' ? 'User' : 'Product'} ${q} in ${where}`;
-        $('#item-body').replaceChildren(historyView(h));
+        const o = h.outcome;
+        $('#item-body').replaceChildren(historyView(h),
+          o && o.detail && typeof o.detail === 'object' && !(o.status === 'waiting' && o.detail.nextTryBy) ? detailView(o) : '');
         sec.hidden = false;
         $('#item-heading').focus();
         say('');
@@ -602,6 +732,7 @@
     const buttons = document.querySelectorAll('.actions button');
     buttons.forEach((b) => { b.disabled = true; });
     say(`Starting a ${entity} run…`);
+    let started = '';
     try {
       const r = await api('start-product-sync', {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(startBody(entity, button)),
@@ -613,6 +744,7 @@
       say(`Started ${entity} run ${r.body.id}.`, 'ok');
       state.lastChange = Date.now();
       state.selected = null;
+      started = r.body.id;
       await loadRuns();
       await select(r.body.id, false);
       await refresh();
@@ -620,7 +752,14 @@
       say(`Could not start the ${entity} run: ${err.message}`, 'error');
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
-      button.focus();
+      // The started run's row, brought into view with the focus on it.
+      const row = started && document.querySelector(`#runs tbody button[data-run="${CSS.escape(started)}"]`);
+      if (row) {
+        row.focus({ preventScroll: true });
+        row.closest('tr').scrollIntoView({ block: 'center' });
+      } else {
+        button.focus();
+      }
     }
   }
 
@@ -690,17 +829,9 @@
     if (differences.includes('vector')) marked.add('version');
     const sides = ['primary', 'fallback'];
     const rows = sides.map((k) => (d[k] && typeof d[k] === 'object' ? d[k] : null));
-    const fields = [...new Set(rows.flatMap((r) => (r ? Object.keys(r) : [])))];
-    const show = (v) => (v === undefined ? '—' : v === null ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-    const wrap = el('details', { class: 'drift' },
-      el('summary', { text: 'Compare primary / fallback: ' + (differences.join(', ') || 'no difference left') }));
-    const table = el('table', { class: 'compare' },
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Field' }), sides.map((k) => el('th', { scope: 'col', text: k })))),
-      el('tbody', {}, fields.map((f) => el('tr', { class: marked.has(f) ? 'differs' : '', 'data-field': f },
-        el('th', { scope: 'row', text: f }),
-        rows.map((r) => el('td', { text: r ? show(r[f]) : '(no row)' }))))));
-    wrap.append(table);
-    return wrap;
+    return el('div', { class: 'drift' },
+      sideBySide('Primary and fallback as verify read them. Differs: ' + (differences.join(', ') || 'no difference left'),
+        sides.map((k, i) => ({ label: k, side: k, row: rows[i] })), (f) => marked.has(f)));
   }
 
   function init() {
@@ -721,6 +852,27 @@
       if (v) select('realtime-' + v.replaceAll('-', ''), true);
     });
     $('#retry-failed').addEventListener('click', retryFailed);
+    $('#items-find').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const v = $('#items-id').value.trim();
+      if (v && !/^\d{1,19}$/.test(v)) {
+        say(`"${v}" is not an item id (digits only)`, 'error');
+        return;
+      }
+      state.idFilter = v;
+      state.tokens = [''];
+      state.page = 0;
+      renderDetail();
+      await loadItems();
+    });
+    $('#items-id-clear').addEventListener('click', async () => {
+      $('#items-id').value = '';
+      state.idFilter = '';
+      state.tokens = [''];
+      state.page = 0;
+      renderDetail();
+      await loadItems();
+    });
     for (const tab of document.querySelectorAll('.tab')) {
       tab.addEventListener('click', async () => {
         state.filter = tab.dataset.status;

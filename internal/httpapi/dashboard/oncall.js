@@ -35,8 +35,8 @@
   const why = (r) => (r.body && (r.body.detail || r.body.title)) || r.error || ('HTTP ' + r.status);
   const when = (iso) => {
     if (!iso) return 'never (since this instance started)';
-    const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString(undefined, { timeZoneName: 'short' });
+    // The format of every other time on the page (app.js).
+    return window.dualsyncTime ? window.dualsyncTime.text(iso) : iso;
   };
   const age = (s) => (s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
   const today = () => 'realtime-' + new Date().toISOString().slice(0, 10).replaceAll('-', '');
