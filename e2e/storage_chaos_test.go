@@ -131,7 +131,11 @@ func TestStorageChaos(t *testing.T) {
 			passes++
 		}
 		for _, id := range finished {
-			if code, _ := c.get("/api/product-sync/"+id, nil); code != http.StatusNotFound {
+			code, b := c.get("/api/product-sync/"+id, nil)
+			if code != http.StatusOK && code != http.StatusNotFound {
+				c.fail("GET /api/product-sync/%s: %d %s", id, code, b)
+			}
+			if code != http.StatusNotFound {
 				return false
 			}
 		}
@@ -143,10 +147,13 @@ func TestStorageChaos(t *testing.T) {
 		var st chaosRun
 		testenv.WaitFor(t, 10*time.Minute, "nightly run "+r.InstanceID+" to finish", func() bool {
 			st = chaosRun{}
-			code, _ := c.get("/api/product-sync/"+r.InstanceID, &st)
-			if code == http.StatusNotFound && passes > 1 {
+			code, b := c.get("/api/product-sync/"+r.InstanceID, &st)
+			switch {
+			case code == http.StatusNotFound && passes > 1:
 				st.RuntimeStatus = "Completed" // finished, then deleted by a later pass
 				return true
+			case code != http.StatusOK && code != http.StatusAccepted:
+				c.fail("GET /api/product-sync/%s: %d %s", r.InstanceID, code, b)
 			}
 			return code == http.StatusOK
 		})
