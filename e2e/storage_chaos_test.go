@@ -180,6 +180,11 @@ func TestStorageChaos(t *testing.T) {
 	fmt.Printf("verify run: %s, total %d, counts %v, differs %d\n", verify.RuntimeStatus, verify.CustomStatus.Total, verify.CustomStatus.Counts, deref64(verify.CustomStatus.Differs))
 	fmt.Printf("client answers: %v\n", c.answers)
 	fmt.Printf("table faults:\n%squeue faults:\n%s", tp.Report(), qp.Report())
+	tc, qc := tp.Counts(), qp.Counts()
+	fmt.Printf("fault tallies: tables %d of %d requests faulted (busy %d, drop %d, fail %d, reset %d, delay %d); queues %d of %d (busy %d, drop %d, fail %d, reset %d, delay %d); dequeue answers lost: %d (each hid its messages for the %s lease)\n",
+		tc["busy"]+tc["drop"]+tc["fail"]+tc["reset"]+tc["delay"], tc["requests"], tc["busy"], tc["drop"], tc["fail"], tc["reset"], tc["delay"],
+		qc["busy"]+qc["drop"]+qc["fail"]+qc["reset"]+qc["delay"], qc["requests"], qc["busy"], qc["drop"], qc["fail"], qc["reset"], qc["delay"],
+		qc["drop GET messages"], *storageLease)
 	fmt.Printf("rows differing: %d\n", len(d))
 	fmt.Printf("drill took %s\n", time.Since(began).Round(time.Second))
 	if diff.RuntimeStatus != "Completed" || diff.CustomStatus.Counts["failed"] != 0 {
