@@ -103,7 +103,11 @@ func (b *bench) storageFaultsSection(ctx context.Context, rep *report) error {
 	rep.FaultsMethod = fmt.Sprintf("Storage faults: two database pairs loaded alike (%d products, %d of them made to differ four ways as in the diff section); "+
 		"devhost on the first with the bench's Azurite straight, then devhost on the second with its table and queue endpoints through two "+
 		"fault proxies (internal/testenv/faultproxy) at the drill's rates: %.0f%% 503 ServerBusy not served, %.0f%% served and the answer dropped, "+
-		"%.0f%% served and answered 500, %.0f%% connection reset, %.0f%% delayed up to %s. Faults injected: %s.",
+		"%.0f%% served and answered 500, %.0f%% connection reset, %.0f%% delayed up to %s. Faults injected: %s. "+
+		"Why the difference: a dequeue whose answer is lost was carried out, so the messages it took (up to batchSize, 16) stay invisible "+
+		"for the lease set on them, 10 minutes (devhost sets what Azure's host sets, not configurable there), renewed by nobody; the run is "+
+		"done only when the last of them comes back and is processed (meanwhile its customStatus.waiting says so). The other faults cost a "+
+		"storage SDK retry each, and the drill shows them costing seconds, not minutes.",
 		n, n/5, 100*faultRates.Busy, 100*faultRates.Drop, 100*faultRates.Fail, 100*faultRates.Reset, 100*faultRates.Delay, faultRates.MaxDelay, faultTally(faulty.faults))
 	return nil
 }
