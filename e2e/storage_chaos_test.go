@@ -30,8 +30,9 @@ var storageLease = flag.Duration("storagechaos.lease", 20*time.Second,
 // items the fallback refuses) ends with exact counts; then, while API
 // writers go on, its failed items are retried (retry-failed), a diff run
 // and a verify run go, and a retention pass (the nightly timer, with
-// retentions of a second) deletes the finished runs and the tombstones
-// while the nightly runs it starts are kept and finish. After the writers
+// RUN_RETENTION 2 minutes and TOMBSTONE_RETENTION a second) deletes the
+// finished runs and the tombstones while the nightly runs it starts, in
+// progress, are kept and finish. After the writers
 // stop, a diff and a verify run find both databases identical. No client
 // answer caused by a storage fault may be other than 503 with Retry-After.
 //
@@ -43,8 +44,11 @@ func TestStorageChaos(t *testing.T) {
 	began := time.Now()
 	rates := testenv.FaultRates{Busy: 0.05, Drop: 0.03, Fail: 0.02, Reset: 0.01, Delay: 0.10, MaxDelay: 300 * time.Millisecond}
 	const refused = 5 // primary-only products the fallback refuses until retry-failed
+	// RUN_RETENTION: longer than a retention pass takes, so the nightly runs
+	// a pass starts cannot expire during it.
+	const runRetention = 2 * time.Minute
 	var tp, qp *testenv.FaultProxy
-	s := startStackVia(t, map[string]string{"RUN_RETENTION": "1s", "TOMBSTONE_RETENTION": "1s"}, func(conn string) string {
+	s := startStackVia(t, map[string]string{"RUN_RETENTION": runRetention.String(), "TOMBSTONE_RETENTION": "1s"}, func(conn string) string {
 		tp = testenv.NewFaultProxy(t, testenv.Endpoint(t, conn, "TableEndpoint"), *chaosSeed)
 		qp = testenv.NewFaultProxy(t, testenv.Endpoint(t, conn, "QueueEndpoint"), *chaosSeed+1)
 		return testenv.ViaFaultProxies(conn, tp, qp)
@@ -108,6 +112,7 @@ func TestStorageChaos(t *testing.T) {
 	// 4. A diff and a verify run while the writers go on: both finish;
 	// the verify run may see writes still on their way.
 	diffBusy := c.waitRun(c.startRun(`{"mode":"diff"}`), 10*time.Minute)
+	lastFinished := time.Now()
 	verifyBusy := c.waitRun(c.startRun(`{"mode":"verify"}`), 10*time.Minute)
 	fmt.Printf("diff run (writers on): %s, counts %v\n", diffBusy.RuntimeStatus, diffBusy.CustomStatus.Counts)
 	fmt.Printf("verify run (writers on): %s, counts %v, differs %d\n", verifyBusy.RuntimeStatus, verifyBusy.CustomStatus.Counts, deref64(verifyBusy.CustomStatus.Differs))
@@ -121,7 +126,10 @@ func TestStorageChaos(t *testing.T) {
 	// finished runs go, the tombstones both sides hold go, and the nightly
 	// runs it starts, in progress, are kept and finish.
 	finished := []string{fullID, diffBusy.InstanceID, verifyBusy.InstanceID}
-	time.Sleep(1500 * time.Millisecond) // past both retentions
+	// Past the run retention for every finished run, which no nightly run
+	// the pass starts can reach during the pass: any of them missing
+	// before a third pass is a run in progress deleted.
+	time.Sleep(time.Until(lastFinished.Add(runRetention + 5*time.Second)))
 	passes := 0
 	retStart := time.Now()
 	testenv.WaitFor(t, 5*time.Minute, "a retention pass to delete the finished runs and purge the tombstones", func() bool {
@@ -149,10 +157,8 @@ func TestStorageChaos(t *testing.T) {
 			st = chaosRun{}
 			code, b := c.get("/api/product-sync/"+r.InstanceID, &st)
 			switch {
-			case code == http.StatusNotFound && (passes > 1 || r.CustomStatus.Entity == "user"):
-				// Finished, then deleted by the pass still going (the user
-				// run has no items: it is over at once) or by a later pass.
-				st.RuntimeStatus = "Completed"
+			case code == http.StatusNotFound && passes > 2:
+				st.RuntimeStatus = "Completed" // finished, then deleted by a later pass
 				return true
 			case code != http.StatusOK && code != http.StatusAccepted:
 				c.fail("GET /api/product-sync/%s: %d %s", r.InstanceID, code, b)
@@ -216,7 +222,6 @@ type chaosRun struct {
 	InstanceID    string `json:"instanceId"`
 	RuntimeStatus string `json:"runtimeStatus"`
 	CustomStatus  struct {
-		Entity  string           `json:"entity"`
 		Total   int64            `json:"total"`
 		Done    int64            `json:"done"`
 		Counts  map[string]int64 `json:"counts"`
