@@ -58,7 +58,8 @@ func (b *bench) storageFaultsSection(ctx context.Context, rep *report) error {
 			defer queues.Close()
 			storage = faultproxy.ViaFaultProxies(storage, tables, queues)
 		}
-		dh, base, err := b.startDevhostOn(ctx, p, storage)
+		// No nightly run or retention pass in the middle of the measurement.
+		dh, base, err := b.startDevhostOn(ctx, p, storage, "NightlySyncSchedule=0 0 0 1 1 *")
 		if err != nil {
 			return res, err
 		}
