@@ -79,6 +79,9 @@ func TestStorageChaos(t *testing.T) {
 
 	// 2. Writers: PATCHes of the products both sides hold alike, until stopped.
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopWriters := func() { stopOnce.Do(func() { close(stop) }) }
+	t.Cleanup(stopWriters) // also when the drill fails half-way
 	writersDone := make(chan struct{})
 	var patches int
 	go func() {
@@ -173,7 +176,7 @@ func TestStorageChaos(t *testing.T) {
 		passes, time.Since(retStart).Round(time.Second), len(finished), want["deleted"], len(nightly))
 
 	// 6. Writers stop; a diff and a verify run find both sides identical.
-	close(stop)
+	stopWriters()
 	<-writersDone
 	waitOutboxes(t, s, 5*time.Minute)
 	diff := c.waitRun(c.startRun(`{"mode":"diff"}`), 10*time.Minute)
