@@ -32,14 +32,18 @@ var storageLease = flag.Duration("storagechaos.lease", 20*time.Second,
 // and a verify run go, and a retention pass (the nightly timer, with
 // RUN_RETENTION 2 minutes and TOMBSTONE_RETENTION a second) deletes the
 // finished runs and the tombstones while the nightly runs it starts, in
-// progress, are kept and finish. After the writers
-// stop, a diff and a verify run find both databases identical. No client
-// answer caused by a storage fault may be other than 503 with Retry-After.
+// progress, are kept and finish. After the writers stop, a diff and a
+// verify run find both databases identical. No client answer caused by a
+// storage fault may be other than 503 with Retry-After.
 //
-// Lost answers of dequeues are injected like any other: each hides the
-// messages it held for devhost's queue lease, which the drill sets to
-// -storagechaos.lease (20 s) instead of Azure's 10 minutes, so the drill
-// takes minutes, not an hour.
+// Lost answers of dequeues are injected like any other, since they happen:
+// Azure's host dequeues with a 10-minute visibility that nothing configures
+// (host.json's queues.visibilityTimeout is the delay before a failed
+// message is tried again, not this lease), so a lost answer hides the
+// messages it took for 10 minutes, and a run waits for them (its
+// customStatus.waiting says so). With that lease the drill took over
+// 10 minutes a run; it sets devhost's lease to -storagechaos.lease (20 s)
+// instead, so that the same faults cost seconds and the drill minutes.
 func TestStorageChaos(t *testing.T) {
 	began := time.Now()
 	rates := testenv.FaultRates{Busy: 0.05, Drop: 0.03, Fail: 0.02, Reset: 0.01, Delay: 0.10, MaxDelay: 300 * time.Millisecond}
