@@ -267,7 +267,8 @@ func (e *Engine) SyncItem(ctx context.Context, m Message) error {
 // redelivers the message; a message that can never succeed is dropped with
 // a log line. On a redelivery, an item found already in step takes the
 // outcome its earlier attempt announced (an intent) if that attempt wrote
-// the rows both databases hold: its record was lost, not its work.
+// the rows both databases hold: its record was lost, not its work. So does
+// a run's item found in step on a first delivery (a duplicate message).
 func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid sync message", "err", err)
@@ -281,7 +282,11 @@ func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error
 	if err != nil {
 		return err
 	}
-	if again {
+	// A run's item found in step on its first delivery may be a second
+	// copy of its message (an enqueue whose answer was lost, retried by the
+	// SDK: queues have no idempotent put) racing the first copy, which
+	// wrote the rows and has not recorded yet: it takes that copy's intent.
+	if again || m.Run != "" && r.Status == StatusUnchanged {
 		if r, err = e.recall(ctx, m, r); err != nil {
 			return err
 		}
