@@ -68,7 +68,9 @@ func (b *bench) storageFaultsSection(ctx context.Context, rep *report) error {
 			tables.SetRates(faultRates, nil)
 			queues.SetRates(faultRates, nil)
 		}
-		st, took, err := faultTolerantRun(ctx, base, `{"mode":"full"}`, b.cfg.SyncTimeout)
+		// A message whose redelivery loses its dequeue answer again waits
+		// a second lease: 15 minutes are not enough under faults.
+		st, took, err := faultTolerantRun(ctx, base, `{"mode":"full"}`, max(b.cfg.SyncTimeout, time.Hour))
 		if err != nil {
 			return res, err
 		}
