@@ -119,8 +119,9 @@ func startStack(t *testing.T, overrides map[string]string) *stack {
 }
 
 // startStackVia is startStack with the app's storage connection string
-// passed through via (e.g. to put a fault proxy in front of Azurite).
-func startStackVia(t *testing.T, overrides map[string]string, via func(conn string) string) *stack {
+// passed through via (e.g. to put a fault proxy in front of Azurite); each
+// of hostOpts may change devhost's options (e.g. its queue lease).
+func startStackVia(t *testing.T, overrides map[string]string, via func(conn string) string, hostOpts ...func(*devhost.Options)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	s := &stack{t: t, log: &syncBuffer{}}
@@ -175,7 +176,11 @@ func startStackVia(t *testing.T, overrides map[string]string, via func(conn stri
 	dir := t.TempDir()
 	s.dir = dir
 	layOut(t, dir)
-	host, err := devhost.Load(dir, devhost.Options{ListenAddr: "127.0.0.1:0", Environ: environ, Stdout: s.log, Stderr: s.log})
+	opts := devhost.Options{ListenAddr: "127.0.0.1:0", Environ: environ, Stdout: s.log, Stderr: s.log}
+	for _, f := range hostOpts {
+		f(&opts)
+	}
+	host, err := devhost.Load(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -366,6 +366,12 @@ func copyFile(src, dst string) error {
 // startDevhost runs bin/devhost on the laid-out app; environment variables
 // win over local.settings.json Values there.
 func (b *bench) startDevhost(ctx context.Context, p pair) (*proc, string, error) {
+	return b.startDevhostOn(ctx, p, b.cfg.Storage)
+}
+
+// startDevhostOn is startDevhost with the storage connection string given
+// and extra settings (KEY=VALUE, winning over the others).
+func (b *bench) startDevhostOn(ctx context.Context, p pair, storage string, extra ...string) (*proc, string, error) {
 	dir, err := b.appDir()
 	if err != nil {
 		return nil, "", err
@@ -374,7 +380,7 @@ func (b *bench) startDevhost(ctx context.Context, p pair) (*proc, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, b.dbEnv(p, b.cfg.Storage))
+	pr, err := b.start(ctx, "devhost", filepath.Join(b.cfg.Bin, "devhost"), []string{"-port", strconv.Itoa(port), dir}, append(b.dbEnv(p, storage), extra...))
 	if err != nil {
 		return nil, "", err
 	}

@@ -69,6 +69,8 @@ type config struct {
 	Only             string // "diff": that section alone
 	DiffProducts     int
 	DiffFullProducts int
+	// The storage-faults section (storagefaults.go), run by -only storage-faults.
+	FaultProducts int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -96,9 +98,10 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.AdminURL, "admin-url", adminURL(), "PostgreSQL URL used to create and drop the bench databases")
 	fs.IntVar(&c.RetentionResults, "retention-results", 100_000, "results of the expired run the retention row deletes; 0 skips it")
 	fs.BoolVar(&c.RetentionOnly, "retention-only", false, "measure only the retention rows, and replace only their section of -out")
-	fs.StringVar(&c.Only, "only", "", "\"diff\" runs only the diff/verify section (issue 22)")
+	fs.StringVar(&c.Only, "only", "", "\"diff\" runs only the diff/verify section (issue 22); \"storage-faults\" only the storage-faults rows (issue 29), replacing their section of -out")
 	fs.IntVar(&c.DiffProducts, "diff-products", 1_000_000, "products in both databases for the diff and verify runs (0.1% differing); 0 skips the section")
 	fs.IntVar(&c.DiffFullProducts, "diff-full-products", 100_000, "products of the full run measured beside the diff run; 0 skips it")
+	fs.IntVar(&c.FaultProducts, "fault-products", 3000, "products of the full runs of -only storage-faults (a fifth of them differing), timed without and with storage faults")
 	appEnv := fs.String("app-env", "", "comma-separated KEY=VALUE settings for the handler and devhost, e.g. PUBLISH_WORKERS=8,LOG_LEVEL=info")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -203,8 +206,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "bench: wrote the Retention section of %s\n", cfg.Out)
 		return nil
 	}
+	if cfg.Only == "storage-faults" {
+		if err := b.storageFaultsSection(ctx, rep); err != nil {
+			return fmt.Errorf("storage-faults rows: %w (process logs: %s)", err, logPath)
+		}
+		var md strings.Builder
+		rep.faultsMarkdown(func(format string, a ...any) { fmt.Fprintf(&md, format, a...) })
+		if err := spliceSection(cfg.Out, "## Storage faults", md.String()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bench: wrote the Storage faults section of %s\n", cfg.Out)
+		return nil
+	}
 	if cfg.Only != "" && cfg.Only != "diff" {
-		return fmt.Errorf("-only %q: the only section that runs alone is diff", cfg.Only)
+		return fmt.Errorf("-only %q: the sections that run alone are diff and storage-faults", cfg.Only)
 	}
 	if err := b.sections(ctx, rep, logPath); err != nil {
 		return err
@@ -217,8 +232,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// The storage-faults section is measured only by -only storage-faults:
+	// a full run keeps the one the file has.
+	kept := ""
+	if old, err := os.ReadFile(cfg.Out); err == nil {
+		if i := strings.Index(string(old), "\n## Storage faults\n"); i >= 0 {
+			kept = string(old[i:])
+			if j := strings.Index(kept[1:], "\n## "); j >= 0 {
+				kept = kept[:j+1]
+			}
+		}
+	}
 	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
 		return err
+	}
+	if kept != "" {
+		if err := spliceSection(cfg.Out, "## Storage faults", kept); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "bench: wrote %s\n", cfg.Out)
 	if !cfg.Keep {

@@ -138,6 +138,9 @@ type report struct {
 	// Retention rows (retention.go) and how they were measured.
 	Retention       []simpleRow
 	RetentionMethod string
+	// Storage-faults rows (storagefaults.go) and how they were measured.
+	Faults       []simpleRow
+	FaultsMethod string
 }
 
 // msOrNA shows hey's percentiles, which it leaves out (0) below 100 samples.

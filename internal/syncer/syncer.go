@@ -267,7 +267,8 @@ func (e *Engine) SyncItem(ctx context.Context, m Message) error {
 // redelivers the message; a message that can never succeed is dropped with
 // a log line. On a redelivery, an item found already in step takes the
 // outcome its earlier attempt announced (an intent) if that attempt wrote
-// the rows both databases hold: its record was lost, not its work.
+// the rows both databases hold: its record was lost, not its work. A run's
+// item does so on any delivery (its message may be a duplicate).
 func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error {
 	if err := validMessage(m); err != nil {
 		e.o.Logger.Warn("dropping invalid sync message", "err", err)
