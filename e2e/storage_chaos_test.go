@@ -371,7 +371,9 @@ func (c *chaosClient) waitRun(id string, timeout time.Duration) chaosRun {
 }
 
 // tombstones counts the deleted products either database still holds
-// (one query a side: the purge goes on meanwhile).
+// (one query a side: the purge goes on meanwhile), but the highest id of
+// each parity, which retention keeps (a rebuilt database must not hand it
+// out again).
 func tombstones(t *testing.T, s *stack) int {
 	t.Helper()
 	ctx := context.Background()
@@ -382,7 +384,8 @@ func tombstones(t *testing.T, s *stack) int {
 			t.Fatal(err)
 		}
 		var k int
-		err = conn.QueryRow(ctx, "SELECT count(*) FROM products WHERE deleted_at IS NOT NULL").Scan(&k)
+		err = conn.QueryRow(ctx, `SELECT count(*) FROM products p WHERE deleted_at IS NOT NULL
+			AND id <> (SELECT max(id) FROM products q WHERE q.id % 2 = p.id % 2)`).Scan(&k)
 		conn.Close(ctx)
 		if err != nil {
 			t.Fatal(err)
