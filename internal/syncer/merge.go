@@ -271,18 +271,6 @@ const (
 	regFallback                        // and the other way round
 )
 
-// databases names the regressed databases, for reasons and logs.
-func (r regression) databases() []store.Role {
-	var out []store.Role
-	if r&regPrimary != 0 {
-		out = append(out, store.RolePrimary)
-	}
-	if r&regFallback != 0 {
-		out = append(out, store.RoleFallback)
-	}
-	return out
-}
-
 // reason explains a regression outcome; how says what sync did about it.
 func (r regression) reason(how string) string {
 	var what string
