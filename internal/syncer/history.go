@@ -359,17 +359,21 @@ func (e *Engine) endRepair(ctx context.Context, h *history, at time.Time) error 
 }
 
 // WatchDatabases runs CheckDatabases every `every` until ctx ends (sooner,
-// every 10 s, while it fails).
+// every 10 s, while it fails, logged once per run of failures).
 func (e *Engine) WatchDatabases(ctx context.Context, every time.Duration) {
+	failing := false
 	for {
 		c, cancel := context.WithTimeout(ctx, every)
 		err := e.CheckDatabases(c)
 		cancel()
 		wait := every
 		if err != nil {
-			e.o.Logger.Warn("could not check the databases' histories yet", "err", err)
+			if !failing { // once per outage: the breaker's events say the rest
+				e.o.Logger.Warn("could not check the databases' histories; trying every 10 s", "err", err)
+			}
 			wait = min(every, 10*time.Second)
 		}
+		failing = err != nil
 		select {
 		case <-ctx.Done():
 			return
