@@ -285,8 +285,8 @@ func (e *Engine) repairAll(ctx context.Context, since time.Time) {
 }
 
 // CheckDatabases checks each database's history against the latest mark
-// of it the other holds (two primary-key reads per database: no table is
-// scanned), records and alerts a regression found, and ends one whose
+// of it the other holds (a few primary-key reads per database: no table
+// is scanned), records and alerts a regression found, and ends one whose
 // repair runs have completed. It fails only when a database does not
 // answer.
 func (e *Engine) CheckDatabases(ctx context.Context) error {
@@ -336,13 +336,17 @@ func (e *Engine) endRepair(ctx context.Context, h *history, at time.Time) error 
 		}
 	}
 	ents := []domain.Entity{domain.EntityProduct, domain.EntityUser}
+	missing := false
 	for _, ent := range ents {
 		if _, ok := done[ent]; !ok {
+			missing = true
 			if !under[ent] {
 				e.repair(ctx, ent, at)
 			}
-			return nil
 		}
+	}
+	if missing {
+		return nil
 	}
 	ok, err := h.clear(ctx, at)
 	if err != nil || !ok {
