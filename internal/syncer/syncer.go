@@ -278,23 +278,33 @@ func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error
 	if len(m.IDs) > 0 {
 		return e.syncBatch(ctx, m, again)
 	}
-	// A run's item may have been attempted before by a duplicate of its
-	// message (an enqueue retried after a lost answer, a planner page
-	// redelivered), which comes as a first delivery: every run item reads
-	// the intent an earlier attempt may have left, before it writes its own.
-	var prior *table.Result
-	if m.Run != "" {
-		in, ok, err := e.rec.Intent(ctx, e.partition(m), m.Entity, m.ID)
-		if err != nil {
-			return fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", m.Entity, m.ID, err)
-		}
-		if ok {
-			prior = &in
-		}
+	// A run's item may have been attempted before, or be attempted at the
+	// same time, by a duplicate of its message (an enqueue retried after a
+	// lost answer, a planner page redelivered), which comes as a first
+	// delivery: every run item reads the intent another attempt may have
+	// left, once: before it writes its own, or after finding nothing to
+	// write (a duplicate's intent precedes the duplicate's writes).
+	in := &intentOnce{read: func() (table.Result, bool, error) {
+		return e.rec.Intent(ctx, e.partition(m), m.Entity, m.ID)
+	}}
+	if m.Run == "" {
+		in = nil
 	}
-	r, err := e.mergeItem(ctx, m, m.ID, prior)
+	r, err := e.mergeItem(ctx, m, m.ID, in)
 	if err != nil {
 		return err
+	}
+	var prior *table.Result
+	if in != nil && r.Status != StatusConflict {
+		if r.Status == StatusUnchanged && in.wrote {
+			// This attempt announced a write, then found the item in
+			// step: another sync (a duplicate) wrote it, and the intent
+			// now recorded is the trace of that write.
+			in.done = false
+		}
+		if prior, err = in.get(); err != nil {
+			return fmt.Errorf("sync %s %d: read the intent of an earlier attempt: %w", m.Entity, m.ID, err)
+		}
 	}
 	if again || prior != nil {
 		if r, err = e.recall(ctx, m, r, prior); err != nil {
@@ -309,7 +319,7 @@ func (e *Engine) SyncDelivered(ctx context.Context, m Message, d Delivery) error
 // run item (a run's counts must be exact), the conflicts of real-time ones.
 // On failure it records the attempt's error (best effort: the poison
 // handler reports the last reason).
-func (e *Engine) mergeItem(ctx context.Context, m Message, id int64, prior *table.Result) (table.Result, error) {
+func (e *Engine) mergeItem(ctx context.Context, m Message, id int64, in *intentOnce) (table.Result, error) {
 	var (
 		res merged
 		err error
@@ -318,10 +328,22 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64, prior *tabl
 		if m.Run == "" && r.status != StatusConflict {
 			return nil
 		}
-		if prior != nil && prior.Status == StatusConflict && r.status != StatusConflict {
-			return nil // an earlier attempt merged a conflict: its intent stays (recall)
+		if in != nil {
+			prior, err := in.get()
+			if err != nil {
+				return err
+			}
+			if prior != nil && prior.Status == StatusConflict && r.status != StatusConflict {
+				return nil // another attempt merged a conflict: its intent stays (recall)
+			}
 		}
-		return e.rec.RecordIntent(ctx, e.partition(m), outcome(m.Entity, id, r))
+		if err := e.rec.RecordIntent(ctx, e.partition(m), outcome(m.Entity, id, r)); err != nil {
+			return err
+		}
+		if in != nil {
+			in.wrote = true
+		}
+		return nil
 	}
 	switch m.Entity {
 	case domain.EntityProduct:
@@ -339,6 +361,30 @@ func (e *Engine) mergeItem(ctx context.Context, m Message, id int64, prior *tabl
 	e.logRegression(ctx, m, id, res.reg)
 	e.checkClock(ctx, m, id, res.version)
 	return outcome(m.Entity, id, res), nil
+}
+
+// intentOnce reads a run item's intent at most once per delivery: the one
+// another attempt left, read before this attempt records its own.
+type intentOnce struct {
+	read  func() (table.Result, bool, error)
+	done  bool
+	found *table.Result
+	wrote bool // this attempt recorded an intent of its own
+}
+
+func (o *intentOnce) get() (*table.Result, error) {
+	if o.done {
+		return o.found, nil
+	}
+	r, ok, err := o.read()
+	if err != nil {
+		return nil, err
+	}
+	o.done = true
+	if ok {
+		o.found = &r
+	}
+	return o.found, nil
 }
 
 // ClockSkewWarn is how far ahead of this instance's clock a row's change
