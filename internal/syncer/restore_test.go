@@ -407,6 +407,35 @@ func concurrentEdit(t *testing.T, e *env) domain.Product {
 	return x
 }
 
+// conflictRecordFails starts a full run over a product changed on both
+// sides (its real-time messages dropped) and delivers the run's one item
+// message once; the merge writes both databases, recording its outcome
+// fails.
+func conflictRecordFails(t *testing.T) (*env, domain.Product, RunStatus, []delivered[Message]) {
+	t.Helper()
+	ctx := context.Background()
+	e := newEnv(t, Options{})
+	x := concurrentEdit(t, e)
+	flaky := &flakyRecorder{Store: e.rec, runFails: 1}
+	e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
+	for _, msg := range receive[Message](t, e.items) {
+		deleteDelivered(t, e.items, msg)
+	}
+	st, err := e.eng.Start(ctx, StartRequest{Trigger: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainPlans(t, e)
+	msgs := receive[Message](t, e.items)
+	if len(msgs) != 1 {
+		t.Fatalf("run messages %+v, want 1", msgs)
+	}
+	if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 1}); err == nil {
+		t.Fatal("the first attempt's record did not fail")
+	}
+	return e, x, st, msgs
+}
+
 // Issue 25 item 5: the merge writes both databases, then recording its
 // outcome fails; the redelivered message finds both sides equal. The
 // recorded outcome must still be the conflict that changed the data, and
@@ -414,26 +443,7 @@ func concurrentEdit(t *testing.T, e *env) domain.Product {
 func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
 	ctx := context.Background()
 	t.Run("run", func(t *testing.T) {
-		e := newEnv(t, Options{})
-		x := concurrentEdit(t, e)
-		flaky := &flakyRecorder{Store: e.rec, runFails: 1}
-		e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
-		// Drop the real-time messages of the edits: only the run syncs.
-		for _, msg := range receive[Message](t, e.items) {
-			deleteDelivered(t, e.items, msg)
-		}
-		st, err := e.eng.Start(ctx, StartRequest{Trigger: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		drainPlans(t, e)
-		msgs := receive[Message](t, e.items)
-		if len(msgs) != 1 {
-			t.Fatalf("run messages %+v, want 1", msgs)
-		}
-		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 1}); err == nil {
-			t.Fatal("the first attempt's record did not fail")
-		}
+		e, x, st, msgs := conflictRecordFails(t)
 		bothProducts(t, e, x.ID) // the merge wrote both before the record failed
 		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 2}); err != nil {
 			t.Fatal(err)
@@ -455,25 +465,7 @@ func TestRecordedOutcomeSurvivesARecordingFailure(t *testing.T) {
 	// synced in real time: both databases hold a descendant of the vector
 	// the conflict was merged at. The run still counts the conflict.
 	t.Run("run, a later write synced before the redelivery", func(t *testing.T) {
-		e := newEnv(t, Options{})
-		x := concurrentEdit(t, e)
-		flaky := &flakyRecorder{Store: e.rec, runFails: 1}
-		e.eng = New(e.primary, e.fallback, e.items, e.plans, flaky, Options{})
-		for _, msg := range receive[Message](t, e.items) {
-			deleteDelivered(t, e.items, msg)
-		}
-		st, err := e.eng.Start(ctx, StartRequest{Trigger: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		drainPlans(t, e)
-		msgs := receive[Message](t, e.items)
-		if len(msgs) != 1 {
-			t.Fatalf("run messages %+v, want 1", msgs)
-		}
-		if err := e.eng.SyncDelivered(ctx, msgs[0].m, Delivery{DequeueCount: 1}); err == nil {
-			t.Fatal("the first attempt's record did not fail")
-		}
+		e, x, st, msgs := conflictRecordFails(t)
 		if _, err := e.primary.UpdateProduct(ctx, x.ID, domain.ProductChange{Description: ptr("later")}); err != nil {
 			t.Fatal(err)
 		}
